@@ -1,0 +1,5 @@
+import sys
+
+from msport.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``msport`` CLI; see :mod:`msport.cli`."""

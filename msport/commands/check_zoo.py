@@ -1,0 +1,63 @@
+"""msport check-zoo: build each zoo model on both sides, copy torch's weights over, compare outputs."""
+
+import time
+
+import numpy as np
+
+NAME = "check-zoo"
+HELP = "check forward parity of every zoo model (torch weights converted to MindSpore)"
+
+
+def add_arguments(parser):
+    parser.add_argument("--models", nargs="+", help="models to check (default: all)")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rtol", type=float, default=2e-3,
+                        help="largest allowed max|torch - ms| / max|torch| per stage (default 2e-3)")
+
+
+def run(args):
+    import torch
+
+    import reference_torch
+    from msport._mindspore import ms
+    from msport.convert import load_torch_weights_into_ms
+    from msport.errors import UserError
+    from msport.models import create_model, list_models
+
+    names = args.models or list_models()
+    unknown = sorted(set(names) - set(list_models()))
+    if unknown:
+        raise UserError(f"unknown model {', '.join(unknown)}: choose from {', '.join(list_models())}")
+    x = np.random.default_rng(args.seed).standard_normal((args.batch_size, 3, 32, 32)).astype(np.float32)
+    print(f"{'model':<10} {'parameters':>12} {'eval max rel':>13} {'train max rel':>14} {'worst stage':>12} "
+          f"{'seconds':>8}  verdict")
+    failures = 0
+    for name in names:
+        start = time.perf_counter()
+        torch.manual_seed(args.seed)
+        torch_model = reference_torch.create_model(name)
+        ms_model = create_model(name)
+        load_torch_weights_into_ms(ms_model, torch_model.state_dict())
+        errors = {}
+        for mode in ("eval", "train"):
+            torch_model.train(mode == "train")
+            ms_model.set_train(mode == "train")
+            with torch.no_grad():
+                want = torch_model.stage_outputs(torch.from_numpy(x))
+            got = ms_model.stage_outputs(ms.Tensor(x))
+            errors[mode] = {s: _max_rel(want[s].numpy(), got[s].asnumpy()) for s in want}
+        worst_mode = max(errors, key=lambda m: max(errors[m].values()))
+        worst_stage = max(errors[worst_mode], key=errors[worst_mode].get)
+        ok = all(e <= args.rtol for per_stage in errors.values() for e in per_stage.values())
+        failures += not ok
+        params = sum(p.numel() for p in torch_model.parameters())
+        print(f"{name:<10} {params:>12,} {max(errors['eval'].values()):>13.1e} "
+              f"{max(errors['train'].values()):>14.1e} {worst_stage:>12} {time.perf_counter() - start:>8.1f}  "
+              f"{'ok' if ok else 'MISMATCH'}")
+    return 1 if failures else 0
+
+
+def _max_rel(a, b):
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return float(np.abs(a - b).max() / max(np.abs(a).max(), 1e-30))

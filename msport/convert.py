@@ -1,0 +1,352 @@
+"""Weight conversion between PyTorch state_dicts and MindSpore parameter dicts.
+
+Conversion is an explicit, ordered rule list, applied per parameter. A module
+is a BatchNorm when it carries running statistics (``running_mean`` in torch,
+``moving_mean`` in MindSpore); there is no fuzzy name matching. Any key no rule
+maps, and, when the target's shapes are given, any missing key or shape
+mismatch, raises :class:`ConversionError` naming the keys.
+
+What has no twin is handled on purpose and listed in the returned
+:class:`ConversionReport`:
+
+* torch's ``num_batches_tracked`` is dropped going to MindSpore; going back it
+  is restored (from ``num_batches_tracked=``, else the checkpoint's
+  ``global_step``, else 0) so the result loads with ``strict=True``.
+* MindSpore training checkpoints also hold optimizer state (``moments.*``,
+  ``global_step``, ``learning_rate``...): it is kept aside, never converted
+  into model weights.
+* A ``module.`` prefix (torch ``DataParallel``, as pytorch-cifar saves) is
+  stripped.
+
+Arrays are converted bit-exactly: a round trip returns identical bytes.
+"""
+
+import os
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from msport.errors import UserError
+
+
+class ConversionError(UserError):
+    """A key no rule maps, a missing key or a shape mismatch."""
+
+
+# (torch suffix, MindSpore suffix) for modules that carry running statistics.
+BATCHNORM_RULES = (
+    ("weight", "gamma"),
+    ("bias", "beta"),
+    ("running_mean", "moving_mean"),
+    ("running_var", "moving_variance"),
+)
+# Conv2d/Linear <-> Conv2d/Dense: same names, same (out, in[, kh, kw]) layout, no transpose.
+PLAIN_RULES = (
+    ("weight", "weight"),
+    ("bias", "bias"),
+)
+TORCH_ONLY_SUFFIXES = ("num_batches_tracked",)
+# Names MindSpore optimizers and training wrappers add to a training checkpoint.
+MS_OPTIMIZER_STATE = re.compile(
+    r"^(moments|accum|moment1|moment2|vhat|stat|mean_grad|mean_square|global_step|"
+    r"learning_rate|momentum|weight_decay|beta1_power|beta2_power|scale_sense|"
+    r"current_iterator_step|last_overflow_iterator_step|epoch_num|step_num)(\.|$)"
+)
+
+
+@dataclass
+class ConversionReport:
+    """What a conversion did besides renaming: kept for the user to read, never silent."""
+
+    converted: int = 0
+    dropped: dict = field(default_factory=dict)      # key -> reason
+    added: dict = field(default_factory=dict)        # key -> reason
+    extra_state: dict = field(default_factory=dict)  # optimizer state found, key -> array
+
+    def lines(self):
+        out = [f"converted {self.converted} tensors"]
+        if self.dropped:
+            out.append(f"dropped {len(self.dropped)}: " + _summarise(self.dropped))
+        if self.added:
+            out.append(f"added {len(self.added)}: " + _summarise(self.added))
+        if self.extra_state:
+            out.append(f"optimizer/training state kept aside ({len(self.extra_state)} tensors, "
+                       f"e.g. {', '.join(list(self.extra_state)[:3])})")
+        return out
+
+
+def _summarise(reasons):
+    by_reason = OrderedDict()
+    for key, reason in reasons.items():
+        by_reason.setdefault(reason, []).append(key)
+    return "; ".join(f"{len(keys)} x {reason} (e.g. {keys[0]})" for reason, keys in by_reason.items())
+
+
+def _to_numpy(value):
+    if hasattr(value, "detach"):  # torch.Tensor
+        return value.detach().cpu().numpy()
+    if hasattr(value, "asnumpy"):  # mindspore Tensor / Parameter
+        return value.asnumpy()
+    return np.asarray(value)
+
+
+def _split(key):
+    module, _, suffix = key.rpartition(".")
+    return module, suffix
+
+
+def _norm_modules(keys, marker):
+    return {_split(k)[0] for k in keys if _split(k)[1] == marker}
+
+
+def torch_to_mindspore(state_dict, expected_shapes=None):
+    """Convert a torch state_dict to an ordered ``{ms_name: np.ndarray}``; returns ``(params, report)``.
+
+    ``expected_shapes`` (``{ms_name: shape}``, e.g. from :func:`ms_param_shapes`)
+    turns on the completeness and shape checks.
+    """
+    report = ConversionReport()
+    state = _strip_data_parallel(state_dict, report)
+    bn_modules = _norm_modules(state, "running_mean")
+    params = OrderedDict()
+    for key, value in state.items():
+        module, suffix = _split(key)
+        if suffix in TORCH_ONLY_SUFFIXES:
+            report.dropped[key] = "no MindSpore twin (BatchNorm step counter)"
+            continue
+        rules = BATCHNORM_RULES if module in bn_modules else PLAIN_RULES
+        target = _apply_rules(rules, module, suffix, key, "torch")
+        params[target] = _to_numpy(value)
+    report.converted = len(params)
+    if expected_shapes is not None:
+        _check_against(params, expected_shapes, "MindSpore model")
+    return params, report
+
+
+def mindspore_to_torch(param_dict, expected_shapes=None, num_batches_tracked=None):
+    """Convert a MindSpore parameter dict to an ordered ``{torch_name: np.ndarray}``; returns ``(state, report)``.
+
+    Optimizer state in a training checkpoint goes to ``report.extra_state``.
+    ``num_batches_tracked`` is restored for every BatchNorm (int64 scalar).
+    """
+    report = ConversionReport()
+    params = OrderedDict()
+    model_keys = []
+    for key, value in param_dict.items():
+        if MS_OPTIMIZER_STATE.match(key):
+            report.extra_state[key] = _to_numpy(value)
+        else:
+            model_keys.append(key)
+    bn_modules = _norm_modules(model_keys, "moving_mean")
+    if num_batches_tracked is None:
+        step = report.extra_state.get("global_step")
+        num_batches_tracked = int(np.asarray(step).reshape(-1)[0]) if step is not None else 0
+    reverse_bn = tuple((ms, pt) for pt, ms in BATCHNORM_RULES)
+    reverse_plain = tuple((ms, pt) for pt, ms in PLAIN_RULES)
+    for key in model_keys:
+        module, suffix = _split(key)
+        rules = reverse_bn if module in bn_modules else reverse_plain
+        params[_apply_rules(rules, module, suffix, key, "MindSpore")] = _to_numpy(param_dict[key])
+        if module in bn_modules and suffix == "moving_variance":
+            counter = f"{module}.num_batches_tracked"
+            params[counter] = np.array(num_batches_tracked, dtype=np.int64)
+            report.added[counter] = f"BatchNorm step counter set to {num_batches_tracked}"
+    report.converted = len(params) - len(report.added)
+    if expected_shapes is not None:
+        _check_against(params, expected_shapes, "torch model")
+    return params, report
+
+
+def _apply_rules(rules, module, suffix, key, side):
+    for source, target in rules:
+        if suffix == source:
+            return f"{module}.{target}" if module else target
+    raise ConversionError(f"no conversion rule for {side} key {key!r} (suffix {suffix!r}); "
+                          f"the rules map: {', '.join(s for s, _ in rules)}")
+
+
+def _strip_data_parallel(state_dict, report):
+    if state_dict and all(k.startswith("module.") for k in state_dict):
+        report.dropped["module."] = "DataParallel prefix stripped from every key"
+        return OrderedDict((k[len("module."):], v) for k, v in state_dict.items())
+    return OrderedDict(state_dict)
+
+
+def _check_against(params, expected_shapes, what):
+    missing = [k for k in expected_shapes if k not in params]
+    unexpected = [k for k in params if k not in expected_shapes]
+    if missing or unexpected:
+        raise ConversionError(
+            f"converted weights do not fit the {what}: missing {_few(missing)}, unexpected {_few(unexpected)}")
+    wrong = [f"{k} {tuple(params[k].shape)} vs {tuple(expected_shapes[k])}"
+             for k in expected_shapes if tuple(params[k].shape) != tuple(expected_shapes[k])]
+    if wrong:
+        raise ConversionError(f"shape mismatch against the {what}: {_few(wrong)}")
+
+
+def _few(items, n=5):
+    if not items:
+        return "none"
+    more = f" (+{len(items) - n} more)" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+# --- shapes of in-memory models -------------------------------------------------------
+
+def ms_param_shapes(cell):
+    return OrderedDict((p.name, tuple(p.shape)) for p in cell.get_parameters())
+
+
+def torch_state_shapes(module):
+    return OrderedDict((k, tuple(v.shape)) for k, v in module.state_dict().items())
+
+
+# --- files ------------------------------------------------------------------------------
+
+TORCH_SUFFIXES = (".pth", ".pt", ".bin")
+MS_SUFFIXES = (".ckpt",)
+_TORCH_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net")
+
+
+def file_kind(path):
+    """``'torch'`` or ``'mindspore'`` by extension; raises for anything else."""
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext in TORCH_SUFFIXES:
+        return "torch"
+    if ext in MS_SUFFIXES:
+        return "mindspore"
+    raise ConversionError(f"{path}: unknown checkpoint type {ext!r}; use .pth/.pt for torch or .ckpt for MindSpore")
+
+
+def load_torch_state(path):
+    """A torch state_dict as ``{name: np.ndarray}``, also from pytorch-cifar's ``{'net': ...}`` files.
+
+    Loaded with ``weights_only=True``: a file that needs pickled code is refused.
+    """
+    import torch
+
+    _require_file(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises several types for bad files
+        raise ConversionError(f"{path}: not a loadable torch checkpoint ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0]})") from exc
+    if isinstance(obj, dict):
+        for key in _TORCH_WRAPPER_KEYS:
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
+        raise ConversionError(f"{path}: expected a state_dict (name -> tensor), found {type(obj).__name__}")
+    return OrderedDict((k, _to_numpy(v)) for k, v in obj.items())
+
+
+def load_ms_params(path):
+    """A MindSpore checkpoint as ``{name: np.ndarray}`` (model and optimizer state alike)."""
+    from msport._mindspore import ms
+
+    _require_file(path)
+    try:
+        params = ms.load_checkpoint(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise ConversionError(f"{path}: not a loadable MindSpore checkpoint ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    return OrderedDict((k, _to_numpy(v)) for k, v in params.items())
+
+
+def load_any(path):
+    """(kind, {name: array}) for a .pth or .ckpt file."""
+    kind = file_kind(path)
+    return kind, (load_torch_state(path) if kind == "torch" else load_ms_params(path))
+
+
+def save_torch_state(state, path):
+    import torch
+
+    tensors = OrderedDict((k, torch.from_numpy(np.ascontiguousarray(v))) for k, v in state.items())
+    _atomic(path, lambda tmp: torch.save(tensors, tmp))
+
+
+def save_ms_params(params, path):
+    from msport._mindspore import ms
+
+    entries = [{"name": k, "data": ms.Tensor(np.ascontiguousarray(v))} for k, v in params.items()]
+    _atomic(path, lambda tmp: ms.save_checkpoint(entries, tmp))
+
+
+def _atomic(path, write):
+    """Write through a temporary file in the same folder, then rename: never a half-written file."""
+    path = str(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    if path.endswith(".ckpt"):
+        tmp += ".ckpt"  # MindSpore appends .ckpt to names lacking it
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _require_file(path):
+    if not os.path.isfile(path):
+        raise ConversionError(f"{path}: no such checkpoint file")
+
+
+def convert_file(src, dst, *, model=None, num_classes=10, overwrite=False):
+    """Convert ``src`` (.pth or .ckpt) to ``dst`` (the other kind); returns the report.
+
+    With ``model`` (a zoo name) the result is checked against that model's
+    parameter names and shapes before anything is written.
+    """
+    src_kind, dst_kind = file_kind(src), file_kind(dst)
+    if src_kind == dst_kind:
+        raise ConversionError(f"{src} and {dst} are both {src_kind} checkpoints; give one .pth and one .ckpt")
+    if os.path.exists(dst) and not overwrite:
+        raise ConversionError(f"{dst} exists; pass --overwrite to replace it")
+    _, weights = load_any(src)
+    if src_kind == "torch":
+        expected = None
+        if model:
+            from msport.models import create_model
+            expected = ms_param_shapes(create_model(model, num_classes=num_classes))
+        params, report = torch_to_mindspore(weights, expected)
+        save_ms_params(params, dst)
+    else:
+        expected = None
+        if model:
+            import reference_torch
+            expected = torch_state_shapes(reference_torch.create_model(model, num_classes=num_classes))
+        params, report = mindspore_to_torch(weights, expected)
+        save_torch_state(params, dst)
+    return report
+
+
+# --- in-memory models -------------------------------------------------------------------
+
+def load_torch_weights_into_ms(cell, state_dict):
+    """Copy a torch state_dict into a MindSpore cell (names and shapes checked); returns the report."""
+    from msport._mindspore import ms
+
+    params, report = torch_to_mindspore(state_dict, ms_param_shapes(cell))
+    for p in cell.get_parameters():
+        p.set_data(ms.Tensor(params[p.name]))
+    return report
+
+
+def load_ms_weights_into_torch(module, param_dict, num_batches_tracked=None):
+    """Copy a MindSpore parameter dict into a torch module with ``strict=True``; returns the report."""
+    import torch
+
+    state, report = mindspore_to_torch(param_dict, torch_state_shapes(module), num_batches_tracked)
+    module.load_state_dict(OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in state.items()),
+                           strict=True)
+    return report
+
+
+def ms_cell_params(cell):
+    return OrderedDict((p.name, p.asnumpy()) for p in cell.get_parameters())

@@ -1,0 +1,122 @@
+"""Conversion is explicit, complete, bit-exact, and refuses what it cannot map."""
+
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+
+import reference_torch
+from msport.cli import main
+from msport.convert import (ConversionError, convert_file, load_ms_params, load_torch_weights_into_ms,
+                            mindspore_to_torch, ms_cell_params, ms_param_shapes, save_ms_params,
+                            torch_state_shapes, torch_to_mindspore)
+from msport._mindspore import ms
+from msport.models import create_model
+
+
+@pytest.fixture(scope="module")
+def resnet18_state():
+    torch.manual_seed(3)
+    model = reference_torch.create_model("resnet18")
+    model.train()
+    model(torch.randn(4, 3, 32, 32))  # non-trivial running stats and a step counter of 1
+    return model.state_dict()
+
+
+def test_round_trip_is_bit_exact(resnet18_state):
+    shapes = torch_state_shapes(reference_torch.create_model("resnet18"))
+    ms_params, to_ms = torch_to_mindspore(resnet18_state)
+    back, to_torch = mindspore_to_torch(ms_params, shapes, num_batches_tracked=1)
+    assert list(back) == list(resnet18_state)
+    for key, value in resnet18_state.items():
+        assert back[key].dtype == value.numpy().dtype, key
+        assert back[key].tobytes() == value.numpy().tobytes(), key
+    assert len(to_ms.dropped) == len(to_torch.added) == 20  # one step counter per BatchNorm
+
+
+def test_batch_norm_names_follow_the_rules(resnet18_state):
+    ms_params, _ = torch_to_mindspore(resnet18_state)
+    assert {"bn1.gamma", "bn1.beta", "bn1.moving_mean", "bn1.moving_variance"} <= set(ms_params)
+    assert "layer2.0.shortcut.1.gamma" in ms_params and "layer2.0.shortcut.0.weight" in ms_params
+    assert not any("num_batches_tracked" in k for k in ms_params)
+
+
+def test_unmapped_key_raises_with_its_name(resnet18_state):
+    state = OrderedDict(resnet18_state)
+    state["linear.scale"] = torch.ones(1)
+    with pytest.raises(ConversionError, match="'linear.scale'"):
+        torch_to_mindspore(state)
+
+
+def test_shape_mismatch_and_missing_keys_raise_with_names(resnet18_state):
+    shapes = ms_param_shapes(create_model("resnet18", num_classes=100))
+    with pytest.raises(ConversionError, match=r"linear.weight \(10, 512\) vs \(100, 512\)"):
+        torch_to_mindspore(resnet18_state, shapes)
+    partial = OrderedDict((k, v) for k, v in resnet18_state.items() if not k.startswith("layer4"))
+    with pytest.raises(ConversionError, match="missing layer4"):
+        torch_to_mindspore(partial, ms_param_shapes(create_model("resnet18")))
+
+
+def test_optimizer_state_of_a_training_checkpoint_is_kept_aside(resnet18_state, tmp_path):
+    ms_params, _ = torch_to_mindspore(resnet18_state)
+    training = OrderedDict(ms_params)
+    training["moments.conv1.weight"] = np.zeros_like(ms_params["conv1.weight"])
+    training["global_step"] = np.array([1564], np.int32)
+    training["learning_rate"] = np.array(0.1, np.float32)
+    save_ms_params(training, tmp_path / "train.ckpt")
+    state, report = mindspore_to_torch(load_ms_params(tmp_path / "train.ckpt"),
+                                       torch_state_shapes(reference_torch.create_model("resnet18")))
+    assert set(report.extra_state) == {"moments.conv1.weight", "global_step", "learning_rate"}
+    assert int(state["bn1.num_batches_tracked"]) == 1564
+    assert any("optimizer" in line for line in report.lines())
+
+
+def test_file_path_pth_to_ckpt_gives_the_same_logits(resnet18_state, tmp_path, rng):
+    torch_model = reference_torch.create_model("resnet18").eval()
+    torch_model.load_state_dict(resnet18_state)
+    torch.save(resnet18_state, tmp_path / "model.pth")
+    convert_file(tmp_path / "model.pth", tmp_path / "model.ckpt", model="resnet18")
+
+    ms_model = create_model("resnet18")
+    ms.load_param_into_net(ms_model, ms.load_checkpoint(str(tmp_path / "model.ckpt")), strict_load=True)
+    ms_model.set_train(False)
+    x = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
+    want = torch_model(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(ms_model(ms.Tensor(x)).asnumpy(), want, rtol=1e-4, atol=1e-5)
+
+    convert_file(tmp_path / "model.ckpt", tmp_path / "back.pth", model="resnet18")
+    back = torch.load(tmp_path / "back.pth", weights_only=True)
+    for key, value in resnet18_state.items():
+        if not key.endswith("num_batches_tracked"):
+            assert torch.equal(back[key], value), key
+
+
+def test_in_memory_copy_matches_file_copy(resnet18_state, tmp_path):
+    direct = create_model("resnet18")
+    load_torch_weights_into_ms(direct, resnet18_state)
+    torch.save(resnet18_state, tmp_path / "m.pth")
+    convert_file(tmp_path / "m.pth", tmp_path / "m.ckpt")
+    from_file = load_ms_params(tmp_path / "m.ckpt")
+    for key, value in ms_cell_params(direct).items():
+        assert np.array_equal(value, from_file[key]), key
+
+
+def test_cli_refuses_bad_input_without_touching_files(resnet18_state, tmp_path, capsys):
+    torch.save(resnet18_state, tmp_path / "m.pth")
+    (tmp_path / "out.ckpt").write_bytes(b"precious")
+    assert main(["convert", str(tmp_path / "m.pth"), str(tmp_path / "out.ckpt")]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "out.ckpt").read_bytes() == b"precious"
+
+    assert main(["convert", str(tmp_path / "m.pth"), str(tmp_path / "x.ckpt"), "--model", "resnet50"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "do not fit" in err or "shape mismatch" in err
+    assert not (tmp_path / "x.ckpt").exists()
+
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    assert main(["convert", str(tmp_path / "junk.pth"), str(tmp_path / "y.ckpt")]) == 2
+    assert "not a loadable torch checkpoint" in capsys.readouterr().err
+
+    assert main(["convert", str(tmp_path / "m.pth"), str(tmp_path / "z.ckpt"), "--model", "resnet18"]) == 0
+    assert "converted 102 tensors" in capsys.readouterr().out

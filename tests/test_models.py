@@ -1,0 +1,69 @@
+"""The two zoos build the same architectures under the same names."""
+
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+
+import reference_torch
+from msport.convert import ms_param_shapes, torch_to_mindspore
+from msport.models import create_model, list_models
+
+RESNET50_PARAMETERS = 23_520_842  # the seed's CIFAR ResNet50, torch layout
+
+
+def test_both_sides_register_the_same_models():
+    assert list_models() == reference_torch.list_models()
+    assert {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"} <= set(list_models())
+
+
+def test_resnet50_has_the_seed_parameter_count_on_both_sides():
+    torch_count = sum(p.numel() for p in reference_torch.create_model("resnet50").parameters())
+    ms_count = sum(int(np.prod(p.shape)) for p in create_model("resnet50").trainable_params())
+    assert torch_count == ms_count == RESNET50_PARAMETERS
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_parameter_has_a_twin_of_the_same_shape(name):
+    torch_model = reference_torch.create_model(name, num_classes=7)
+    ms_model = create_model(name, num_classes=7)
+    # Raises on any unmapped, missing or mis-shaped parameter.
+    torch_to_mindspore(torch_model.state_dict(), ms_param_shapes(ms_model))
+
+
+def _pytorch_cifar_state_dict(model):
+    """A state_dict as kuangliu/pytorch-cifar's main.py saves it: {'net': ..., 'acc', 'epoch'}, keys under
+    'module.' because it wraps the model in DataParallel."""
+    return {"net": OrderedDict(("module." + k, v) for k, v in model.state_dict().items()),
+            "acc": 93.0, "epoch": 199}
+
+
+def test_pytorch_cifar_checkpoint_loads_strictly(tmp_path):
+    from msport.convert import load_torch_state
+
+    source = reference_torch.create_model("resnet18")
+    path = tmp_path / "ckpt.pth"
+    torch.save(_pytorch_cifar_state_dict(source), path)
+    state = load_torch_state(path)
+    assert all(k.startswith("module.") for k in state)
+    target = reference_torch.create_model("resnet18")
+    stripped = OrderedDict((k[len("module."):], torch.from_numpy(v)) for k, v in state.items())
+    assert target.load_state_dict(stripped, strict=True).missing_keys == []
+
+
+def test_unknown_model_and_scheme_name_the_choices():
+    with pytest.raises(ValueError, match="unknown model 'resnet99'.*resnet18"):
+        create_model("resnet99")
+    with pytest.raises(ValueError, match="unknown model 'vgg'"):
+        reference_torch.create_model("vgg")
+    with pytest.raises(ValueError, match="unknown init scheme"):
+        create_model("resnet18", init="xavier")
+
+
+def test_init_scheme_reaches_every_conv_and_dense():
+    legacy = create_model("resnet18", init="legacy")
+    for p in legacy.get_parameters():
+        if p.name.endswith("weight"):
+            assert p.asnumpy().std() < 0.012, p.name
+    assert not legacy.linear.bias.asnumpy().any()
