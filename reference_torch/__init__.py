@@ -7,6 +7,7 @@ imports MindSpore.
 from reference_torch import resnet
 
 _MODELS = {
+    "resnet10_w16": resnet.resnet10_w16,
     "resnet18": resnet.resnet18,
     "resnet34": resnet.resnet34,
     "resnet50": resnet.resnet50,

@@ -61,16 +61,16 @@ def _shortcut(in_planes, out_planes, stride):
 
 
 class ResNet(nn.Module):
-    def __init__(self, block, num_blocks, num_classes=10):
+    def __init__(self, block, num_blocks, num_classes=10, width=64):
         super().__init__()
-        self.in_planes = 64
-        self.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.layer1 = self._make_layer(block, 64, num_blocks[0], stride=1)
-        self.layer2 = self._make_layer(block, 128, num_blocks[1], stride=2)
-        self.layer3 = self._make_layer(block, 256, num_blocks[2], stride=2)
-        self.layer4 = self._make_layer(block, 512, num_blocks[3], stride=2)
-        self.linear = nn.Linear(512 * block.expansion, num_classes)
+        self.in_planes = width
+        self.conv1 = nn.Conv2d(3, width, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.layer1 = self._make_layer(block, width, num_blocks[0], stride=1)
+        self.layer2 = self._make_layer(block, 2 * width, num_blocks[1], stride=2)
+        self.layer3 = self._make_layer(block, 4 * width, num_blocks[2], stride=2)
+        self.layer4 = self._make_layer(block, 8 * width, num_blocks[3], stride=2)
+        self.linear = nn.Linear(8 * width * block.expansion, num_classes)
 
     def _make_layer(self, block, planes, num_blocks, stride):
         strides = [stride] + [1] * (num_blocks - 1)
@@ -99,6 +99,11 @@ class ResNet(nn.Module):
         outputs["pool"] = F.avg_pool2d(out, 4).flatten(1)
         outputs["linear"] = self.linear(outputs["pool"])
         return outputs
+
+
+def resnet10_w16(num_classes=10):
+    """One BasicBlock per stage at a quarter of the width: CPU-sized, for the embedded default."""
+    return ResNet(BasicBlock, [1, 1, 1, 1], num_classes, width=16)
 
 
 def resnet18(num_classes=10):

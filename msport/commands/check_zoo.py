@@ -30,7 +30,7 @@ def run(args):
     if unknown:
         raise UserError(f"unknown model {', '.join(unknown)}: choose from {', '.join(list_models())}")
     x = np.random.default_rng(args.seed).standard_normal((args.batch_size, 3, 32, 32)).astype(np.float32)
-    print(f"{'model':<10} {'parameters':>12} {'eval max rel':>13} {'train max rel':>14} {'worst stage':>12} "
+    print(f"{'model':<13} {'parameters':>12} {'eval max rel':>13} {'train max rel':>14} {'worst stage':>12} "
           f"{'seconds':>8}  verdict")
     failures = 0
     for name in names:
@@ -52,7 +52,7 @@ def run(args):
         ok = all(e <= args.rtol for per_stage in errors.values() for e in per_stage.values())
         failures += not ok
         params = sum(p.numel() for p in torch_model.parameters())
-        print(f"{name:<10} {params:>12,} {max(errors['eval'].values()):>13.1e} "
+        print(f"{name:<13} {params:>12,} {max(errors['eval'].values()):>13.1e} "
               f"{max(errors['train'].values()):>14.1e} {worst_stage:>12} {time.perf_counter() - start:>8.1f}  "
               f"{'ok' if ok else 'MISMATCH'}")
     return 1 if failures else 0

@@ -8,6 +8,7 @@ from msport.layers import INIT_SCHEMES
 from msport.models import resnet
 
 _MODELS = {
+    "resnet10_w16": resnet.resnet10_w16,
     "resnet18": resnet.resnet18,
     "resnet34": resnet.resnet34,
     "resnet50": resnet.resnet50,

@@ -66,17 +66,17 @@ def _shortcut(in_planes, out_planes, stride, init):
 
 
 class ResNet(nn.Cell):
-    def __init__(self, block, num_blocks, num_classes=10, init="torch"):
+    def __init__(self, block, num_blocks, num_classes=10, init="torch", width=64):
         super().__init__()
-        self.in_planes = 64
+        self.in_planes = width
         self.init = init
-        self.conv1 = conv2d(3, 64, 3, stride=1, padding=1, init=init)
-        self.bn1 = batch_norm2d(64)
-        self.layer1 = self._make_layer(block, 64, num_blocks[0], stride=1)
-        self.layer2 = self._make_layer(block, 128, num_blocks[1], stride=2)
-        self.layer3 = self._make_layer(block, 256, num_blocks[2], stride=2)
-        self.layer4 = self._make_layer(block, 512, num_blocks[3], stride=2)
-        self.linear = dense(512 * block.expansion, num_classes, init=init)
+        self.conv1 = conv2d(3, width, 3, stride=1, padding=1, init=init)
+        self.bn1 = batch_norm2d(width)
+        self.layer1 = self._make_layer(block, width, num_blocks[0], stride=1)
+        self.layer2 = self._make_layer(block, 2 * width, num_blocks[1], stride=2)
+        self.layer3 = self._make_layer(block, 4 * width, num_blocks[2], stride=2)
+        self.layer4 = self._make_layer(block, 8 * width, num_blocks[3], stride=2)
+        self.linear = dense(8 * width * block.expansion, num_classes, init=init)
         self.relu = nn.ReLU()
         self.pool = nn.AvgPool2d(kernel_size=4, stride=4)
         self.flatten = nn.Flatten()
@@ -108,6 +108,11 @@ class ResNet(nn.Cell):
         outputs["pool"] = self.flatten(self.pool(out))
         outputs["linear"] = self.linear(outputs["pool"])
         return outputs
+
+
+def resnet10_w16(num_classes=10, init="torch"):
+    """One BasicBlock per stage at a quarter of the width: CPU-sized, for the embedded default."""
+    return ResNet(BasicBlock, [1, 1, 1, 1], num_classes, init, width=16)
 
 
 def resnet18(num_classes=10, init="torch"):

@@ -1,0 +1,19 @@
+"""The data both trainers load: train and validation splits of the configured source."""
+
+import os
+
+from msport.data import DataError, download_cifar10, load_dataset
+from msport.errors import UserError
+
+
+def load_splits(cfg):
+    """(train, val) ArrayDatasets; data errors become one-line user errors."""
+    try:
+        if cfg.data == "cifar10" and cfg.download:
+            root = cfg.data_dir or os.path.join("data", "cifar10")
+            download_cifar10(root)
+            cfg.data_dir = root
+        # The digits split uses its own fixed seed, so runs of different seeds share one split.
+        return load_dataset(cfg.data, cfg.data_dir, "train"), load_dataset(cfg.data, cfg.data_dir, "val")
+    except DataError as exc:
+        raise UserError(str(exc)) from exc

@@ -1,0 +1,62 @@
+"""The epoch loop both trainers run; the framework arrives as a ``side`` module.
+
+A side (:mod:`~msport.training.torch_side`, :mod:`~msport.training.ms_side`)
+provides ``Stepper``, ``train_mode``, ``evaluate``, ``checkpoint_name``,
+``save_checkpoint``, ``save_resume`` and ``load_resume``. Everything else,
+the order of work in an epoch, the learning rate at each step, the metrics
+and what is written when, is here once, so the two runs cannot differ in it.
+"""
+
+import os
+import sys
+
+from tqdm import tqdm
+
+from msport.training.run import EpochTimer
+from msport.training.schedule import per_step_lr
+
+
+def train(side, run, model, optimizer, train_loader, val_loader, device):
+    cfg = run.cfg
+    steps = len(train_loader)
+    lrs = per_step_lr(cfg, steps)
+    stepper = side.Stepper(model, optimizer, cfg, device)
+    start_epoch = 0
+    if cfg.resume:
+        start_epoch = side.load_resume(model, optimizer, run.resume_file)
+        run.truncate_metrics(start_epoch)
+        _say(f"resumed {run.path} after epoch {start_epoch}")
+    for epoch in range(start_epoch, cfg.epochs):  # 0-based here, 1-based in files and logs
+        timer = EpochTimer()
+        train_loader.set_epoch(epoch)
+        side.train_mode(model, True)
+        loss_sum, correct, count = 0.0, 0, 0
+        bar = tqdm(train_loader, total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=not cfg.progress, file=sys.stderr, dynamic_ncols=True)
+        for i, (x, y) in enumerate(bar):
+            batch_loss, batch_correct = stepper(x, y, lrs[epoch * steps + i])
+            loss_sum, correct, count = loss_sum + batch_loss, correct + batch_correct, count + len(y)
+            bar.set_postfix(loss=f"{loss_sum / count:.4f}", acc=f"{100.0 * correct / count:.2f}")
+        train_seconds = timer.seconds()
+        val_loss, val_acc = side.evaluate(model, val_loader, device)
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / count, "train_acc": 100.0 * correct / count,
+               "val_loss": val_loss, "val_acc": val_acc, "lr": float(lrs[epoch * steps]),
+               "seconds": timer.seconds(), "images_per_second": count / train_seconds}
+        # Commit order: metrics, checkpoint, best.json, then the resume file last. A process killed
+        # anywhere before that last rename resumes from the previous epoch and redoes this one.
+        run.log_epoch(row)
+        name = side.checkpoint_name(cfg, epoch + 1, steps, val_acc)
+        side.save_checkpoint(model, os.path.join(run.checkpoint_dir, name))
+        run.record_checkpoint(epoch + 1, val_acc, name)
+        side.save_resume(model, optimizer, epoch + 1, run.resume_file)
+        _say(f"epoch {epoch + 1}/{cfg.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}  "
+             f"val loss {val_loss:.4f} acc {val_acc:.2f}  lr {row['lr']:.4g}  {row['seconds']:.1f}s  "
+                  f"{row['images_per_second']:.0f} img/s")
+    best = run.best()
+    if best:
+        _say(f"best val acc {best['val_acc']:.2f} at epoch {best['epoch']} ({best['checkpoint']}); run in {run.path}")
+    return best
+
+
+def _say(message):
+    print(message, flush=True)

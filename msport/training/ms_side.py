@@ -1,0 +1,190 @@
+"""The MindSpore half of the paired trainers (``train_ms.py``).
+
+Matches :mod:`msport.training.torch_side` step for step: the same SGD update
+with weight decay on every parameter, the same learning rate at every step,
+cross-entropy with mean reduction.
+"""
+
+import os
+
+import numpy as np
+
+from msport._mindspore import ms, nn
+from msport.convert import (file_kind, load_ms_params, load_torch_state, ms_param_shapes, torch_to_mindspore)
+from msport.errors import UserError
+from msport.models import create_model
+
+FRAMEWORK = "mindspore"
+RESUME_FILE = "resume.ckpt"
+DEVICE_TARGETS = {"cpu": "CPU", "gpu": "GPU", "cuda": "GPU", "ascend": "Ascend"}
+
+
+def setup(cfg):
+    target = DEVICE_TARGETS.get(cfg.device.split(":")[0].lower())
+    if target is None:
+        raise UserError(f"--device {cfg.device}: train_ms.py runs on cpu, gpu or ascend")
+    ms.set_context(mode=ms.GRAPH_MODE if cfg.mode == "graph" else ms.PYNATIVE_MODE)
+    ms.set_device(target)
+    ms.set_seed(cfg.seed)
+    return target
+
+
+def build_model(cfg, device):
+    del device
+    net = create_model(cfg.model, num_classes=cfg.num_classes, init=cfg.init)
+    if cfg.init_from:
+        load_weights(net, cfg.init_from)
+    return net
+
+
+def load_weights(net, path):
+    """Load a .ckpt or a converted torch .pth into ``net``; every parameter must be covered."""
+    if file_kind(path) == "mindspore":
+        params = {k: v for k, v in load_ms_params(path).items() if k in ms_param_shapes(net)}
+        missing = set(ms_param_shapes(net)) - set(params)
+        if missing:
+            raise UserError(f"{path} lacks {len(missing)} parameters of {type(net).__name__}, "
+                            f"e.g. {sorted(missing)[0]}")
+    else:
+        params, _ = torch_to_mindspore(load_torch_state(path), ms_param_shapes(net))
+    for p in net.get_parameters():
+        p.set_data(ms.Tensor(params[p.name]))
+
+
+def build_optimizer(cfg, net, lrs):
+    """``nn.Momentum`` over one explicit parameter group.
+
+    An ungrouped list would silently skip weight decay on every parameter whose
+    name holds 'beta' or 'gamma' (MindSpore's default decay filter); torch
+    decays them all. ``lrs`` is the per-step schedule, indexed by the
+    optimizer's own global step.
+    """
+    group = [{"params": net.trainable_params(), "weight_decay": cfg.weight_decay}]
+    return nn.Momentum(group, learning_rate=ms.Tensor(np.asarray(lrs, np.float32)), momentum=cfg.momentum,
+                       weight_decay=cfg.weight_decay, use_nesterov=cfg.nesterov)
+
+
+class _TrainStep(nn.Cell):
+    """Forward, loss, gradients and update as one cell: GRAPH_MODE compiles it into one graph
+    (measured ~1.5x faster per step here than ``ms.jit`` on the same function)."""
+
+    def __init__(self, net, optimizer):
+        super().__init__(auto_prefix=False)
+        self.net = net
+        self.optimizer = optimizer
+        self.loss_fn = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+        self.value_and_grad = ms.value_and_grad(self.forward, None, optimizer.parameters, has_aux=True)
+
+    def forward(self, x, y):
+        logits = self.net(x)
+        return self.loss_fn(logits, y), logits
+
+    def construct(self, x, y):
+        (loss, logits), grads = self.value_and_grad(x, y)
+        self.optimizer(grads)
+        return loss, (logits.argmax(1) == y).sum()
+
+
+class Stepper:
+    """One optimisation step; the learning rate comes from the optimizer's schedule."""
+
+    def __init__(self, net, optimizer, cfg, device=None):
+        del cfg, device  # the execution mode was set in setup()
+        self._step = _TrainStep(net, optimizer)
+
+    def __call__(self, x, y, lr=None):
+        del lr  # scheduled inside the optimizer
+        x, y = _tensor(x, np.float32), _tensor(y, np.int32)
+        loss, correct = self._step(x, y)
+        return float(loss.asnumpy()) * y.shape[0], int(correct.asnumpy())
+
+
+def _tensor(a, dtype):
+    if isinstance(a, ms.Tensor):  # from the MindSpore pipeline: already float32 / int32
+        return a
+    return ms.Tensor(np.asarray(a, dtype))
+
+
+def train_mode(net, training):
+    net.set_train(training)
+
+
+def evaluate(net, loader, device=None):
+    """(mean loss, accuracy %) over every validation sample."""
+    del device
+    net.set_train(False)
+    loss_fn = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="sum")
+    loss_sum, correct, count = 0.0, 0, 0
+    for x, y in loader:
+        x, y = _tensor(x, np.float32), _tensor(y, np.int32)
+        logits = net(x)
+        loss_sum += float(loss_fn(logits, y).asnumpy())
+        correct += int((logits.argmax(1) == y).sum().asnumpy())
+        count += y.shape[0]
+    return loss_sum / count, 100.0 * correct / count
+
+
+class _EpochDataset:
+    """Gives the MindSpore pipeline the torch loader's interface (set_epoch, len, iteration)."""
+
+    def __init__(self, ds, cfg, train, epoch):
+        from msport.data import planned_batches
+
+        self.ds, self.cfg, self.train, self.epoch = ds, cfg, train, epoch
+        self.augment = train and not cfg.deterministic
+        self.steps = planned_batches(ds, cfg.batch_size, train=train, augment=self.augment, seed=cfg.seed,
+                                     shuffle=self.augment).steps
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return self.steps
+
+    def __iter__(self):
+        from msport.data import make_ms_dataset
+
+        dataset = make_ms_dataset(self.ds, self.cfg.batch_size, train=self.train, augment=self.augment,
+                                  seed=self.cfg.seed, start_epoch=self.epoch, num_epochs=1,
+                                  num_workers=self.cfg.num_workers, shuffle=self.augment)
+        return dataset.create_tuple_iterator(num_epochs=1, output_numpy=False)
+
+
+def make_loader(ds, cfg, *, train, epoch=0):
+    return _EpochDataset(ds, cfg, train, epoch)
+
+
+def checkpoint_name(cfg, epoch, steps, val_acc):
+    """``ModelCheckpoint``'s naming: ``{prefix}-{epoch}_{steps per epoch}.ckpt``."""
+    del val_acc
+    return f"{cfg.ckpt_prefix}-{epoch}_{steps}.ckpt"
+
+
+def save_checkpoint(net, path):
+    _atomic_save(net, path)
+
+
+def save_resume(net, optimizer, epoch, path):
+    params = [{"name": p.name, "data": p} for p in net.get_parameters()]
+    params += [{"name": p.name, "data": p} for p in optimizer.get_parameters() if p.name not in
+               {q["name"] for q in params}]
+    _atomic_save(params, path, append_dict={"epoch": epoch})
+
+
+def load_resume(net, optimizer, path):
+    """Restore weights, momentum buffers and the optimizer's step; returns the last finished epoch."""
+    saved = ms.load_checkpoint(path)
+    epoch = int(saved.pop("epoch").asnumpy())
+    ms.load_param_into_net(net, saved, strict_load=True)
+    ms.load_param_into_net(optimizer, saved, strict_load=False)
+    return epoch
+
+
+def _atomic_save(obj, path, append_dict=None):
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp.ckpt")
+    ms.save_checkpoint(obj, tmp, append_dict=append_dict)
+    os.replace(tmp, path)
+
+
+def parameters_numpy(net):
+    return {p.name: p.asnumpy().copy() for p in net.get_parameters()}

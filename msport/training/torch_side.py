@@ -1,0 +1,140 @@
+"""The PyTorch half of the paired trainers (``train_torch.py``). Never imports MindSpore."""
+
+import os
+import random
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import reference_torch
+from msport.convert import file_kind, load_ms_params, load_torch_state, mindspore_to_torch, torch_state_shapes
+from msport.errors import UserError
+
+FRAMEWORK = "torch"
+RESUME_FILE = "resume.pth"
+
+
+def setup(cfg):
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {cfg.device}: no CUDA device visible to torch; use --device cpu")
+    if not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
+        raise UserError(f"--device {cfg.device}: train_torch.py runs on cpu or cuda")
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    return torch.device(cfg.device)
+
+
+def build_model(cfg, device):
+    model = reference_torch.create_model(cfg.model, num_classes=cfg.num_classes)
+    if cfg.init_from:
+        load_weights(model, cfg.init_from)
+    return model.to(device)
+
+
+def load_weights(model, path):
+    """Load a .pth state_dict or a converted MindSpore .ckpt into ``model`` (strict)."""
+    if file_kind(path) == "torch":
+        state = load_torch_state(path)
+        state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    else:
+        state, _ = mindspore_to_torch(load_ms_params(path), torch_state_shapes(model))
+    missing = set(torch_state_shapes(model)) - set(state)
+    for key in missing:
+        if key.endswith("num_batches_tracked"):
+            state[key] = np.array(0, np.int64)
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=True)
+
+
+def build_optimizer(cfg, model):
+    """SGD with momentum; torch decays every parameter, BatchNorm's included."""
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+
+
+class Stepper:
+    """One optimisation step at a given learning rate; returns (loss sum, correct count)."""
+
+    def __init__(self, model, optimizer, cfg, device):
+        del cfg
+        self.model, self.optimizer, self.device = model, optimizer, device
+
+    def __call__(self, x, y, lr):
+        for group in self.optimizer.param_groups:
+            group["lr"] = float(lr)
+        x, y = _to(x, self.device), _to(y, self.device).long()
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item() * len(y), (logits.argmax(1) == y).sum().item()
+
+
+def _to(t, device):
+    t = torch.as_tensor(t)
+    return t.to(device, non_blocking=True)
+
+
+def train_mode(model, training):
+    model.train(training)
+
+
+@torch.no_grad()
+def evaluate(model, loader, device):
+    """(mean loss, accuracy %) over every validation sample."""
+    model.eval()
+    loss_sum, correct, count = 0.0, 0, 0
+    for x, y in loader:
+        x, y = _to(x, device), _to(y, device).long()
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+        count += len(y)
+    return loss_sum / count, 100.0 * correct / count
+
+
+def make_loader(ds, cfg, *, train, epoch=0):
+    from msport.data import make_torch_loader
+
+    return make_torch_loader(ds, cfg.batch_size, train=train, augment=train and not cfg.deterministic,
+                             seed=cfg.seed, epoch=epoch, num_workers=cfg.num_workers,
+                             shuffle=train and not cfg.deterministic,
+                             pin_memory=cfg.device.startswith("cuda"))
+
+
+def checkpoint_name(cfg, epoch, steps, val_acc):
+    """The seed's PyTorch naming: ``{epoch}_{val_acc}_{model}.pth``."""
+    del steps
+    return f"{epoch}_{val_acc:.2f}_{cfg.model}.pth"
+
+
+def save_checkpoint(model, path):
+    tmp = _tmp(path)
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, path)
+
+
+def save_resume(model, optimizer, epoch, path):
+    tmp = _tmp(path)
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                "torch_rng": torch.get_rng_state()}, tmp)
+    os.replace(tmp, path)
+
+
+def load_resume(model, optimizer, path):
+    """Restore model, optimizer and RNG; returns the last finished epoch."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["epoch"])
+
+
+def _tmp(path):
+    return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+
+
+def parameters_numpy(model):
+    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
