@@ -16,6 +16,7 @@ from msport.errors import UserError
 COMMAND_MODULES = (
     "msport.commands.convert",
     "msport.commands.check_zoo",
+    "msport.commands.parity_train",
 )
 
 

@@ -1,0 +1,246 @@
+"""The paired trainers: one config, the same schedule, checkpoints, resume, and step-level parity."""
+
+import argparse
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from data_helpers import write_both_formats
+from msport.errors import UserError
+from msport.training import config as config_mod
+from msport.training.config import TrainConfig, add_arguments, resolve
+from msport.training.schedule import per_step_lr
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--model", "resnet10_w16", "--batch-size", "16", "--lr", "0.05", "--num-workers", "1", "--no-progress"]
+
+
+def _resolve(argv):
+    return resolve(add_arguments(argparse.ArgumentParser()).parse_args(argv))
+
+
+@pytest.fixture(scope="module")
+def cifar_dir(tmp_path_factory):
+    fixture = write_both_formats(tmp_path_factory.mktemp("cifar"), n_train=48, n_test=16)
+    return str(fixture.binary_dir)  # the binary format, which MindSpore's own reader cannot take at this size
+
+
+def _train(script, out, data_dir, *extra, timeout=300):
+    cmd = [sys.executable, str(REPO / script), "--data", "cifar10", "--data-dir", data_dir, "--output-dir", str(out),
+           *TINY, *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def _metrics(run):
+    with open(Path(run) / "metrics.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+# ---- config ------------------------------------------------------------------------------
+
+def test_flags_override_the_file_and_set_overrides_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: resnet18\nepochs: 7\nlr: 0.2\nmilestones: [3, 5]\n")
+    cfg = _resolve(["--config", str(path), "--epochs", "3", "--set", "lr=0.05", "--no-progress"])
+    assert (cfg.model, cfg.epochs, cfg.lr, cfg.milestones, cfg.progress) == ("resnet18", 3, 0.05, [3, 5], False)
+
+
+def test_unknown_keys_are_errors_in_the_file_and_in_set(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: resnet18\nlearning_rate: 0.1\n")
+    with pytest.raises(UserError, match="unknown key.*learning_rate"):
+        _resolve(["--config", str(path)])
+    with pytest.raises(UserError, match="--set 'momentun=0.8'"):
+        _resolve(["--set", "momentun=0.8"])
+    with pytest.raises(UserError, match="schedule 'linear' unknown"):
+        _resolve(["--schedule", "linear"])
+    with pytest.raises(UserError, match="not found"):
+        _resolve(["--config", str(tmp_path / "missing.yaml")])
+
+
+def test_every_config_key_has_a_flag():
+    parser = add_arguments(argparse.ArgumentParser())
+    flags = {a.dest for a in parser._actions}
+    assert set(config_mod.FIELDS) <= flags
+
+
+# ---- schedule ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("schedule,make", [
+    ("cosine", lambda opt, cfg: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)),
+    ("multistep", lambda opt, cfg: torch.optim.lr_scheduler.MultiStepLR(opt, cfg.milestones, cfg.gamma)),
+    ("step", lambda opt, cfg: torch.optim.lr_scheduler.StepLR(opt, cfg.step_size, cfg.gamma)),
+    ("constant", lambda opt, cfg: torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)),
+])
+def test_per_step_schedule_equals_torch_scheduler_stepped_per_epoch(schedule, make):
+    cfg = TrainConfig(schedule=schedule, epochs=12, lr=0.1, milestones=[4, 9], step_size=5, gamma=0.2)
+    steps = 7
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
+    scheduler = make(opt, cfg)
+    expected = []
+    for _ in range(cfg.epochs):
+        expected += [opt.param_groups[0]["lr"]] * steps
+        opt.step()
+        scheduler.step()
+    np.testing.assert_allclose(per_step_lr(cfg, steps), expected, rtol=1e-6)
+
+
+def test_warmup_rises_linearly_per_step_then_follows_the_schedule():
+    cfg = TrainConfig(schedule="constant", epochs=4, lr=0.4, warmup_epochs=1)
+    lrs = per_step_lr(cfg, 4)
+    np.testing.assert_allclose(lrs[:4], [0.1, 0.2, 0.3, 0.4], rtol=1e-6)
+    assert (lrs[4:] == np.float32(0.4)).all()
+
+
+# ---- trainers end to end -------------------------------------------------------------------
+
+def test_torch_trainer_writes_the_run_folder(tmp_path, cifar_dir):
+    out = tmp_path / "torch"
+    result = _train("train_torch.py", out, cifar_dir, "--epochs", "2")
+    assert result.returncode == 0, result.stderr
+    rows = _metrics(out)
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    best = json.loads((out / "best.json").read_text())
+    assert (out / best["checkpoint"]).is_file()
+    names = sorted(os.listdir(out / "checkpoint"))
+    assert len(names) == 2 and all(n.endswith("_resnet10_w16.pth") for n in names)
+    assert names[0].startswith("1_") and f"{float(rows[0]['val_acc']):.2f}" in names[0]
+    state = torch.load(out / "checkpoint" / names[1], weights_only=True)
+    assert "layer1.0.bn1.running_mean" in state  # a plain state_dict, as the seed saved
+    assert yaml.safe_load((out / "config.yaml").read_text())["epochs"] == 2
+
+
+def test_mindspore_trainer_writes_model_checkpoint_names(tmp_path, cifar_dir):
+    out = tmp_path / "ms"
+    result = _train("train_ms.py", out, cifar_dir, "--epochs", "2", "--init", "legacy")
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(out / "checkpoint")) == ["train_resnet_cifar10-1_3.ckpt", "train_resnet_cifar10-2_3.ckpt"]
+    assert len(_metrics(out)) == 2 and (out / "resume.ckpt").is_file()
+
+
+def test_refuses_to_overwrite_a_run_and_to_resume_with_other_settings(tmp_path, cifar_dir):
+    out = tmp_path / "torch"
+    assert _train("train_torch.py", out, cifar_dir, "--epochs", "1").returncode == 0
+    before = (out / "metrics.csv").read_bytes()
+    again = _train("train_torch.py", out, cifar_dir, "--epochs", "1")
+    assert again.returncode == 2 and "already holds a run; pass --resume" in again.stderr
+    changed = _train("train_torch.py", out, cifar_dir, "--epochs", "1", "--resume", "--lr", "0.3")
+    assert changed.returncode == 2 and "lr 0.05 -> 0.3" in changed.stderr
+    assert (out / "metrics.csv").read_bytes() == before
+    missing = _train("train_torch.py", tmp_path / "empty", cifar_dir, "--data-dir", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+
+
+def _kill_after_first_epoch(script, out, data_dir, epochs):
+    cmd = [sys.executable, str(REPO / script), "--data", "cifar10", "--data-dir", data_dir, "--output-dir", str(out),
+           *TINY, "--epochs", str(epochs), "--deterministic"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    resume = out / ("resume.pth" if script == "train_torch.py" else "resume.ckpt")
+    deadline = time.time() + 240
+    while not resume.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return len(_metrics(out))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script,exact", [("train_torch.py", True), ("train_ms.py", False)])
+def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, cifar_dir, script, exact):
+    epochs = 4
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    assert _train(script, whole, cifar_dir, "--epochs", str(epochs), "--deterministic").returncode == 0
+    done = _kill_after_first_epoch(script, broken, cifar_dir, epochs)
+    assert 1 <= done < epochs, f"the kill came after {done} of {epochs} epochs"
+    resumed = _train(script, broken, cifar_dir, "--epochs", str(epochs), "--resume", "--deterministic")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed" in resumed.stdout
+    assert [r["epoch"] for r in _metrics(broken)] == [str(e) for e in range(1, epochs + 1)]
+    final = sorted(os.listdir(whole / "checkpoint"))[-1]
+    assert final in os.listdir(broken / "checkpoint")
+    a, b = _load_weights(whole / "checkpoint" / final), _load_weights(broken / "checkpoint" / final)
+    for key in a:
+        if exact:
+            assert np.array_equal(a[key], b[key]), key
+        else:
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-4, atol=1e-5, err_msg=key)
+
+
+def _load_weights(path):
+    from msport.convert import load_any
+
+    return load_any(path)[1]
+
+
+# ---- starting both frameworks from the same weights -----------------------------------------
+
+def test_init_from_gives_both_trainers_the_same_start(tmp_path):
+    import reference_torch
+    from msport.convert import torch_to_mindspore
+    from msport.training import ms_side, torch_side
+
+    torch.manual_seed(5)
+    source = reference_torch.create_model("resnet10_w16")
+    torch.save(source.state_dict(), tmp_path / "start.pth")
+    cfg = TrainConfig(model="resnet10_w16", init_from=str(tmp_path / "start.pth"), seed=99)
+    torch_model = torch_side.build_model(cfg, torch_side.setup(cfg))
+    ms_model = ms_side.build_model(cfg, None)
+    expected, _ = torch_to_mindspore(source.state_dict())
+    for name, value in ms_side.parameters_numpy(ms_model).items():
+        assert np.array_equal(value, expected[name]), name
+    for name, value in torch_side.parameters_numpy(torch_model).items():
+        assert np.array_equal(value, source.state_dict()[name].numpy()), name
+
+
+# ---- step-level parity ----------------------------------------------------------------------
+
+def _parity(cfg, data_dir, steps):
+    from msport.training.data import load_splits
+    from msport.training.parity import run_parity
+
+    train_set, _ = load_splits(cfg)
+    return run_parity(cfg, train_set, steps)
+
+
+def test_parity_first_step_losses_agree_and_weight_decay_reaches_batchnorm(cifar_dir):
+    cfg = TrainConfig(model="resnet10_w16", data="cifar10", data_dir=cifar_dir, batch_size=16, lr=0.01,
+                      weight_decay=5e-2, progress=False)
+    records = _parity(cfg, cifar_dir, 3)
+    assert records[0].loss_rel_diff < 1e-5
+    # A large weight decay on gamma (initialised at 1) would leave gamma 5e-4 apart after one step had
+    # MindSpore's beta/gamma filter skipped it; the update must match torch's to rounding.
+    assert records[0].max_param_diff < 1e-5, records[0].worst_param
+
+
+def test_parity_flags_a_planted_learning_rate_bug(cifar_dir, monkeypatch):
+    from msport.training import ms_side
+
+    build = ms_side.build_optimizer
+    monkeypatch.setattr(ms_side, "build_optimizer", lambda cfg, net, lrs: build(cfg, net, np.asarray(lrs) * 1.5))
+    cfg = TrainConfig(model="resnet10_w16", data="cifar10", data_dir=cifar_dir, batch_size=16, lr=0.05,
+                      progress=False)
+    records = _parity(cfg, cifar_dir, 3)
+    assert records[0].max_param_rel_diff > 0.1
+    assert records[1].loss_rel_diff > 1e-3 and records[1].loss_rel_diff > 10 * records[1].control_loss_rel_diff
+
+
+def test_parity_train_command_prints_table_and_json(tmp_path, cifar_dir, capsys):
+    from msport.cli import main
+
+    code = main(["parity-train", "--data", "cifar10", "--data-dir", cifar_dir, "--model", "resnet10_w16",
+                 "--batch-size", "16", "--steps", "3", "--json", str(tmp_path / "p.json")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "verdict: MindSpore follows torch" in out
+    report = json.loads((tmp_path / "p.json").read_text())
+    assert len(report["steps"]) == 3 and report["summary"]["flagged_steps"] == []
