@@ -15,6 +15,8 @@ import yaml
 from msport.errors import UserError
 
 SCHEDULES = ("constant", "step", "multistep", "cosine")
+PRECISIONS = ("fp32", "tf32", "bf16")
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 DATA_SOURCES = ("cifar10", "digits")
 INITS = ("torch", "legacy", "mindspore")
 
@@ -48,6 +50,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"               # cpu / cuda (torch); cpu / gpu / ascend (MindSpore)
     mode: str = "graph"               # MindSpore execution mode: graph / pynative
+    # torch on CUDA only; the defaults compute what a plain fp32 eager loop computes
+    precision: str = "fp32"           # fp32 (TF32 off) / tf32 / bf16 (autocast)
+    compile: str = "off"              # off / default / reduce-overhead (CUDA graphs) / max-autotune
+    device_data: bool = True          # keep the data set on the GPU and build batches there
     output_dir: Optional[str] = None
     resume: bool = False
     keep_checkpoint_max: int = 5
@@ -115,6 +121,8 @@ def validate(cfg):
     need(cfg.data in DATA_SOURCES, f"data {cfg.data!r} unknown: choose one of {', '.join(DATA_SOURCES)}")
     need(cfg.init in INITS, f"init {cfg.init!r} unknown: choose one of {', '.join(INITS)}")
     need(cfg.mode in ("graph", "pynative"), f"mode {cfg.mode!r} unknown: choose graph or pynative")
+    need(cfg.precision in PRECISIONS, f"precision {cfg.precision!r} unknown: choose one of {', '.join(PRECISIONS)}")
+    need(cfg.compile in COMPILE_MODES, f"compile {cfg.compile!r} unknown: choose one of {', '.join(COMPILE_MODES)}")
     need(cfg.epochs >= 1, f"epochs must be at least 1, got {cfg.epochs}")
     need(cfg.batch_size >= 1, f"batch_size must be at least 1, got {cfg.batch_size}")
     need(cfg.lr > 0, f"lr must be positive, got {cfg.lr}")

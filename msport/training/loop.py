@@ -15,6 +15,8 @@ from tqdm import tqdm
 from msport.training.run import EpochTimer
 from msport.training.schedule import per_step_lr
 
+PROGRESS_EVERY = 10  # steps between progress-bar refreshes of loss and accuracy
+
 
 def train(side, run, model, optimizer, train_loader, val_loader, device):
     cfg = run.cfg
@@ -36,7 +38,9 @@ def train(side, run, model, optimizer, train_loader, val_loader, device):
         for i, (x, y) in enumerate(bar):
             batch_loss, batch_correct = stepper(x, y, lrs[epoch * steps + i])
             loss_sum, correct, count = loss_sum + batch_loss, correct + batch_correct, count + len(y)
-            bar.set_postfix(loss=f"{loss_sum / count:.4f}", acc=f"{100.0 * correct / count:.2f}")
+            if cfg.progress and i % PROGRESS_EVERY == 0:  # reading a GPU value waits for the GPU
+                bar.set_postfix(loss=f"{float(loss_sum) / count:.4f}", acc=f"{100.0 * float(correct) / count:.2f}")
+        loss_sum, correct = float(loss_sum), float(correct)
         train_seconds = timer.seconds()
         val_loss, val_acc = side.evaluate(model, val_loader, device)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / count, "train_acc": 100.0 * correct / count,

@@ -23,6 +23,9 @@ def setup(cfg):
     target = DEVICE_TARGETS.get(cfg.device.split(":")[0].lower())
     if target is None:
         raise UserError(f"--device {cfg.device}: train_ms.py runs on cpu, gpu or ascend")
+    if cfg.precision != "fp32" or cfg.compile != "off":
+        print("note: precision and compile are train_torch.py options; train_ms.py runs fp32 as compiled by "
+              "its own GRAPH_MODE", flush=True)
     ms.set_context(mode=ms.GRAPH_MODE if cfg.mode == "graph" else ms.PYNATIVE_MODE)
     ms.set_device(target)
     ms.set_seed(cfg.seed)

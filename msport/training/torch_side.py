@@ -20,17 +20,33 @@ def setup(cfg):
         raise UserError(f"--device {cfg.device}: no CUDA device visible to torch; use --device cpu")
     if not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
         raise UserError(f"--device {cfg.device}: train_torch.py runs on cpu or cuda")
+    if cfg.device == "cpu" and (cfg.precision != "fp32" or cfg.compile != "off"):
+        raise UserError("--precision and --compile are for --device cuda; drop them on the CPU")
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
+    _set_fp32_precision(cfg.precision == "tf32")
     return torch.device(cfg.device)
+
+
+def _set_fp32_precision(allow_tf32):
+    """fp32 means IEEE fp32: cuDNN would otherwise run convolutions in TF32 on Ampere and later."""
+    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    torch.backends.cudnn.allow_tf32 = allow_tf32
+
+
+def _on_cuda(cfg):
+    return cfg.device.startswith("cuda")
 
 
 def build_model(cfg, device):
     model = reference_torch.create_model(cfg.model, num_classes=cfg.num_classes)
     if cfg.init_from:
         load_weights(model, cfg.init_from)
-    return model.to(device)
+    model = model.to(device)
+    if _on_cuda(cfg):
+        model = model.to(memory_format=torch.channels_last)  # same parameters, NHWC kernels
+    return model
 
 
 def load_weights(model, path):
@@ -54,22 +70,30 @@ def build_optimizer(cfg, model):
 
 
 class Stepper:
-    """One optimisation step at a given learning rate; returns (loss sum, correct count)."""
+    """One optimisation step at a given learning rate; returns (loss sum, correct count).
+
+    On CUDA both come back as device tensors, so the loop adds them up without
+    a host synchronisation per step; on the CPU they are plain numbers.
+    """
 
     def __init__(self, model, optimizer, cfg, device):
-        del cfg
         self.model, self.optimizer, self.device = model, optimizer, device
+        self.forward = model if cfg.compile == "off" else torch.compile(model, mode=cfg.compile)
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+        self.sync = not _on_cuda(cfg)
 
     def __call__(self, x, y, lr):
         for group in self.optimizer.param_groups:
             group["lr"] = float(lr)
         x, y = _to(x, self.device), _to(y, self.device).long()
         self.optimizer.zero_grad(set_to_none=True)
-        logits = self.model(x)
-        loss = F.cross_entropy(logits, y)
+        with self.autocast:
+            logits = self.forward(x)
+            loss = F.cross_entropy(logits, y)
         loss.backward()
         self.optimizer.step()
-        return loss.item() * len(y), (logits.argmax(1) == y).sum().item()
+        loss_sum, correct = loss.detach() * len(y), (logits.argmax(1) == y).sum()
+        return (loss_sum.item(), correct.item()) if self.sync else (loss_sum, correct)
 
 
 def _to(t, device):
@@ -83,25 +107,31 @@ def train_mode(model, training):
 
 @torch.no_grad()
 def evaluate(model, loader, device):
-    """(mean loss, accuracy %) over every validation sample."""
+    """(mean loss, accuracy %) over every validation sample; one host synchronisation at the end."""
     model.eval()
-    loss_sum, correct, count = 0.0, 0, 0
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    count = 0
     for x, y in loader:
         x, y = _to(x, device), _to(y, device).long()
         logits = model(x)
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
         count += len(y)
-    return loss_sum / count, 100.0 * correct / count
+    return loss_sum.item() / count, 100.0 * correct.item() / count
 
 
 def make_loader(ds, cfg, *, train, epoch=0):
+    augment = shuffle = train and not cfg.deterministic
+    if _on_cuda(cfg) and cfg.device_data:
+        from msport.data.torch_device import make_device_loader
+
+        return make_device_loader(ds, cfg.batch_size, device=cfg.device, train=train, augment=augment,
+                                  seed=cfg.seed, epoch=epoch, shuffle=shuffle, channels_last=True)
     from msport.data import make_torch_loader
 
-    return make_torch_loader(ds, cfg.batch_size, train=train, augment=train and not cfg.deterministic,
-                             seed=cfg.seed, epoch=epoch, num_workers=cfg.num_workers,
-                             shuffle=train and not cfg.deterministic,
-                             pin_memory=cfg.device.startswith("cuda"))
+    return make_torch_loader(ds, cfg.batch_size, train=train, augment=augment, seed=cfg.seed, epoch=epoch,
+                             num_workers=cfg.num_workers, shuffle=shuffle, pin_memory=_on_cuda(cfg))
 
 
 def checkpoint_name(cfg, epoch, steps, val_acc):
