@@ -33,7 +33,7 @@ class TrainConfig:
     data_dir: Optional[str] = None
     download: bool = False
     deterministic: bool = False       # the seed's set-up: no shuffle, no crop/flip
-    num_workers: int = 2
+    num_workers: int = 0               # batches cost ~2 ms of numpy: workers only compete for 2 cores
     # optimisation (SGD with momentum, weight decay on every parameter as torch does)
     epochs: int = 10
     batch_size: int = 128
