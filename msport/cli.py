@@ -17,6 +17,9 @@ COMMAND_MODULES = (
     "msport.commands.convert",
     "msport.commands.check_zoo",
     "msport.commands.parity_train",
+    "msport.commands.compare_ckpt",
+    "msport.commands.layer_diff",
+    "msport.commands.audit",
 )
 
 

@@ -1,0 +1,86 @@
+"""msport audit: check a zoo model's MindSpore twin for porting mistakes without training.
+
+Init distributions, BatchNorm momentum/eps, convolution padding and bias, and,
+when asked, the optimizer's weight-decay coverage and the loss's defaults.
+``--optimizer`` and ``--ms-loss`` build them the way a port usually writes them,
+so the audit shows what that code really does.
+"""
+
+from msport.commands.layer_diff import add_model_arguments, build_model_pair
+from msport.diagnose.audit import DEFAULT_INPUT_SHAPE, PLOTS, SORT_KEY, TABLE_COLUMNS, audit
+from msport.diagnose.report import add_output_arguments, emit
+from msport.errors import UserError
+
+NAME = "audit"
+HELP = ("check a MindSpore port against its torch twin without training: init, BatchNorm, padding, bias, "
+        "weight decay, loss")
+
+OPTIMIZERS = ("momentum", "sgd")
+#: The losses a port typically writes, by --ms-loss name (built by _build_loss).
+MS_LOSSES = {
+    "softmax-ce": "nn.SoftmaxCrossEntropyWithLogits() (MindSpore defaults: sparse=False, reduction='none')",
+    "softmax-ce-sparse-mean": "nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction='mean')",
+    "cross-entropy": "nn.CrossEntropyLoss() (mean over integer labels)",
+}
+
+
+def add_arguments(parser):
+    add_model_arguments(parser)
+    parser.add_argument("--input-shape", default=",".join(map(str, DEFAULT_INPUT_SHAPE)),
+                        help="probe batch shape N,C,H,W (default %(default)s)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS,
+                        help="check weight decay of MindSpore's nn.Momentum / nn.SGD built over "
+                             "net.trainable_params() (a plain list, as most ports write it)")
+    parser.add_argument("--weight-decay", type=float, default=5e-4, help="its weight decay (default %(default)g)")
+    parser.add_argument("--grouped-decay", action="store_true",
+                        help="build it with an explicit parameter group instead (the fix)")
+    parser.add_argument("--ms-loss", choices=sorted(MS_LOSSES),
+                        help="check a MindSpore loss against torch's CrossEntropyLoss(): "
+                             + "; ".join(f"{k} = {v}" for k, v in MS_LOSSES.items()))
+    add_output_arguments(parser)
+
+
+def run(args):
+    input_shape = _parse_shape(args.input_shape)
+    torch_module, ms_cell, models = build_model_pair(args)
+    optimizer = _build_optimizer(ms_cell, args) if args.optimizer else None
+    loss_fn = _build_loss(args.ms_loss) if args.ms_loss else None
+    trained = bool(args.torch_weights or args.ms_weights)
+    result = audit(torch_module, ms_cell, optimizer=optimizer, loss_fn=loss_fn, input_shape=input_shape,
+                   check_init=not trained)
+    result.notes.insert(0, models)
+    return emit(result, args, TABLE_COLUMNS, PLOTS, SORT_KEY)
+
+
+def _parse_shape(text):
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) < 2 or min(shape) < 1:
+        raise UserError(f"--input-shape must be positive integers N,C[,H,W...], got {text!r}")
+    return shape
+
+
+def _build_optimizer(ms_cell, args):
+    from msport._mindspore import nn
+
+    params = ms_cell.trainable_params()
+    if args.grouped_decay:
+        params = [{"params": params, "weight_decay": args.weight_decay}]
+        weight_decay = 0.0
+    else:
+        weight_decay = args.weight_decay
+    if args.optimizer == "momentum":
+        return nn.Momentum(params, learning_rate=0.1, momentum=0.9, weight_decay=weight_decay)
+    return nn.SGD(params, learning_rate=0.1, momentum=0.9, weight_decay=weight_decay)
+
+
+def _build_loss(name):
+    from msport._mindspore import nn
+
+    if name == "softmax-ce":
+        return nn.SoftmaxCrossEntropyWithLogits()
+    if name == "softmax-ce-sparse-mean":
+        return nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+    return nn.CrossEntropyLoss()

@@ -1,0 +1,185 @@
+"""msport layer-diff: run a zoo model in both frameworks on one batch and compare every layer.
+
+Also home of the zoo-pair options that ``msport audit`` shares: ``--model``
+with ``--torch-weights``/``--ms-weights``, or fresh models from
+``--torch-seed``/``--ms-init``/``--ms-seed``. Imports no framework at module
+level, so ``msport --help`` and a .pth-only compare-ckpt never start MindSpore.
+"""
+
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+from msport.diagnose.layer_diff import MODES, SORT_KEY, TABLE_COLUMNS, layer_diff, plots_for, write_dump
+from msport.diagnose.report import add_output_arguments, emit
+from msport.errors import UserError
+
+NAME = "layer-diff"
+HELP = ("run the torch and MindSpore model on one batch and compare every layer's output "
+        "(and with --grads every gradient); name the first layer that departs")
+
+DEFAULT_BATCH_SIZE = 8
+DATA_SETS = ("cifar10", "digits")
+
+
+# --- zoo model pair (shared with msport audit) -----------------------------------------------------
+
+def add_model_arguments(parser):
+    group = parser.add_argument_group("models")
+    group.add_argument("--model", required=True, help="zoo model name (e.g. resnet18, resnet50)")
+    group.add_argument("--num-classes", type=int, default=10)
+    group.add_argument("--torch-weights", metavar="FILE",
+                       help="weights for the torch model (.pth or .ckpt); alone, used for both models")
+    group.add_argument("--ms-weights", metavar="FILE",
+                       help="weights for the MindSpore model (.ckpt or .pth); alone, used for both models")
+    group.add_argument("--torch-seed", type=int, default=0, help="torch.manual_seed for a fresh torch model")
+    group.add_argument("--ms-init", default="torch", metavar="SCHEME",
+                       help="msport.layers init scheme of a fresh MindSpore model, e.g. legacy for "
+                            "MindSpore 1.x's Normal(0.01) (default torch)")
+    group.add_argument("--ms-seed", type=int, default=0, help="mindspore.set_seed for a fresh MindSpore model")
+
+
+def build_model_pair(args):
+    """``(torch_module, ms_cell, description)`` from the options of :func:`add_model_arguments`."""
+    import torch
+
+    import reference_torch
+    from msport._mindspore import ms
+    from msport.layers import INIT_SCHEMES
+    from msport.models import create_model, list_models
+
+    if args.model not in list_models():
+        raise UserError(f"unknown model {args.model!r}: choose one of {', '.join(list_models())}")
+    if args.ms_init not in INIT_SCHEMES:
+        raise UserError(f"unknown init scheme {args.ms_init!r}: choose one of {', '.join(INIT_SCHEMES)}")
+    if args.num_classes < 1:
+        raise UserError(f"--num-classes must be at least 1, got {args.num_classes}")
+    for path in (args.torch_weights, args.ms_weights):
+        if path is not None and not os.path.isfile(path):
+            raise UserError(f"{path}: no such checkpoint file")
+    torch.manual_seed(args.torch_seed)
+    torch_module = reference_torch.create_model(args.model, num_classes=args.num_classes)
+    ms.set_seed(args.ms_seed)
+    ms_cell = create_model(args.model, num_classes=args.num_classes, init=args.ms_init)
+    torch_file = args.torch_weights or args.ms_weights
+    ms_file = args.ms_weights or args.torch_weights
+    if torch_file is None:
+        return torch_module, ms_cell, (f"fresh models: torch seed {args.torch_seed}, "
+                                       f"MindSpore init {args.ms_init!r} seed {args.ms_seed}")
+    load_torch_side(torch_module, torch_file)
+    load_ms_side(ms_cell, ms_file)
+    return torch_module, ms_cell, f"weights: torch <- {torch_file}, MindSpore <- {ms_file}"
+
+
+def load_torch_side(module, path):
+    """Load a .pth or .ckpt into a torch module, names and shapes checked (strict)."""
+    import torch
+
+    from msport.convert import load_any, load_ms_weights_into_torch
+
+    kind, weights = load_any(path)
+    try:
+        if kind == "mindspore":
+            load_ms_weights_into_torch(module, weights)
+            return
+        if weights and all(k.startswith("module.") for k in weights):
+            weights = OrderedDict((k[len("module."):], v) for k, v in weights.items())
+        module.load_state_dict(OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in weights.items()),
+                               strict=True)
+    except RuntimeError as exc:
+        raise UserError(f"{path} does not fit the torch model: {str(exc).splitlines()[0]}") from exc
+
+
+def load_ms_side(cell, path):
+    """Load a .ckpt or .pth into a MindSpore cell through the conversion rules (names and shapes checked)."""
+    from msport.convert import load_any, load_torch_weights_into_ms, mindspore_to_torch
+
+    kind, weights = load_any(path)
+    if kind == "mindspore":
+        weights, _ = mindspore_to_torch(weights)
+    load_torch_weights_into_ms(cell, weights)
+
+
+# --- input batch --------------------------------------------------------------------------------
+
+def load_batch(args, num_classes):
+    """``(x float32 NCHW, labels or None, description)`` from --input, --data or a seeded random batch."""
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.input and args.data:
+        raise UserError("give --input or --data, not both")
+    if args.input:
+        return _batch_from_file(args.input, args.batch_size)
+    batch_size = args.batch_size or DEFAULT_BATCH_SIZE
+    if args.data:
+        return _batch_from_data(args.data, args.data_dir, batch_size, args.seed)
+    rng = np.random.default_rng(args.seed)
+    x = rng.standard_normal((batch_size, 3, 32, 32)).astype(np.float32)
+    y = rng.integers(0, num_classes, batch_size)
+    return x, y, f"random normal batch {x.shape}, seed {args.seed}"
+
+
+def _batch_from_file(path, batch_size):
+    if not path.endswith(".npy"):
+        raise UserError(f"{path}: --input takes a .npy file holding an (N, C, H, W) float array")
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such input file")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{path}: not a readable .npy array ({exc})") from exc
+    if x.ndim != 4 or not np.issubdtype(x.dtype, np.number):
+        raise UserError(f"{path}: expected an (N, C, H, W) float array, found shape {x.shape} dtype {x.dtype}")
+    if batch_size is not None:
+        x = x[:batch_size]
+    return np.ascontiguousarray(x, dtype=np.float32), None, f"{path} {x.shape}"
+
+
+def _batch_from_data(name, data_dir, batch_size, seed):
+    if name not in DATA_SETS:
+        raise UserError(f"unknown data set {name!r}: choose one of {', '.join(DATA_SETS)}")
+    try:  # msport.data is another part of msport; keep layer-diff usable without it
+        from msport.data import load_dataset
+        from msport.data.plan import normalize_batch
+    except ImportError as exc:
+        raise UserError(f"--data needs msport.data.load_dataset ({exc}); pass --input FILE.npy instead") from exc
+    data = load_dataset(name, data_dir, "test")
+    if len(data.labels) == 0:
+        raise UserError(f"the {name} test split is empty")
+    index = np.sort(np.random.default_rng(seed).choice(len(data.labels), min(batch_size, len(data.labels)),
+                                                       replace=False))
+    x = normalize_batch(data.images[index])
+    return x, np.asarray(data.labels)[index].astype(np.int64), f"{name} test images {index.tolist()[:8]}..."
+
+
+# --- command ------------------------------------------------------------------------------------------
+
+def add_arguments(parser):
+    add_model_arguments(parser)
+    batch = parser.add_argument_group("input batch (default: a seeded random normal batch)")
+    batch.add_argument("--input", metavar="FILE.npy", help="(N, 3, 32, 32) float32 batch")
+    batch.add_argument("--data", metavar="NAME", help=f"take the batch from a data set: {', '.join(DATA_SETS)}")
+    batch.add_argument("--data-dir", help="where --data cifar10 lives")
+    batch.add_argument("--batch-size", type=int, help=f"batch size (default {DEFAULT_BATCH_SIZE}; --input: all rows)")
+    batch.add_argument("--seed", type=int, default=0, help="seed of the random batch, labels and --data sample")
+    parser.add_argument("--grads", action="store_true",
+                        help="also compare d(loss)/d(every layer output) and d(loss)/d(every parameter)")
+    parser.add_argument("--train-mode", action="store_true", help="run in train mode (BatchNorm batch statistics)")
+    parser.add_argument("--mode", choices=MODES, default="auto",
+                        help="values (same weights), magnitude (independent inits) or auto (default)")
+    parser.add_argument("--dump", metavar="DIR",
+                        help="save every captured tensor to DIR/torch.npz and DIR/mindspore.npz")
+    add_output_arguments(parser)
+
+
+def run(args):
+    x, y, batch = load_batch(args, args.num_classes)  # bad input fails before models are built
+    torch_module, ms_cell, models = build_model_pair(args)
+    result = layer_diff(torch_module, ms_cell, x, y, grads=args.grads, train_mode=args.train_mode,
+                        mode=args.mode)
+    result.notes[:0] = [models, f"input: {batch}"]
+    if args.dump:
+        paths = write_dump(result, args.dump, x)
+        result.notes.append(f"captured tensors saved to {', '.join(paths)}")
+    return emit(result, args, TABLE_COLUMNS, plots_for(result), SORT_KEY)

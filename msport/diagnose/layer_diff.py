@@ -1,0 +1,288 @@
+"""Run a torch model and its MindSpore twin on one batch and compare them layer by layer.
+
+Layers are matched by name (torch ``named_modules`` == MindSpore
+``cells_and_names`` in msport's zoo; ``name_map`` maps a user's own names).
+Only names present on both sides are compared: torch's functional ``F.relu``
+is no module, so MindSpore's ``relu`` cells have no twin and are listed, not
+compared. Block and stage outputs (``layer1.0``, ``layer1``) are compared too.
+
+Two ways to judge a layer, chosen by ``mode``:
+
+``"values"`` (same weights)
+    outputs must agree within ``FORWARD_RTOL_EVAL`` or ``FORWARD_RTOL_TRAIN``
+    (norm-relative; see :mod:`msport.diagnose.stats`), gradients within
+    ``GRAD_RTOL`` and ``GRAD_MIN_COSINE``.
+``"magnitude"`` (independent initialisations)
+    values cannot agree, but sizes must: the mean |x| ratio MindSpore/torch must
+    stay in ``MAGNITUDE_RATIO_RANGE``. This is the seed's order-of-magnitude
+    check: the legacy Normal(0.01) init made the first conv's outputs ~10x too small.
+``"auto"``
+    ``"values"`` when every parameter agrees after name conversion, else ``"magnitude"``.
+
+Each record's ``score`` says how many tolerances away it is (flagged above 1).
+The first flagged layer in forward order is ``summary['first_divergence']``:
+everything after it inherits its error, so that is where to look.
+"""
+
+import math
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+from msport.diagnose.capture import capture_mindspore, capture_torch
+from msport.diagnose.compare_ckpt import mindspore_to_torch_names, torch_naming
+from msport.diagnose.report import Column, DiagnosisResult, Plot, flag_mark
+from msport.diagnose.stats import (FORWARD_RTOL_EVAL, FORWARD_RTOL_TRAIN, GRAD_MIN_COSINE, GRAD_RTOL,
+                                   GRAD_VANISHING_FRACTION, MAGNITUDE_RATIO_RANGE, SAME_WEIGHTS_ATOL, compare,
+                                   within_magnitude_range)
+from msport.errors import UserError
+
+MODES = ("auto", "values", "magnitude")
+KINDS = ("output", "output_grad", "param_grad")
+
+
+class LayerDiffResult(DiagnosisResult):
+    """A :class:`DiagnosisResult` that also keeps the two :class:`~msport.diagnose.capture.Capture` objects."""
+
+    def __init__(self, records, summary, notes, captures):
+        super().__init__("layer-diff", records, summary, notes)
+        self.captures = captures
+
+
+def layer_diff(torch_module, ms_cell, x, y=None, *, grads=False, train_mode=False, mode="auto",
+               name_map=None):
+    """Compare every common layer's output (and with ``grads`` every gradient) of the two models.
+
+    ``x``: float32 array (N, C, H, W); ``y``: integer labels for the loss
+    (default: :func:`~msport.diagnose.capture.default_labels`). ``name_map``:
+    ``{torch_layer_name: mindspore_layer_name}`` for layers named differently.
+    Returns a :class:`LayerDiffResult`; the models are left as they were.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+    notes = []
+    differing = None
+    if mode == "auto":
+        same, why, differing = weights_match(torch_module, ms_cell)
+        mode = "values" if same else "magnitude"
+        notes.append(f"mode {mode}: {why}")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    torch_capture = capture_torch(torch_module, x, y, grads=grads, train_mode=train_mode)
+    ms_capture = capture_mindspore(ms_cell, x, torch_capture.labels, grads=grads, train_mode=train_mode)
+    name_map = dict(name_map or {})
+
+    forward_rtol = FORWARD_RTOL_TRAIN if train_mode else FORWARD_RTOL_EVAL
+    records = _layer_records("output", torch_capture.outputs, ms_capture.outputs, name_map, mode, forward_rtol)
+    if grads:
+        records += _layer_records("output_grad", torch_capture.output_grads, ms_capture.output_grads,
+                                  name_map, mode, forward_rtol)
+        ms_param_grads = _param_grads_in_torch_naming(ms_cell, ms_capture.param_grads)
+        records += _layer_records("param_grad", torch_capture.param_grads, ms_param_grads, {}, mode, forward_rtol)
+    summary = _summary(records, mode, torch_capture, ms_capture, name_map, train_mode, grads)
+    if mode == "values":
+        summary["forward_rtol"] = forward_rtol
+        if grads:
+            summary["grad_rtol"], summary["grad_min_cosine"] = GRAD_RTOL, GRAD_MIN_COSINE
+    else:
+        summary["magnitude_ratio_range"] = list(MAGNITUDE_RATIO_RANGE)
+    if mode == "values" and differing:
+        summary["weights_differ"] = differing
+    return LayerDiffResult(records, summary, notes, {"torch": torch_capture, "mindspore": ms_capture})
+
+
+def weights_match(torch_module, ms_cell, atol=SAME_WEIGHTS_ATOL):
+    """``(same, why, differing)``: do the models hold the same weights (after name conversion)?
+
+    "Same" means most of the parameters that carry information agree; constant
+    ones (BatchNorm's fresh 1s and 0s) agree under any init and do not count.
+    A port that loaded converted weights with one mistake (a transposed Dense)
+    is still "same": its values are compared and the mistake shows as a layer,
+    and ``differing`` names the parameters that differ.
+    """
+    torch_state, _ = torch_naming(torch_module, "torch")
+    try:
+        ms_state, _ = torch_naming(ms_cell, "mindspore")
+    except UserError as exc:
+        return False, f"parameter names do not convert ({exc})", []
+    informative = [k for k, v in torch_state.items() if v.size > 1 and np.ptp(v) > 0]
+    differing = [k for k in informative
+                 if k not in ms_state or ms_state[k].shape != torch_state[k].shape
+                 or not np.allclose(ms_state[k].astype(np.float64), torch_state[k].astype(np.float64),
+                                    rtol=0.0, atol=atol)]
+    if informative and len(differing) * 2 < len(informative):
+        why = "the models hold the same weights; comparing values"
+        if differing:
+            why += f" (except {len(differing)} parameter(s): {', '.join(differing[:5])})"
+        return True, why, differing
+    return False, (f"{len(differing)} of {len(informative)} parameters differ (independent weights); "
+                   f"comparing magnitudes, not values"), differing
+
+
+def _param_grads_in_torch_naming(ms_cell, grads):
+    names = mindspore_to_torch_names(p.name for p in ms_cell.get_parameters())
+    return OrderedDict((names.get(k, k), v) for k, v in grads.items())
+
+
+def _layer_records(kind, torch_tensors, ms_tensors, name_map, mode, forward_rtol):
+    records = []
+    for name, torch_value in torch_tensors.items():
+        ms_value = ms_tensors.get(_ms_name(name, name_map))
+        if ms_value is None:
+            continue
+        record = OrderedDict([("name", name), ("kind", kind), ("shape_torch", tuple(torch_value.shape)),
+                              ("shape_ms", tuple(ms_value.shape))])
+        if torch_value.shape != ms_value.shape:
+            record.update(dict.fromkeys(FIGURES))
+            record["vanishing"], record["score"] = False, float("inf")
+            record["flagged"], record["reason"] = True, f"shape {torch_value.shape} vs {ms_value.shape}"
+        else:
+            record.update((key, value) for key, value in compare(torch_value, ms_value, sides=("torch", "ms")).items()
+                          if key in FIGURES)
+        records.append(record)
+    if kind != "output":
+        floor = GRAD_VANISHING_FRACTION * max((r["torch_mean_abs"] or 0.0 for r in records), default=0.0)
+    for record in records:
+        if "flagged" in record:
+            continue
+        vanishing = kind != "output" and max(record["torch_mean_abs"], record["ms_mean_abs"]) < floor
+        score, reason = (0.0, None) if vanishing else _judge(kind, record, mode, forward_rtol)
+        record["vanishing"], record["score"] = vanishing, score
+        record["flagged"], record["reason"] = reason is not None, reason
+    return records
+
+
+def _ms_name(torch_name, name_map):
+    base, hash_, call = torch_name.partition("#")
+    return name_map.get(base, base) + hash_ + call
+
+
+FIGURES = ("max_abs_diff", "mean_abs_diff", "rel_diff", "cosine", "torch_mean_abs", "ms_mean_abs",
+           "magnitude_ratio", "torch_std", "ms_std")
+
+
+def _judge(kind, figures, mode, forward_rtol):
+    """``(score, reason)``: how many tolerances away the record is (> 1 is flagged), and why."""
+    if mode == "magnitude":
+        ratio = figures["magnitude_ratio"]
+        low, high = MAGNITUDE_RATIO_RANGE
+        # symmetric in log space: ratios 1/4 and 4 are equally far outside [1/2, 2]
+        score = abs(math.log(ratio)) / math.log(high) if 0.0 < ratio < float("inf") else float("inf")
+        if within_magnitude_range(ratio):
+            return min(score, 1.0), None
+        return score, f"magnitude ratio mean|ms|/mean|torch| = {ratio:.3g} outside [{low:g}, {high:g}]"
+    if kind == "output":
+        score = figures["rel_diff"] / forward_rtol
+        if score > 1.0:
+            return score, f"relative difference {figures['rel_diff']:.3g} > {forward_rtol:g}"
+        return score, None
+    score = max(figures["rel_diff"] / GRAD_RTOL, (1.0 - figures["cosine"]) / (1.0 - GRAD_MIN_COSINE))
+    if score > 1.0:
+        return score, (f"gradient relative difference {figures['rel_diff']:.3g} (max {GRAD_RTOL:g}), "
+                       f"cosine {figures['cosine']:.5f} (min {GRAD_MIN_COSINE:g})")
+    return score, None
+
+
+def _summary(records, mode, torch_capture, ms_capture, name_map, train_mode, grads):
+    def first(kind):
+        return next((r["name"] for r in records if r["kind"] == kind and r["flagged"]), None)
+
+    ms_names = {_ms_name(n, name_map) for n in torch_capture.outputs}
+    torch_names_of_ms = {v: k for k, v in name_map.items()}
+    summary = OrderedDict([
+        ("mode", mode),
+        ("train_mode", train_mode),
+        ("grads", grads),
+        ("first_divergence", first("output") or first("output_grad") or first("param_grad")),
+        ("first_output_divergence", first("output")),
+        ("first_grad_divergence", first("output_grad")),
+        ("first_param_grad_divergence", first("param_grad")),
+        ("flagged", sum(1 for r in records if r["flagged"])),
+    ])
+    for kind in KINDS:
+        summary[f"{kind}s_compared"] = sum(1 for r in records if r["kind"] == kind)
+    summary["only_torch"] = _unique_bases(n for n in torch_capture.outputs
+                                          if _ms_name(n, name_map) not in ms_capture.outputs)
+    summary["only_mindspore"] = _unique_bases(torch_names_of_ms.get(n.partition("#")[0], n)
+                                              for n in ms_capture.outputs if n not in ms_names)
+    summary["logits_rel_diff"] = compare(torch_capture.logits, ms_capture.logits)["rel_diff"] \
+        if torch_capture.logits.shape == ms_capture.logits.shape else None
+    if grads:
+        summary["loss_torch"], summary["loss_ms"] = torch_capture.loss, ms_capture.loss
+    return summary
+
+
+def _unique_bases(names):
+    return list(OrderedDict.fromkeys(n.partition("#")[0] for n in names))
+
+
+# --- --dump -----------------------------------------------------------------------------------
+
+def write_dump(result, directory, x):
+    """Save every captured tensor: ``torch.npz`` and ``mindspore.npz``, keys ``<kind>/<name>``.
+
+    Names are torch names on both sides (MindSpore parameter gradients are
+    converted); both files also hold ``input``, ``labels`` (when gradients were
+    taken) and ``logits``. Returns the two paths.
+    """
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create dump folder {directory}: {exc.strerror}") from exc
+    paths = []
+    for side, capture in result.captures.items():
+        arrays = {"input": np.asarray(x), "logits": capture.logits}
+        if capture.labels is not None:
+            arrays["labels"] = capture.labels
+        for kind, tensors in (("output", capture.outputs), ("output_grad", capture.output_grads),
+                              ("param_grad", capture.param_grads)):
+            for name, value in tensors.items():
+                arrays[f"{kind}/{name}"] = value
+        path = os.path.join(directory, f"{side}.npz")
+        np.savez(path, **arrays)
+        paths.append(path)
+    return paths
+
+
+# --- presentation -------------------------------------------------------------------------------
+
+TABLE_COLUMNS = [
+    Column("layer", "name", left=True),
+    Column("kind", "kind", left=True),
+    Column("shape", "shape_torch"),
+    Column("max|d|", "max_abs_diff"),
+    Column("rel diff", "rel_diff"),
+    Column("cosine", "cosine"),
+    Column("torch mean|x|", "torch_mean_abs"),
+    Column("ms mean|x|", "ms_mean_abs"),
+    Column("ratio", "magnitude_ratio"),
+    Column("torch std", "torch_std"),
+    Column("ms std", "ms_std"),
+    Column("x tol", "score"),
+    Column("", "flagged", flag_mark),
+]
+
+def plots_for(result):
+    """The ``--report`` plots; the difference plot draws the tolerance this run was judged by."""
+    forward_rtol = result.summary.get("forward_rtol")
+    return [
+        Plot("magnitude.png", "mean |output| per layer", "mean |x|",
+             (("torch", "torch_mean_abs"), ("MindSpore", "ms_mean_abs")), select=lambda r: r["kind"] == "output"),
+        Plot("difference.png", "relative difference of outputs ||torch-ms|| / ||torch||", "relative difference",
+             (("outputs", "rel_diff"),), select=lambda r: r["kind"] == "output", threshold=forward_rtol),
+        Plot("magnitude_ratio.png", "mean|ms| / mean|torch| per layer", "ratio",
+             (("outputs", "magnitude_ratio"),), select=lambda r: r["kind"] == "output"),
+        Plot("grad_magnitude.png", "mean |d loss / d output| per layer (backward order)", "mean |grad|",
+             (("torch", "torch_mean_abs"), ("MindSpore", "ms_mean_abs")),
+             select=lambda r: r["kind"] == "output_grad"),
+        Plot("grad_difference.png", "relative difference of output gradients", "relative difference",
+             (("output grads", "rel_diff"),), select=lambda r: r["kind"] == "output_grad",
+             threshold=result.summary.get("grad_rtol")),
+    ]
+
+
+#: --top N shows the N records furthest outside their tolerance (in either mode).
+SORT_KEY = "score"
+
+__all__ = ["layer_diff", "weights_match", "write_dump", "LayerDiffResult", "MODES", "TABLE_COLUMNS",
+           "plots_for", "SORT_KEY"]

@@ -1,0 +1,194 @@
+"""Figures that compare two tensors, and every threshold the diagnosis judges them by.
+
+All figures are computed in float64 whatever the input dtype, so a sum over a
+25-million-element ResNet50 layer does not lose the digits that tell "equal"
+from "almost equal". Everything is vectorised numpy; no framework is imported.
+
+The relative difference is norm-based, ``||a - b|| / ||a||`` with ``a`` the
+reference (torch, or the first checkpoint). Max-abs relative errors are
+misleading for gradients: in train mode one ReLU whose input is ``-1.5e-6`` on
+one side and ``+1e-7`` on the other passes a gradient on one side only, and
+that single element dominates an element-wise ratio while the tensor as a
+whole agrees to 0.4% (measured on the zoo's ResNet18 at batch 4).
+"""
+
+import numpy as np
+
+# --- tolerances: the one place every threshold lives ----------------------------------
+
+#: Forward outputs of two models with the same weights, norm-relative. Measured on the
+#: zoo with converted weights (CPU, float32): eval mode <= 1.1e-6 (ResNet50, ResNet152);
+#: train mode, where BatchNorm normalises over few values per channel, up to 8.5e-5
+#: (ResNet50, batch 8) and 1.7e-3 (ResNet152, batch 4, layer4). Real porting bugs
+#: (padding, transposed weight, wrong init) give 1e-1 and more.
+FORWARD_RTOL_EVAL = 1e-4
+FORWARD_RTOL_TRAIN = 1e-2
+#: Gradients of two models with the same weights, judged as whole tensors. Single ReLU
+#: kinks flip on 1e-6 input differences (see the module docstring) and train-mode
+#: BatchNorm couples the batch, so deep nets at tiny batches drift: measured worst
+#: norm-relative 0.017 / cosine 0.99986 (ResNet50, batch 8) and 0.11 / 0.994 (ResNet152,
+#: batch 4). Gradient bugs (a sum instead of a mean, a sign) are O(1) or cosine < 0.
+GRAD_RTOL = 0.3
+GRAD_MIN_COSINE = 0.95
+#: A gradient whose mean |g| is below this fraction of the largest of its kind on both
+#: sides is structurally zero (a conv bias followed by train-mode BatchNorm: the batch
+#: mean cancels it, leaving ~1e-9 of rounding noise against ~1e-2) and is not judged.
+GRAD_VANISHING_FRACTION = 1e-5
+#: Independent initialisations cannot be compared value by value, only by size: the
+#: seed's legacy Normal(0.01) init made the first conv's outputs ~10x smaller than
+#: torch's. A ratio mean|ms| / mean|torch| outside this range is flagged.
+MAGNITUDE_RATIO_RANGE = (0.5, 2.0)
+#: Two models "share weights" (so values, not magnitudes, are compared) when every
+#: converted parameter agrees within this.
+SAME_WEIGHTS_ATOL = 1e-6
+#: compare-ckpt: a parameter differs when not ``allclose(b, a, rtol, atol)``.
+#: Conversion is bit-exact, so anything a converter got right passes.
+CKPT_ATOL = 1e-6
+CKPT_RTOL = 1e-5
+#: audit, initial distributions. KS p-values below this reject "same distribution"
+#: (legacy Normal(0.01) against torch's uniform gives p < 1e-30 for every ResNet
+#: layer; a correct init gives p ~ U(0, 1), so false alarms are ~1e-6 per tensor).
+INIT_KS_ALPHA = 1e-6
+#: audit: std(ms) / std(reference) outside this range is flagged. Catches the zero
+#: biases of the legacy init even in a 10-element Dense bias where KS has no power.
+INIT_STD_RATIO_RANGE = (0.5, 2.0)
+#: Below this many elements a sample std says too little to judge.
+INIT_MIN_SAMPLES = 8
+#: KS tests use at most this many elements per tensor (a fixed-seed subsample): at this
+#: size the test still rejects a Normal(0.01)-vs-uniform mix-up with p ~ 0, and a
+#: ResNet50 audit does not spend seconds sorting 2.4M-element kernels.
+INIT_KS_MAX_SAMPLES = 100_000
+#: audit: BatchNorm momentum (torch convention) and eps must agree this closely.
+BN_MOMENTUM_ATOL = 1e-4
+BN_EPS_RTOL = 1e-3
+#: audit: a weight decay per parameter (MindSpore float32 stores 5e-4 as 5.0000002e-4).
+WEIGHT_DECAY_RTOL = 1e-5
+#: audit: loss values of the two frameworks on the same logits and labels.
+LOSS_RTOL = 1e-5
+
+
+# --- figures ------------------------------------------------------------------------------
+
+def as_numpy(value):
+    """A numpy array from a torch tensor, a MindSpore tensor/Parameter or anything array-like."""
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    if hasattr(value, "asnumpy"):
+        return value.asnumpy()
+    return np.asarray(value)
+
+
+def summarize(x):
+    """mean, mean|x|, std, min, max and L2 norm of one tensor (float64)."""
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    if x.size == 0:
+        return {"mean": 0.0, "mean_abs": 0.0, "std": 0.0, "min": 0.0, "max": 0.0, "norm": 0.0}
+    return {
+        "mean": float(x.mean()),
+        "mean_abs": float(np.abs(x).mean()),
+        "std": float(x.std()),
+        "min": float(x.min()),
+        "max": float(x.max()),
+        "norm": float(np.sqrt(np.dot(x, x))),
+    }
+
+
+def compare(a, b, sides=("a", "b")):
+    """Difference figures of ``b`` against the reference ``a`` (same shape), as one flat dict.
+
+    Keys: ``max_abs_diff``, ``mean_abs_diff``, ``rel_diff`` (``||a-b||/||a||``),
+    ``cosine``, ``magnitude_ratio`` (mean|b| / mean|a|), and for each side
+    ``<side>_mean``, ``_mean_abs``, ``_std``, ``_min``, ``_max``.
+    """
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
+    b = np.asarray(b, dtype=np.float64).reshape(-1)
+    if a.shape != b.shape:
+        raise ValueError(f"compare needs equal sizes, got {a.size} and {b.size}")
+    stats_a, stats_b = summarize(a), summarize(b)
+    diff = np.abs(a - b) if a.size else np.zeros(1)
+    diff_norm = float(np.sqrt(np.dot(diff, diff)))
+    figures = {
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()) if a.size else 0.0,
+        "rel_diff": _ratio(diff_norm, stats_a["norm"]),
+        "cosine": _cosine(a, b, stats_a["norm"], stats_b["norm"]),
+        "magnitude_ratio": _ratio(stats_b["mean_abs"], stats_a["mean_abs"], equal=1.0),
+    }
+    for side, stats in zip(sides, (stats_a, stats_b)):
+        for key in ("mean", "mean_abs", "std", "min", "max"):
+            figures[f"{side}_{key}"] = stats[key]
+    return figures
+
+
+def _ratio(num, den, equal=0.0):
+    """num/den; ``equal`` when both are zero and inf when only ``den`` is."""
+    if den == 0.0:
+        return equal if num == 0.0 else float("inf")
+    return num / den
+
+
+def _cosine(a, b, norm_a, norm_b):
+    if norm_a == 0.0 and norm_b == 0.0:
+        return 1.0
+    if norm_a == 0.0 or norm_b == 0.0:
+        return 0.0
+    return float(np.dot(a, b) / (norm_a * norm_b))
+
+
+# --- Kolmogorov-Smirnov tests (numpy only: scipy is not a runtime dependency) --------------
+
+def ks_uniform(x, bound):
+    """``(D, p)`` of the one-sample KS test of ``x`` against U(-bound, bound)."""
+    x = np.sort(_ks_sample(x))
+    n = x.size
+    cdf = np.clip((x + bound) / (2.0 * bound), 0.0, 1.0)
+    steps = np.arange(1, n + 1, dtype=np.float64) / n
+    d = float(max(np.max(steps - cdf), np.max(cdf - (steps - 1.0 / n))))
+    return d, kolmogorov_p(d, n)
+
+
+def ks_two_sample(a, b):
+    """``(D, p)`` of the two-sample KS test: could ``a`` and ``b`` come from one distribution?"""
+    a, b = np.sort(_ks_sample(a)), np.sort(_ks_sample(b))
+    values = np.concatenate([a, b])
+    cdf_a = np.searchsorted(a, values, side="right") / a.size
+    cdf_b = np.searchsorted(b, values, side="right") / b.size
+    d = float(np.max(np.abs(cdf_a - cdf_b)))
+    return d, kolmogorov_p(d, a.size * b.size / (a.size + b.size))
+
+
+def kolmogorov_p(d, n):
+    """Asymptotic p-value of a KS statistic ``d`` at (effective) sample size ``n``.
+
+    Uses Stephens' small-sample correction of the Kolmogorov distribution,
+    ``lambda = (sqrt(n) + 0.12 + 0.11/sqrt(n)) * d``; accurate to a few percent
+    for n >= 5, which is all a pass/fail threshold of 1e-6 needs.
+    """
+    if n <= 0 or d <= 0.0:
+        return 1.0
+    root = np.sqrt(n)
+    lam = (root + 0.12 + 0.11 / root) * d
+    k = np.arange(1, 101, dtype=np.float64)
+    p = 2.0 * np.sum((-1.0) ** (k - 1) * np.exp(-2.0 * k * k * lam * lam))
+    return float(min(max(p, 0.0), 1.0))
+
+
+def _ks_sample(x):
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    if x.size > INIT_KS_MAX_SAMPLES:
+        x = np.random.default_rng(0).choice(x, INIT_KS_MAX_SAMPLES, replace=False)
+    return x
+
+
+def within_magnitude_range(ratio, bounds=MAGNITUDE_RATIO_RANGE):
+    low, high = bounds
+    return low <= ratio <= high
+
+
+__all__ = [
+    "FORWARD_RTOL_EVAL", "FORWARD_RTOL_TRAIN", "GRAD_RTOL", "GRAD_MIN_COSINE", "GRAD_VANISHING_FRACTION",
+    "MAGNITUDE_RATIO_RANGE", "SAME_WEIGHTS_ATOL", "CKPT_ATOL", "CKPT_RTOL", "INIT_KS_ALPHA",
+    "INIT_STD_RATIO_RANGE", "INIT_MIN_SAMPLES", "INIT_KS_MAX_SAMPLES", "BN_MOMENTUM_ATOL", "BN_EPS_RTOL",
+    "WEIGHT_DECAY_RTOL", "LOSS_RTOL",
+    "as_numpy", "summarize", "compare", "ks_uniform", "ks_two_sample", "kolmogorov_p", "within_magnitude_range",
+]
