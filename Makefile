@@ -17,7 +17,7 @@ $(STAMP): setup.cfg pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/msport check-zoo
+	$(BIN)/msport reproduce --config configs/reproduce_digits.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

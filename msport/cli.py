@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "msport.commands.compare_ckpt",
     "msport.commands.layer_diff",
     "msport.commands.audit",
+    "msport.commands.reproduce",
 )
 
 
@@ -46,6 +47,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"msport {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. head, which has exited
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from msport._mindspore import ms, nn
+from msport._mindspore import nn
 from mindspore.common.initializer import Normal, Uniform, Zero, One, initializer
 
 INIT_SCHEMES = ("torch", "legacy", "mindspore")

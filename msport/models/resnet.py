@@ -9,7 +9,7 @@ Every layer comes from :mod:`msport.layers`, so ``init`` decides how the whole
 network is initialised.
 """
 
-from msport._mindspore import nn, ops
+from msport._mindspore import nn
 from msport.layers import batch_norm2d, conv2d, dense
 
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4", "pool", "linear")

@@ -64,9 +64,10 @@ class TrainConfig:
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
-def load_yaml(path):
+def read_mapping(path, valid_keys, example, hint=""):
+    """A YAML file's top-level mapping; a missing file, bad YAML or an unknown key is a one-line error."""
     if not os.path.isfile(path):
-        raise UserError(f"config file {path} not found; pass --config with a YAML file such as configs/digits.yaml")
+        raise UserError(f"config file {path} not found; pass a YAML file such as {example}")
     with open(path) as fh:
         try:
             data = yaml.safe_load(fh) or {}
@@ -74,11 +75,15 @@ def load_yaml(path):
             raise UserError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must be a mapping of keys to values")
-    unknown = sorted(set(data) - set(FIELDS))
+    unknown = sorted(set(data) - set(valid_keys))
     if unknown:
         raise UserError(f"config file {path}: unknown key(s) {', '.join(unknown)}; "
-                        f"valid keys: {', '.join(FIELDS)}")
+                        f"valid keys: {', '.join(valid_keys)}{hint}")
     return data
+
+
+def load_yaml(path):
+    return read_mapping(path, FIELDS, "configs/digits.yaml")
 
 
 def add_arguments(parser):

@@ -1,0 +1,17 @@
+"""Reproduce the seed experiment over several seeds and say which accuracy gaps are real.
+
+The seed document compared one run per arm (PyTorch 92.58%, MindSpore with
+MindSpore 1.x default init 91.96%, MindSpore with parity init 92.98%), but
+CIFAR ResNets vary by 0.1-0.5 points from seed to seed, so one run cannot call
+a 0.4-point gap. ``msport reproduce`` trains each arm for N seeds through the
+real trainers and reports means, spreads and confidence intervals.
+
+* :mod:`~msport.reproduce.runner`: the reproduce config, the plan of runs, one
+  trainer process per run, skipping finished runs and resuming interrupted ones.
+* :mod:`~msport.reproduce.stats`: mean, standard deviation, Welch's interval for
+  a difference of means, seeds needed.
+* :mod:`~msport.reproduce.report`: results.json, results.md, val_acc.png and the
+  console summary.
+
+Importing this package starts neither framework: the trainers run in their own processes.
+"""
