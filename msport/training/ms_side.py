@@ -27,7 +27,8 @@ def setup(cfg):
         print("note: precision and compile are train_torch.py options; train_ms.py runs fp32 as compiled by "
               "its own GRAPH_MODE", flush=True)
     ms.set_context(mode=ms.GRAPH_MODE if cfg.mode == "graph" else ms.PYNATIVE_MODE)
-    ms.set_device(target)
+    if ms.get_context("device_target") != target:  # set_device refuses once kernels have run in the process
+        ms.set_device(target)
     ms.set_seed(cfg.seed)
     return target
 
