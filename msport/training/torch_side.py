@@ -13,6 +13,7 @@ from msport.errors import UserError
 
 FRAMEWORK = "torch"
 RESUME_FILE = "resume.pth"
+GPU_EVAL_BATCH = 1024
 
 
 def setup(cfg):
@@ -126,7 +127,9 @@ def make_loader(ds, cfg, *, train, epoch=0):
     if _on_cuda(cfg) and cfg.device_data:
         from msport.data.torch_device import make_device_loader
 
-        return make_device_loader(ds, cfg.batch_size, device=cfg.device, train=train, augment=augment,
+        # Evaluation batches only need to fill the GPU: per-sample results do not depend on them.
+        batch_size = cfg.batch_size if train else max(cfg.batch_size, GPU_EVAL_BATCH)
+        return make_device_loader(ds, batch_size, device=cfg.device, train=train, augment=augment,
                                   seed=cfg.seed, epoch=epoch, shuffle=shuffle, channels_last=True)
     from msport.data import make_torch_loader
 
