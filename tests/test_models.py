@@ -67,3 +67,23 @@ def test_init_scheme_reaches_every_conv_and_dense():
         if p.name.endswith("weight"):
             assert p.asnumpy().std() < 0.012, p.name
     assert not legacy.linear.bias.asnumpy().any()
+
+
+def test_check_zoo_command_reports_every_requested_model(capsys):
+    from msport.cli import main
+
+    assert main(["check-zoo", "--models", "resnet10_w16", "resnet18"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["resnet10_w16", "resnet18"]
+    assert all(line.endswith("ok") for line in lines[1:])
+    assert main(["check-zoo", "--models", "vgg16"]) == 2
+
+
+def test_msport_runs_as_a_module():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "msport", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for command in ("convert", "check-zoo", "parity-train", "compare-ckpt", "layer-diff", "audit", "reproduce"):
+        assert command in result.stdout
