@@ -244,3 +244,25 @@ def test_parity_train_command_prints_table_and_json(tmp_path, cifar_dir, capsys)
     assert "verdict: MindSpore follows torch" in out
     report = json.loads((tmp_path / "p.json").read_text())
     assert len(report["steps"]) == 3 and report["summary"]["flagged_steps"] == []
+
+
+def test_bf16_autocast_step_computes_the_same_loss_to_bf16_precision():
+    # The GPU-only --precision bf16 path, exercised on the CPU where autocast also runs.
+    import copy
+
+    import reference_torch
+    from msport.training import torch_side
+
+    torch.manual_seed(0)
+    models = [reference_torch.create_model("resnet10_w16")]
+    models.append(copy.deepcopy(models[0]))
+    x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
+    losses = []
+    for model, precision in zip(models, ("fp32", "bf16")):
+        cfg = TrainConfig(model="resnet10_w16", precision=precision)
+        stepper = torch_side.Stepper(model, torch_side.build_optimizer(cfg, model), cfg, torch.device("cpu"))
+        loss_sum, correct = stepper(x, y, 0.05)
+        assert isinstance(loss_sum, float) and isinstance(correct, int)
+        losses.append(loss_sum / len(y))
+    assert losses[0] != losses[1]  # autocast really ran in bfloat16
+    assert abs(losses[0] - losses[1]) < 2e-2 * losses[0]
