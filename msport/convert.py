@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from msport.errors import UserError
+from msport.files import atomic_write
 
 
 class ConversionError(UserError):
@@ -266,30 +267,14 @@ def save_torch_state(state, path):
     import torch
 
     tensors = OrderedDict((k, torch.from_numpy(np.ascontiguousarray(v))) for k, v in state.items())
-    _atomic(path, lambda tmp: torch.save(tensors, tmp))
+    atomic_write(path, lambda tmp: torch.save(tensors, tmp))
 
 
 def save_ms_params(params, path):
     from msport._mindspore import ms
 
     entries = [{"name": k, "data": ms.Tensor(np.ascontiguousarray(v))} for k, v in params.items()]
-    _atomic(path, lambda tmp: ms.save_checkpoint(entries, tmp))
-
-
-def _atomic(path, write):
-    """Write through a temporary file in the same folder, then rename: never a half-written file."""
-    path = str(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    if path.endswith(".ckpt"):
-        tmp += ".ckpt"  # MindSpore appends .ckpt to names lacking it
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, lambda tmp: ms.save_checkpoint(entries, tmp))
 
 
 def _require_file(path):

@@ -13,6 +13,7 @@ import json
 import os
 
 from msport.errors import UserError
+from msport.files import atomic_write, atomic_write_text
 from msport.reproduce.runner import ARMS
 from msport.reproduce.stats import (CONFIDENCE, MAX_SEEDS_ESTIMATED, PLANNING_POWER, seeds_needed, summarize,
                                     welch_difference)
@@ -91,17 +92,10 @@ def write_report(results, outcomes, out_dir):
     """results.json, results.md and val_acc.png in ``out_dir``; returns their paths."""
     os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(out_dir, name) for name in (RESULTS_JSON, RESULTS_MD, CURVES_PNG)]
-    _write_text(paths[0], json.dumps(results, indent=2) + "\n")
-    _write_text(paths[1], markdown(results))
+    atomic_write_text(paths[0], json.dumps(results, indent=2) + "\n")
+    atomic_write_text(paths[1], markdown(results))
     plot_curves(outcomes, results, paths[2])
     return paths
-
-
-def _write_text(path, text):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def plot_curves(outcomes, results, path):
@@ -134,10 +128,8 @@ def plot_curves(outcomes, results, path):
     fig.suptitle(f"{_setting(results)}: every run, colored by arm")
     fig.legend(fontsize=8, loc="lower center", ncol=1)
     fig.tight_layout(rect=(0, 0.04 * len(labelled) + 0.02, 1, 1))
-    tmp = f"{path}.tmp"
-    fig.savefig(tmp, format="png", dpi=120)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 # -- text ------------------------------------------------------------------------------------

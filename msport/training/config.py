@@ -13,6 +13,7 @@ from typing import List, Optional
 import yaml
 
 from msport.errors import UserError
+from msport.files import atomic_write_text
 
 SCHEDULES = ("constant", "step", "multistep", "cosine")
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -146,10 +147,7 @@ def run_dir(cfg, framework):
 
 
 def save_resolved(cfg, path):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as fh:
-        yaml.safe_dump(dataclasses.asdict(cfg), fh, sort_keys=False)
-    os.replace(tmp, path)
+    atomic_write_text(path, yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
 
 
 def load_resolved(path):

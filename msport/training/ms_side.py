@@ -5,13 +5,12 @@ with weight decay on every parameter, the same learning rate at every step,
 cross-entropy with mean reduction.
 """
 
-import os
-
 import numpy as np
 
 from msport._mindspore import ms, nn
 from msport.convert import (file_kind, load_ms_params, load_torch_state, ms_param_shapes, torch_to_mindspore)
 from msport.errors import UserError
+from msport.files import atomic_write
 from msport.models import create_model
 
 FRAMEWORK = "mindspore"
@@ -183,14 +182,14 @@ def checkpoint_name(cfg, epoch, steps, val_acc):
 
 
 def save_checkpoint(net, path):
-    _atomic_save(net, path)
+    atomic_write(path, lambda tmp: ms.save_checkpoint(net, tmp))
 
 
 def save_resume(net, optimizer, epoch, path):
     params = [{"name": p.name, "data": p} for p in net.get_parameters()]
     params += [{"name": p.name, "data": p} for p in optimizer.get_parameters() if p.name not in
                {q["name"] for q in params}]
-    _atomic_save(params, path, append_dict={"epoch": epoch})
+    atomic_write(path, lambda tmp: ms.save_checkpoint(params, tmp, append_dict={"epoch": epoch}))
 
 
 def load_resume(net, optimizer, path):
@@ -200,12 +199,6 @@ def load_resume(net, optimizer, path):
     ms.load_param_into_net(net, saved, strict_load=True)
     ms.load_param_into_net(optimizer, saved, strict_load=False)
     return epoch
-
-
-def _atomic_save(obj, path, append_dict=None):
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp.ckpt")
-    ms.save_checkpoint(obj, tmp, append_dict=append_dict)
-    os.replace(tmp, path)
 
 
 def parameters_numpy(net):

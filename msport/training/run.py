@@ -18,6 +18,7 @@ import os
 import time
 
 from msport.errors import UserError
+from msport.files import atomic_write, atomic_write_text
 from msport.training.config import TrainConfig, load_resolved, save_resolved
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_second")
@@ -73,13 +74,15 @@ class Run:
         self._write_metrics(rows)
 
     def _write_metrics(self, rows):
-        tmp = self.metrics_file + ".tmp"
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=METRIC_COLUMNS)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in METRIC_COLUMNS})
-        os.replace(tmp, self.metrics_file)
+        def write(tmp):
+            with open(tmp, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=METRIC_COLUMNS)
+                writer.writeheader()
+                for row in rows:
+                    writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k])
+                                     for k in METRIC_COLUMNS})
+
+        atomic_write(self.metrics_file, write)
 
     # -- checkpoints -----------------------------------------------------------------------
     def record_checkpoint(self, epoch, val_acc, filename):
@@ -87,7 +90,7 @@ class Run:
         best = self.best()
         if best is None or val_acc > best["val_acc"]:
             best = {"epoch": epoch, "val_acc": val_acc, "checkpoint": os.path.join("checkpoint", filename)}
-            _write_json(self.best_file, best)
+            atomic_write_text(self.best_file, json.dumps(best, indent=2))
         keep = set(sorted(self._epoch_files(), key=lambda f: os.path.getmtime(os.path.join(self.checkpoint_dir, f)))
                    [-self.cfg.keep_checkpoint_max:])
         keep.add(os.path.basename(best["checkpoint"]))
@@ -103,13 +106,6 @@ class Run:
 
     def _epoch_files(self):
         return [f for f in os.listdir(self.checkpoint_dir) if not f.startswith(".")]
-
-
-def _write_json(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=2)
-    os.replace(tmp, path)
 
 
 class EpochTimer:

@@ -1,6 +1,5 @@
 """The PyTorch half of the paired trainers (``train_torch.py``). Never imports MindSpore."""
 
-import os
 import random
 
 import numpy as np
@@ -10,6 +9,7 @@ import torch.nn.functional as F
 import reference_torch
 from msport.convert import file_kind, load_ms_params, load_torch_state, mindspore_to_torch, torch_state_shapes
 from msport.errors import UserError
+from msport.files import atomic_write
 
 FRAMEWORK = "torch"
 RESUME_FILE = "resume.pth"
@@ -144,16 +144,13 @@ def checkpoint_name(cfg, epoch, steps, val_acc):
 
 
 def save_checkpoint(model, path):
-    tmp = _tmp(path)
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(model.state_dict(), tmp))
 
 
 def save_resume(model, optimizer, epoch, path):
-    tmp = _tmp(path)
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                "torch_rng": torch.get_rng_state()}, tmp)
-    os.replace(tmp, path)
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+             "torch_rng": torch.get_rng_state()}
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_resume(model, optimizer, path):
@@ -163,10 +160,6 @@ def load_resume(model, optimizer, path):
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
     return int(state["epoch"])
-
-
-def _tmp(path):
-    return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
 
 
 def parameters_numpy(model):
