@@ -53,7 +53,8 @@ TORCH_ONLY_SUFFIXES = ("num_batches_tracked",)
 MS_OPTIMIZER_STATE = re.compile(
     r"^(moments|accum|moment1|moment2|vhat|stat|mean_grad|mean_square|global_step|"
     r"learning_rate|momentum|weight_decay|beta1_power|beta2_power|scale_sense|"
-    r"current_iterator_step|last_overflow_iterator_step|epoch_num|step_num)(\.|$)"
+    r"current_iterator_step|last_overflow_iterator_step|epoch_num|step_num|"
+    r"epoch)(\.|$)"  # epoch: the finished-epoch counter msport's own resume.ckpt appends
 )
 
 
@@ -331,6 +332,43 @@ def load_ms_weights_into_torch(module, param_dict, num_batches_tracked=None):
     module.load_state_dict(OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in state.items()),
                            strict=True)
     return report
+
+
+def load_file_into_torch(module, path):
+    """Load a .pth/.pt (pytorch-cifar wrappers and ``module.`` keys too) or a .ckpt into a torch module.
+
+    Strict: every name and shape must fit. A state_dict saved before torch had
+    BatchNorm's ``num_batches_tracked`` gets it set to 0, as torch would start it.
+    """
+    import torch
+
+    kind, weights = load_any(path)
+    if kind == "mindspore":
+        return load_ms_weights_into_torch(module, weights)
+    report = ConversionReport()
+    state = _strip_data_parallel(weights, report)
+    for key in torch_state_shapes(module):
+        if key.endswith("num_batches_tracked") and key not in state:
+            state[key] = np.array(0, np.int64)
+            report.added[key] = "BatchNorm step counter set to 0"
+    try:
+        module.load_state_dict(OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in state.items()),
+                               strict=True)
+    except RuntimeError as exc:
+        raise ConversionError(f"{path} does not fit the torch model: {str(exc).splitlines()[0]}") from exc
+    report.converted = len(state) - len(report.added)
+    return report
+
+
+def load_file_into_ms(cell, path):
+    """Load a .ckpt (a training checkpoint's optimizer state set aside) or a .pth into a MindSpore cell.
+
+    Both go through the conversion rules, so every name and shape is checked.
+    """
+    kind, weights = load_any(path)
+    if kind == "mindspore":
+        weights, _ = mindspore_to_torch(weights)
+    return load_torch_weights_into_ms(cell, weights)
 
 
 def ms_cell_params(cell):

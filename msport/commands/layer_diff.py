@@ -7,7 +7,6 @@ level, so ``msport --help`` and a .pth-only compare-ckpt never start MindSpore.
 """
 
 import os
-from collections import OrderedDict
 
 import numpy as np
 
@@ -46,6 +45,7 @@ def build_model_pair(args):
 
     import reference_torch
     from msport._mindspore import ms
+    from msport.convert import load_file_into_ms, load_file_into_torch
     from msport.layers import INIT_SCHEMES
     from msport.models import create_model, list_models
 
@@ -67,38 +67,9 @@ def build_model_pair(args):
     if torch_file is None:
         return torch_module, ms_cell, (f"fresh models: torch seed {args.torch_seed}, "
                                        f"MindSpore init {args.ms_init!r} seed {args.ms_seed}")
-    load_torch_side(torch_module, torch_file)
-    load_ms_side(ms_cell, ms_file)
+    load_file_into_torch(torch_module, torch_file)
+    load_file_into_ms(ms_cell, ms_file)
     return torch_module, ms_cell, f"weights: torch <- {torch_file}, MindSpore <- {ms_file}"
-
-
-def load_torch_side(module, path):
-    """Load a .pth or .ckpt into a torch module, names and shapes checked (strict)."""
-    import torch
-
-    from msport.convert import load_any, load_ms_weights_into_torch
-
-    kind, weights = load_any(path)
-    try:
-        if kind == "mindspore":
-            load_ms_weights_into_torch(module, weights)
-            return
-        if weights and all(k.startswith("module.") for k in weights):
-            weights = OrderedDict((k[len("module."):], v) for k, v in weights.items())
-        module.load_state_dict(OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in weights.items()),
-                               strict=True)
-    except RuntimeError as exc:
-        raise UserError(f"{path} does not fit the torch model: {str(exc).splitlines()[0]}") from exc
-
-
-def load_ms_side(cell, path):
-    """Load a .ckpt or .pth into a MindSpore cell through the conversion rules (names and shapes checked)."""
-    from msport.convert import load_any, load_torch_weights_into_ms, mindspore_to_torch
-
-    kind, weights = load_any(path)
-    if kind == "mindspore":
-        weights, _ = mindspore_to_torch(weights)
-    load_torch_weights_into_ms(cell, weights)
 
 
 # --- input batch --------------------------------------------------------------------------------

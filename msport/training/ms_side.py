@@ -8,7 +8,7 @@ cross-entropy with mean reduction.
 import numpy as np
 
 from msport._mindspore import ms, nn
-from msport.convert import (file_kind, load_ms_params, load_torch_state, ms_param_shapes, torch_to_mindspore)
+from msport.convert import load_file_into_ms
 from msport.errors import UserError
 from msport.files import atomic_write
 from msport.models import create_model
@@ -36,22 +36,8 @@ def build_model(cfg, device):
     del device
     net = create_model(cfg.model, num_classes=cfg.num_classes, init=cfg.init)
     if cfg.init_from:
-        load_weights(net, cfg.init_from)
+        load_file_into_ms(net, cfg.init_from)
     return net
-
-
-def load_weights(net, path):
-    """Load a .ckpt or a converted torch .pth into ``net``; every parameter must be covered."""
-    if file_kind(path) == "mindspore":
-        params = {k: v for k, v in load_ms_params(path).items() if k in ms_param_shapes(net)}
-        missing = set(ms_param_shapes(net)) - set(params)
-        if missing:
-            raise UserError(f"{path} lacks {len(missing)} parameters of {type(net).__name__}, "
-                            f"e.g. {sorted(missing)[0]}")
-    else:
-        params, _ = torch_to_mindspore(load_torch_state(path), ms_param_shapes(net))
-    for p in net.get_parameters():
-        p.set_data(ms.Tensor(params[p.name]))
 
 
 def build_optimizer(cfg, net, lrs):

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import reference_torch
-from msport.convert import file_kind, load_ms_params, load_torch_state, mindspore_to_torch, torch_state_shapes
+from msport.convert import load_file_into_torch
 from msport.errors import UserError
 from msport.files import atomic_write
 
@@ -43,25 +43,11 @@ def _on_cuda(cfg):
 def build_model(cfg, device):
     model = reference_torch.create_model(cfg.model, num_classes=cfg.num_classes)
     if cfg.init_from:
-        load_weights(model, cfg.init_from)
+        load_file_into_torch(model, cfg.init_from)
     model = model.to(device)
     if _on_cuda(cfg):
         model = model.to(memory_format=torch.channels_last)  # same parameters, NHWC kernels
     return model
-
-
-def load_weights(model, path):
-    """Load a .pth state_dict or a converted MindSpore .ckpt into ``model`` (strict)."""
-    if file_kind(path) == "torch":
-        state = load_torch_state(path)
-        state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
-    else:
-        state, _ = mindspore_to_torch(load_ms_params(path), torch_state_shapes(model))
-    missing = set(torch_state_shapes(model)) - set(state)
-    for key in missing:
-        if key.endswith("num_batches_tracked"):
-            state[key] = np.array(0, np.int64)
-    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=True)
 
 
 def build_optimizer(cfg, model):
