@@ -1,17 +1,25 @@
 """Weight conversion between PyTorch state_dicts and MindSpore parameter dicts.
 
-Conversion is an explicit, ordered rule list, applied per parameter. A module
-is a BatchNorm when it carries running statistics (``running_mean`` in torch,
-``moving_mean`` in MindSpore); there is no fuzzy name matching. Any key no rule
-maps, and, when the target's shapes are given, any missing key or shape
-mismatch, raises :class:`ConversionError` naming the keys.
+Every rename and layout change comes from :mod:`msport.registry`, one rule per
+parameter of each registered layer type (Conv1d's weight gains an axis,
+LayerNorm's weight becomes gamma, Embedding's becomes embedding_table...).
+Given a model (``layers=layer_map(model)``), each layer's type is known; without
+one, a layer's type is inferred only where its parameter names and ranks
+determine it (running statistics make a BatchNorm, a 3-d weight a Conv1d...),
+and every other name must be one a registered layer keeps unchanged. There is
+no fuzzy matching: any key no rule maps, and, when the target's shapes are
+given, any missing key or shape mismatch, raises :class:`ConversionError`
+naming the keys.
 
 What has no twin is handled on purpose and listed in the returned
 :class:`ConversionReport`:
 
-* torch's ``num_batches_tracked`` is dropped going to MindSpore; going back it
-  is restored (from ``num_batches_tracked=``, else the checkpoint's
-  ``global_step``, else 0) so the result loads with ``strict=True``.
+* torch's ``num_batches_tracked`` travels in a .ckpt as ``msport.torch.<name>``
+  (value, dtype and 0-d shape) and comes back from it; a .ckpt without it gets
+  it from ``num_batches_tracked=``, else the checkpoint's ``global_step``,
+  else 0, so the result loads with ``strict=True``.
+* MindSpore keeps gamma/beta (fixed at 1/0) where a torch norm layer has no
+  affine parameters: filled going to MindSpore, dropped coming back.
 * MindSpore training checkpoints also hold optimizer state (``moments.*``,
   ``global_step``, ``learning_rate``...): it is kept aside, never converted
   into model weights.
@@ -28,6 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from msport import registry
 from msport.errors import UserError
 from msport.files import atomic_write
 
@@ -36,19 +45,10 @@ class ConversionError(UserError):
     """A key no rule maps, a missing key or a shape mismatch."""
 
 
-# (torch suffix, MindSpore suffix) for modules that carry running statistics.
-BATCHNORM_RULES = (
-    ("weight", "gamma"),
-    ("bias", "beta"),
-    ("running_mean", "moving_mean"),
-    ("running_var", "moving_variance"),
-)
-# Conv2d/Linear <-> Conv2d/Dense: same names, same (out, in[, kh, kw]) layout, no transpose.
-PLAIN_RULES = (
-    ("weight", "weight"),
-    ("bias", "bias"),
-)
-TORCH_ONLY_SUFFIXES = ("num_batches_tracked",)
+TORCH_ONLY_SUFFIXES = tuple(sorted({s for e in registry.entries() for s in e.torch_only}))
+#: torch state with no MindSpore twin (BatchNorm's num_batches_tracked) travels in a .ckpt under this
+#: prefix, with its value, dtype and 0-d shape, so a .pth -> .ckpt -> .pth round trip is bit-exact.
+TORCH_STATE_PREFIX = "msport.torch."
 # Names MindSpore optimizers and training wrappers add to a training checkpoint.
 MS_OPTIMIZER_STATE = re.compile(
     r"^(moments|accum|moment1|moment2|vhat|stat|mean_grad|mean_square|global_step|"
@@ -66,6 +66,8 @@ class ConversionReport:
     dropped: dict = field(default_factory=dict)      # key -> reason
     added: dict = field(default_factory=dict)        # key -> reason
     extra_state: dict = field(default_factory=dict)  # optimizer state found, key -> array
+    carried: dict = field(default_factory=dict)      # torch-only key -> its msport.torch. record
+    notes: list = field(default_factory=list)
 
     def lines(self):
         out = [f"converted {self.converted} tensors"]
@@ -73,9 +75,13 @@ class ConversionReport:
             out.append(f"dropped {len(self.dropped)}: " + _summarise(self.dropped))
         if self.added:
             out.append(f"added {len(self.added)}: " + _summarise(self.added))
+        if self.carried:
+            out.append(f"carried {len(self.carried)} torch-only tensors as {TORCH_STATE_PREFIX}* records "
+                       f"(e.g. {next(iter(self.carried))}), so converting back restores them exactly")
         if self.extra_state:
             out.append(f"optimizer/training state kept aside ({len(self.extra_state)} tensors, "
                        f"e.g. {', '.join(list(self.extra_state)[:3])})")
+        out.extend(self.notes)
         return out
 
 
@@ -99,74 +105,183 @@ def _split(key):
     return module, suffix
 
 
-def _norm_modules(keys, marker):
-    return {_split(k)[0] for k in keys if _split(k)[1] == marker}
+def _join(module, suffix):
+    return f"{module}.{suffix}" if module else suffix
 
 
-def torch_to_mindspore(state_dict, expected_shapes=None):
+# Without a model, a name that maps to itself must still be one some registered layer uses, so a
+# typo'd or foreign key ("linear.scale") is an error rather than a silent pass-through.
+def _identity_rule(suffix, side):
+    for e in registry.entries():
+        for param in e.params:
+            if param.matches(suffix, side) and param.target(suffix, side) == suffix and param.layout == "same":
+                return param
+    return None
+
+
+def layer_map(model):
+    """``{layer name: registry entry}`` of a torch module or a MindSpore cell (what conversion reads
+    to know each layer's type rather than infer it from names)."""
+    if hasattr(model, "named_modules"):
+        return registry.torch_layers(model)
+    return registry.ms_layers(model)
+
+
+def _plan(shapes, side, layers, report):
+    """``[(key, target key, Param or None, entry or None)]`` for ``{key: shape}`` coming from ``side``.
+
+    With ``layers`` (from :func:`layer_map`) each layer's type is known; a parameter of a cell the
+    registry does not know maps to the same name. Without, the type is inferred from names and
+    ranks where they determine it (``registry.infer_from_names``), and every other name must be
+    one a registered layer keeps unchanged.
+    """
+    groups = OrderedDict()
+    for key in shapes:
+        module, suffix = _split(key)
+        groups.setdefault(module, []).append(suffix)
+    plan = []
+    unregistered = []
+    for module, suffixes in groups.items():
+        if layers is not None:
+            entry = layers.get(module)
+        else:
+            ranks = {s: len(shapes[_join(module, s)]) for s in suffixes}
+            ranks.update({f"{s}_shape": tuple(shapes[_join(module, s)]) for s in suffixes})
+            entry = registry.infer_from_names(suffixes, ranks, side)
+        for suffix in suffixes:
+            key = _join(module, suffix)
+            if entry is not None and side == "torch" and suffix in entry.torch_only:
+                plan.append((key, TORCH_STATE_PREFIX + key, None, entry))
+                continue
+            rule = entry.param_for(suffix, side) if entry is not None else None
+            if rule is None and entry is None and layers is not None:
+                unregistered.append(key)
+                plan.append((key, key, None, None))
+                continue
+            if rule is None and entry is None:
+                rule = _identity_rule(suffix, side)
+            if rule is None:
+                where = f"a {entry.name} layer" if entry is not None else "any registered layer"
+                known = ", ".join(p.torch if side == "torch" else p.ms for p in entry.params) if entry else ""
+                raise ConversionError(f"no conversion rule for {'torch' if side == 'torch' else 'MindSpore'} key "
+                                      f"{key!r}: {suffix!r} is not a parameter of {where}"
+                                      + (f" (it has: {known})" if known else ""))
+            plan.append((key, _join(module, rule.target(suffix, side)), rule, entry))
+    if unregistered:
+        report.notes.append(f"{len(unregistered)} parameters of layers the registry does not know kept their "
+                            f"names (e.g. {unregistered[0]})")
+    return plan
+
+
+def map_names(names, source="torch", layers=None, shapes=None):
+    """``{name: other side's name}`` for parameter names of ``source`` (``"torch"`` or ``"mindspore"``),
+    through the registry's rules, without touching any array. ``layers``: from :func:`layer_map`;
+    ``shapes`` (``{name: shape}``) lets names-only inference use ranks. torch-only state
+    (``num_batches_tracked``) maps to ``None``."""
+    side = "torch" if source == "torch" else "ms"
+    shapes = shapes or {n: () for n in names}
+    plan = _plan(OrderedDict((n, tuple(shapes.get(n, ()))) for n in names), side, layers, ConversionReport())
+    return OrderedDict((key, None if rule is None and target.startswith(TORCH_STATE_PREFIX) else target)
+                       for key, target, rule, _ in plan)
+
+
+def torch_to_mindspore(state_dict, expected_shapes=None, layers=None):
     """Convert a torch state_dict to an ordered ``{ms_name: np.ndarray}``; returns ``(params, report)``.
 
     ``expected_shapes`` (``{ms_name: shape}``, e.g. from :func:`ms_param_shapes`)
-    turns on the completeness and shape checks.
+    turns on the completeness and shape checks; ``layers`` (:func:`layer_map` of
+    either model) gives each layer's type. torch's ``num_batches_tracked`` is
+    carried under ``msport.torch.`` unless ``expected_shapes`` is given (a model
+    has no place for it).
     """
     report = ConversionReport()
     state = _strip_data_parallel(state_dict, report)
-    bn_modules = _norm_modules(state, "running_mean")
+    arrays = OrderedDict((k, _to_numpy(v)) for k, v in state.items())
+    plan = _plan(OrderedDict((k, v.shape) for k, v in arrays.items()), "torch", layers, report)
     params = OrderedDict()
-    for key, value in state.items():
-        module, suffix = _split(key)
-        if suffix in TORCH_ONLY_SUFFIXES:
-            report.dropped[key] = "no MindSpore twin (BatchNorm step counter)"
+    for key, target, rule, entry in plan:
+        if rule is None and target.startswith(TORCH_STATE_PREFIX):
+            if expected_shapes is None:
+                params[target] = arrays[key]
+                report.carried[key] = target
+            else:
+                report.dropped[key] = f"no MindSpore twin ({entry.name} step counter)"
             continue
-        rules = BATCHNORM_RULES if module in bn_modules else PLAIN_RULES
-        target = _apply_rules(rules, module, suffix, key, "torch")
-        params[target] = _to_numpy(value)
-    report.converted = len(params)
+        params[target] = registry.to_ms_layout(rule, arrays[key]) if rule is not None else arrays[key]
+    if expected_shapes is not None:
+        _fill_fixed(params, expected_shapes, layers, "ms", report)
+    report.converted = sum(1 for k in params if not k.startswith(TORCH_STATE_PREFIX))
     if expected_shapes is not None:
         _check_against(params, expected_shapes, "MindSpore model")
     return params, report
 
 
-def mindspore_to_torch(param_dict, expected_shapes=None, num_batches_tracked=None):
+def mindspore_to_torch(param_dict, expected_shapes=None, num_batches_tracked=None, layers=None):
     """Convert a MindSpore parameter dict to an ordered ``{torch_name: np.ndarray}``; returns ``(state, report)``.
 
     Optimizer state in a training checkpoint goes to ``report.extra_state``.
-    ``num_batches_tracked`` is restored for every BatchNorm (int64 scalar).
+    ``num_batches_tracked`` comes back from the ``msport.torch.`` records of a
+    converted .ckpt; where there are none it is set (int64 scalar) from
+    ``num_batches_tracked``, else the checkpoint's ``global_step``, else 0.
     """
     report = ConversionReport()
-    params = OrderedDict()
-    model_keys = []
+    carried = OrderedDict()
+    model = OrderedDict()
     for key, value in param_dict.items():
-        if MS_OPTIMIZER_STATE.match(key):
+        if key.startswith(TORCH_STATE_PREFIX):
+            carried[key[len(TORCH_STATE_PREFIX):]] = _to_numpy(value)
+        elif MS_OPTIMIZER_STATE.match(key):
             report.extra_state[key] = _to_numpy(value)
         else:
-            model_keys.append(key)
-    bn_modules = _norm_modules(model_keys, "moving_mean")
+            model[key] = _to_numpy(value)
     if num_batches_tracked is None:
         step = report.extra_state.get("global_step")
         num_batches_tracked = int(np.asarray(step).reshape(-1)[0]) if step is not None else 0
-    reverse_bn = tuple((ms, pt) for pt, ms in BATCHNORM_RULES)
-    reverse_plain = tuple((ms, pt) for pt, ms in PLAIN_RULES)
-    for key in model_keys:
-        module, suffix = _split(key)
-        rules = reverse_bn if module in bn_modules else reverse_plain
-        params[_apply_rules(rules, module, suffix, key, "MindSpore")] = _to_numpy(param_dict[key])
-        if module in bn_modules and suffix == "moving_variance":
-            counter = f"{module}.num_batches_tracked"
-            params[counter] = np.array(num_batches_tracked, dtype=np.int64)
-            report.added[counter] = f"BatchNorm step counter set to {num_batches_tracked}"
+    plan = _plan(OrderedDict((k, v.shape) for k, v in model.items()), "ms", layers, report)
+    params = OrderedDict()
+    for key, target, rule, entry in plan:
+        params[target] = registry.to_torch_layout(rule, model[key]) if rule is not None else model[key]
+        if entry is None or rule is None or rule is not entry.params[-1] or not entry.torch_only:
+            continue
+        for extra in entry.torch_only:  # after the last parameter, as torch orders its state_dict
+            counter = _join(_split(target)[0], extra)
+            if counter in carried:
+                params[counter] = carried.pop(counter)
+            else:
+                params[counter] = np.array(num_batches_tracked, dtype=np.int64)
+                report.added[counter] = f"BatchNorm step counter set to {num_batches_tracked}"
+    params.update(carried)
+    if expected_shapes is not None:
+        _fill_fixed(params, expected_shapes, layers, "torch", report)
     report.converted = len(params) - len(report.added)
     if expected_shapes is not None:
         _check_against(params, expected_shapes, "torch model")
     return params, report
 
 
-def _apply_rules(rules, module, suffix, key, side):
-    for source, target in rules:
-        if suffix == source:
-            return f"{module}.{target}" if module else target
-    raise ConversionError(f"no conversion rule for {side} key {key!r} (suffix {suffix!r}); "
-                          f"the rules map: {', '.join(s for s, _ in rules)}")
+def _fill_fixed(params, expected_shapes, layers, side, report):
+    """Reconcile parameters only one side has: MindSpore keeps LayerNorm/BatchNorm/GroupNorm gamma and
+    beta (fixed at 1/0) where torch's ``elementwise_affine``/``affine`` is off. Filled going to
+    MindSpore, dropped going to torch, and listed in the report."""
+    for key in [k for k in expected_shapes if k not in params]:
+        module, suffix = _split(key)
+        entry = layers.get(module) if layers is not None else None
+        rule = entry.param_for(suffix, side) if entry is not None else None
+        if rule is not None and rule.optional and side == "ms":
+            spec = rule.init({"shapes": {}})
+            if spec.kind == "constant":
+                params[key] = np.full(expected_shapes[key], spec.scale, np.float32)
+                report.added[key] = f"{entry.name} {suffix} torch does not have, fixed at {spec.scale:g}"
+    for key in [k for k in params if k not in expected_shapes]:
+        module, suffix = _split(key)
+        entry = layers.get(module) if layers is not None else None
+        rule = entry.param_for(suffix, side) if entry is not None else None
+        if rule is not None and rule.optional and side == "torch":
+            value = params[key]
+            spec = rule.init({"shapes": {}})
+            if spec.kind == "constant" and np.all(value == spec.scale):
+                del params[key]
+                report.dropped[key] = f"{entry.name} {suffix} the torch layer does not have (constant {spec.scale:g})"
 
 
 def _strip_data_parallel(state_dict, report):
@@ -267,14 +382,14 @@ def load_any(path):
 def save_torch_state(state, path):
     import torch
 
-    tensors = OrderedDict((k, torch.from_numpy(np.ascontiguousarray(v))) for k, v in state.items())
+    tensors = OrderedDict((k, torch.from_numpy(np.array(v, order="C"))) for k, v in state.items())
     atomic_write(path, lambda tmp: torch.save(tensors, tmp))
 
 
 def save_ms_params(params, path):
     from msport._mindspore import ms
 
-    entries = [{"name": k, "data": ms.Tensor(np.ascontiguousarray(v))} for k, v in params.items()]
+    entries = [{"name": k, "data": ms.Tensor(np.array(v, order="C"))} for k, v in params.items()]  # keeps 0-d shapes
     atomic_write(path, lambda tmp: ms.save_checkpoint(entries, tmp))
 
 
@@ -296,18 +411,20 @@ def convert_file(src, dst, *, model=None, num_classes=10, overwrite=False):
         raise ConversionError(f"{dst} exists; pass --overwrite to replace it")
     _, weights = load_any(src)
     if src_kind == "torch":
-        expected = None
+        expected = layers = None
         if model:
             from msport.models import create_model
-            expected = ms_param_shapes(create_model(model, num_classes=num_classes))
-        params, report = torch_to_mindspore(weights, expected)
+            target = create_model(model, num_classes=num_classes)
+            expected, layers = ms_param_shapes(target), layer_map(target)
+        params, report = torch_to_mindspore(weights, expected, layers)
         save_ms_params(params, dst)
     else:
-        expected = None
+        expected = layers = None
         if model:
             import reference_torch
-            expected = torch_state_shapes(reference_torch.create_model(model, num_classes=num_classes))
-        params, report = mindspore_to_torch(weights, expected)
+            target = reference_torch.create_model(model, num_classes=num_classes)
+            expected, layers = torch_state_shapes(target), layer_map(target)
+        params, report = mindspore_to_torch(weights, expected, layers=layers)
         save_torch_state(params, dst)
     return report
 
@@ -318,7 +435,7 @@ def load_torch_weights_into_ms(cell, state_dict):
     """Copy a torch state_dict into a MindSpore cell (names and shapes checked); returns the report."""
     from msport._mindspore import ms
 
-    params, report = torch_to_mindspore(state_dict, ms_param_shapes(cell))
+    params, report = torch_to_mindspore(state_dict, ms_param_shapes(cell), layer_map(cell))
     for p in cell.get_parameters():
         p.set_data(ms.Tensor(params[p.name]))
     return report
@@ -328,7 +445,8 @@ def load_ms_weights_into_torch(module, param_dict, num_batches_tracked=None):
     """Copy a MindSpore parameter dict into a torch module with ``strict=True``; returns the report."""
     import torch
 
-    state, report = mindspore_to_torch(param_dict, torch_state_shapes(module), num_batches_tracked)
+    state, report = mindspore_to_torch(param_dict, torch_state_shapes(module), num_batches_tracked,
+                                       layers=layer_map(module))
     module.load_state_dict(OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in state.items()),
                            strict=True)
     return report
@@ -367,7 +485,7 @@ def load_file_into_ms(cell, path):
     """
     kind, weights = load_any(path)
     if kind == "mindspore":
-        weights, _ = mindspore_to_torch(weights)
+        weights, _ = mindspore_to_torch(weights, layers=layer_map(cell))
     return load_torch_weights_into_ms(cell, weights)
 
 

@@ -2,37 +2,50 @@
 
 The seed port lost 0.6 points of accuracy because its convolutions and dense
 layers used MindSpore 1.x's default initialisers (Normal(0.01) weights, zero
-bias) instead of PyTorch's kaiming-uniform. Model code builds every layer
-through :func:`conv2d`, :func:`dense` and :func:`batch_norm2d` and never spells
-a MindSpore detail (``pad_mode``, ``has_bias``, initialisers, the momentum
-convention); :func:`apply_init` re-initialises an existing network for ports
-that were not built here.
+bias) instead of PyTorch's kaiming-uniform. The same kind of trap sits in other
+layers: MindSpore's Embedding draws Normal(0.01) where torch draws N(0, 1), its
+LayerNorm uses epsilon 1e-7 where torch uses 1e-5, every MindSpore convolution
+pads ``'same'`` and has no bias by default, and its BatchNorm momentum is
+``1 - torch's``.
 
-Init schemes, chosen by name:
+Every factory here is generated from :mod:`msport.registry` and takes **torch's
+constructor signature and defaults**: ``conv2d(3, 16, 3)`` computes exactly
+``torch.nn.Conv2d(3, 16, 3)``, bias included, and ``layer_norm(64)`` uses
+torch's eps 1e-5. One keyword is added, ``init``, the init scheme:
 
-``"torch"``
+``"torch"`` (default)
     PyTorch's defaults, set explicitly so they do not depend on the installed
-    MindSpore: weight U(-b, b) and bias U(-b, b) with b = 1/sqrt(fan_in),
-    fan_in = in_channels/groups * kernel area. (``kaiming_uniform_(a=sqrt(5))``
-    reduces to exactly this bound.)
+    MindSpore (conv/linear: U(-b, b), b = 1/sqrt(fan_in), for weight and bias;
+    Embedding N(0, 1); LSTM/GRU/RNN U(+-1/sqrt(hidden)); MultiheadAttention
+    xavier-uniform in_proj, zero biases; norms 1/0).
 ``"legacy"``
-    MindSpore 1.x / 2.0 defaults: weight Normal(sigma=0.01), bias zeros. The
-    seed's "before" state, reproducible on any MindSpore version.
+    MindSpore 1.x / 2.0 defaults: conv/dense weight Normal(sigma=0.01), bias
+    zeros; Embedding Normal(0.01). The seed's "before" state, on any version.
 ``"mindspore"``
-    Whatever the installed MindSpore does by default (2.1 and later: equal to
-    torch's distribution; 1.x: ``"legacy"``).
+    What the installed MindSpore's constructor draws (2.1 and later: conv/dense
+    equal to torch's distribution, Embedding Normal(0.01)).
+
+A torch configuration MindSpore 2.10 cannot compute exactly on the CPU
+(``padding_mode='reflect'``, ``LSTM(proj_size=...)``...) raises
+:class:`msport.registry.UnsupportedLayer` naming what is missing.
+
+:func:`apply_init` redraws every registered layer of a network built elsewhere
+and returns a report of what it redrew and what it did not know.
 """
 
-import math
+import inspect
+import warnings
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from msport._mindspore import nn
-from mindspore.common.initializer import Normal, Uniform, Zero, One, initializer
+from msport import registry
+from msport._mindspore import ms, nn
+from msport.registry import INIT_SCHEMES, REQUIRED
+from mindspore.common.initializer import Constant, Normal, Uniform, initializer
 
-INIT_SCHEMES = ("torch", "legacy", "mindspore")
-
-#: PyTorch's BatchNorm2d defaults, in PyTorch's convention.
+#: PyTorch's BatchNorm defaults, in PyTorch's convention.
 TORCH_BN_MOMENTUM = 0.1
 TORCH_BN_EPS = 1e-5
 
@@ -42,114 +55,170 @@ def _check_scheme(init):
         raise ValueError(f"unknown init scheme {init!r}: choose one of {', '.join(INIT_SCHEMES)}")
 
 
-def fan_in(weight_shape, groups=1):
+def fan_in(weight_shape):
     """PyTorch's fan_in of a conv/dense weight shaped (out, in/groups, *kernel)."""
-    del groups  # the stored weight already holds in_channels/groups
     return int(np.prod(weight_shape[1:]))
 
 
 def torch_bound(weight_shape):
-    """Half-width of PyTorch's default U(-b, b) for this weight and its bias."""
-    return 1.0 / math.sqrt(fan_in(weight_shape))
+    """Half-width of PyTorch's default U(-b, b) for this conv/dense weight and its bias."""
+    return 1.0 / np.sqrt(fan_in(weight_shape))
 
 
-def _initializers(init, weight_shape):
-    """(weight_init, bias_init) for a scheme; ``None`` means MindSpore's own default."""
+# --- building ---------------------------------------------------------------------------------
+
+def build(name, *args, init="torch", **kwargs):
+    """The MindSpore twin of ``torch.nn.<name>(*args, **kwargs)``: ``build("Conv2d", 3, 16, 3)``."""
+    return _build(registry.entry(name), args, kwargs, init)
+
+
+def _build(entry, args, kwargs, init):
     _check_scheme(init)
-    if init == "torch":
-        bound = torch_bound(weight_shape)
-        return Uniform(scale=bound), Uniform(scale=bound)
-    if init == "legacy":
-        return Normal(sigma=0.01), Zero()
-    return None, None
-
-
-def conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, *,
-           groups=1, bias=False, init="torch"):
-    """A MindSpore ``nn.Conv2d`` that computes exactly ``torch.nn.Conv2d(..., padding=padding)``.
-
-    Padding is symmetric as in torch (``pad_mode='pad'``); MindSpore's default
-    ``'same'`` puts the odd pixel of a stride-2 conv on the bottom/right and
-    shifts every output. ``bias`` defaults to False, as every ResNet conv.
-    """
-    shape = (out_channels, in_channels // groups, kernel_size, kernel_size)
-    weight_init, bias_init = _initializers(init, shape)
-    return nn.Conv2d(
-        in_channels, out_channels, kernel_size, stride=stride,
-        pad_mode="pad" if padding else "valid", padding=padding, group=groups,
-        has_bias=bias, weight_init=weight_init, bias_init=bias_init if bias else None,
-    )
-
-
-def dense(in_channels, out_channels, *, bias=True, init="torch"):
-    """A MindSpore ``nn.Dense`` initialised as ``torch.nn.Linear`` under ``init='torch'``."""
-    weight_init, bias_init = _initializers(init, (out_channels, in_channels))
-    return nn.Dense(in_channels, out_channels, has_bias=bias,
-                    weight_init=weight_init, bias_init=bias_init if bias else None)
-
-
-def batch_norm2d(num_features, *, momentum=TORCH_BN_MOMENTUM, eps=TORCH_BN_EPS):
-    """A MindSpore ``nn.BatchNorm2d`` configured with PyTorch's momentum convention.
-
-    torch updates ``running = (1 - m) * running + m * batch``; MindSpore's
-    ``momentum`` is the weight of the old value, so it receives ``1 - m``.
-    """
-    return nn.BatchNorm2d(num_features, eps=eps, momentum=1.0 - momentum)
-
-
-# Names from the seed document, kept for ports that copied its snippet.
-_conv2d = conv2d
-_dense = dense
-
-
-def _set(param, init, shape):
-    param.set_data(initializer(init, shape, param.dtype))
-
-
-def apply_init(cell, scheme="torch"):
-    """Re-initialise every Conv2d, Dense and BatchNorm2d of ``cell`` in place; returns ``cell``.
-
-    For a network built elsewhere (a user's own port): the parameters keep
-    their names and shapes, only their values are redrawn. BatchNorm gets
-    gamma=1, beta=0, moving mean 0 and moving variance 1 under every scheme,
-    as in both frameworks.
-    """
-    _check_scheme(scheme)
-    for _, sub in cell.cells_and_names():
-        if isinstance(sub, (nn.Conv2d, nn.Dense)):
-            _reinit_weighted(sub, scheme)
-        elif isinstance(sub, nn.BatchNorm2d):
-            for param, value in ((sub.gamma, One()), (sub.beta, Zero()),
-                                 (sub.moving_mean, Zero()), (sub.moving_variance, One())):
-                _set(param, value, param.shape)
+    try:
+        arguments = registry.bind(entry, args, kwargs)
+    except TypeError as exc:
+        raise TypeError(f"{entry.factory_name}(): {exc} (the signature is torch.nn.{entry.name}'s)") from None
+    cell = registry.ms_class(entry)(**entry.build(arguments))
+    if init != "mindspore" and any(True for _ in cell.get_parameters()):
+        _init_tree(cell, init, context=arguments)
+    for name in entry.fixed(arguments) if entry.fixed else ():
+        getattr(cell, name).requires_grad = False  # torch has no such parameter: it must stay 1/0
     return cell
 
 
-def _reinit_weighted(layer, scheme):
-    weight = layer.weight
-    bias = layer.bias if getattr(layer, "has_bias", False) else None
-    if scheme == "mindspore":
-        fresh = _fresh_default_like(layer)
-        weight.set_data(fresh.weight.data.copy())
-        if bias is not None:
-            bias.set_data(fresh.bias.data.copy())
-        return
-    weight_init, bias_init = _initializers(scheme, tuple(weight.shape))
-    _set(weight, weight_init, weight.shape)
-    if bias is not None:
-        _set(bias, bias_init, bias.shape)
+def _make_factory(entry):
+    parameters = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                    default=inspect.Parameter.empty if d is REQUIRED else d)
+                  for n, d in entry.signature]
+    if "init" in dict(entry.signature):
+        # torch's own argument is called init (PReLU's initial value); every scheme draws it the same way
+        def factory(*args, **kwargs):
+            return _build(entry, args, kwargs, "torch")
+    else:
+        def factory(*args, init="torch", **kwargs):
+            return _build(entry, args, kwargs, init)
+
+        parameters.append(inspect.Parameter("init", inspect.Parameter.KEYWORD_ONLY, default="torch"))
+    factory.__signature__ = inspect.Signature(parameters)
+    factory.__name__ = factory.__qualname__ = entry.factory_name
+    factory.__module__ = __name__
+    factory.__doc__ = (f"MindSpore ``nn.{entry.ms_class}`` computing ``torch.nn.{entry.name}`` with torch's "
+                       f"signature and defaults; ``init`` picks the init scheme (see msport.layers). "
+                       f"{entry.doc}").strip()
+    return factory
 
 
-def _fresh_default_like(layer):
-    """A new layer of the same configuration, built with the installed MindSpore's defaults."""
-    if isinstance(layer, nn.Dense):
-        return nn.Dense(layer.in_channels, layer.out_channels, has_bias=layer.has_bias)
-    return nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                     stride=layer.stride, pad_mode=layer.pad_mode, padding=layer.padding,
-                     dilation=layer.dilation, group=layer.group, has_bias=layer.has_bias)
+FACTORIES = OrderedDict((e.factory_name, _make_factory(e)) for e in registry.entries())
+globals().update(FACTORIES)
 
 
-__all__ = [
-    "INIT_SCHEMES", "TORCH_BN_MOMENTUM", "TORCH_BN_EPS", "conv2d", "dense", "batch_norm2d",
-    "_conv2d", "_dense", "apply_init", "fan_in", "torch_bound",
-]
+# Names from the seed document, kept for ports that copied its snippet. The seed's ``_conv2d`` built
+# ResNet convolutions: torch's defaults, so ``_conv2d(3, 64, 3, padding=1)`` has a bias as torch's does;
+# pass ``bias=False`` for a conv followed by BatchNorm, as the zoo does.
+_conv2d = FACTORIES["conv2d"]
+_dense = FACTORIES["dense"]
+
+
+# --- initialisation ---------------------------------------------------------------------------
+
+def _draw(spec, param):
+    if spec.kind == "uniform":
+        init = Uniform(scale=spec.scale)
+    elif spec.kind == "normal":
+        init = Normal(sigma=spec.scale)
+    else:
+        init = Constant(spec.scale)
+    value = initializer(init, param.shape, param.dtype).init_data()
+    if spec.zero_row is not None:
+        array = value.asnumpy().copy()
+        array[spec.zero_row] = 0
+        value = ms.Tensor(array)
+    param.set_data(value)
+
+
+def _init_layer(entry, cell, scheme, context=None):
+    """Redraw the parameters ``entry`` owns on ``cell``; returns their relative names."""
+    params = OrderedDict(cell.parameters_and_names())
+    torch_shapes = OrderedDict()
+    owned = OrderedDict()
+    for name, param in params.items():
+        rule = entry.param_for(name, "ms")
+        if rule is not None:
+            owned[name] = rule
+            torch_shapes[rule.target(name, "ms")] = registry.torch_layout_shape(rule, param.shape)
+    if not owned:
+        return []
+    ctx = registry.layer_context(entry, cell, torch_shapes)
+    if context:
+        ctx = {**context, **ctx}
+    for name, rule in owned.items():
+        ctx["param"] = rule.target(name, "ms")
+        _draw(rule.init_for(scheme)(ctx), params[name])
+    return list(owned)
+
+
+def _init_tree(cell, scheme, context=None):
+    """Children first, so a parent's own rule wins (MultiheadAttention zeroes its out_proj bias)."""
+    done = {}
+    for name, sub in reversed(list(cell.cells_and_names())):
+        entry = registry.entry_for_ms(sub)
+        if entry is None:
+            continue
+        owned = _init_layer(entry, sub, scheme, context if sub is cell else None)
+        if owned:
+            done[name] = (entry, [f"{name}.{p}" if name else p for p in owned])
+    return done
+
+
+@dataclass
+class InitReport:
+    """What :func:`apply_init` redrew (layer count per type) and what it could not."""
+
+    scheme: str
+    redrawn: Counter = field(default_factory=Counter)
+    parameters: int = 0
+    unknown: OrderedDict = field(default_factory=OrderedDict)  # cell name -> (type, [parameter names])
+
+    def lines(self):
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.redrawn.items()))
+        out = [f"apply_init({self.scheme!r}): redrew {self.parameters} parameters in "
+               f"{sum(self.redrawn.values())} layers ({kinds or 'none'})"]
+        for name, (kind, params) in self.unknown.items():
+            out.append(f"not redrawn: {name or '<root>'} ({kind}) holds {', '.join(params)}: no registry entry "
+                       f"for {kind}; initialise it yourself or register it in msport.registry")
+        return out
+
+    def __str__(self):
+        return "\n".join(self.lines())
+
+
+def apply_init(cell, scheme="torch"):
+    """Re-initialise every registered layer of ``cell`` in place; returns an :class:`InitReport`.
+
+    For a network built elsewhere (a user's own port): the parameters keep their
+    names and shapes, only their values are redrawn, each by its layer type's
+    rule in :mod:`msport.registry` (BatchNorm and the other norms get 1/0 and
+    running statistics 0/1 under every scheme, as in both frameworks).
+    Parameters held by a cell type the registry does not know are listed in
+    the report and in a warning, never skipped silently.
+    """
+    _check_scheme(scheme)
+    report = InitReport(scheme)
+    done = _init_tree(cell, scheme)
+    owned = set()
+    for entry, names in done.values():
+        report.redrawn[entry.name] += 1
+        report.parameters += len(names)
+        owned.update(names)
+    for name, sub in cell.cells_and_names():
+        own = [f"{name}.{key}" if name else key for key in sub._params]  # this cell's own parameters
+        left = [p for p in own if p not in owned]
+        if left:
+            report.unknown[name] = (type(sub).__name__, left)
+    if report.unknown:
+        warnings.warn("; ".join(report.lines()[1:]), stacklevel=2)
+    return report
+
+
+__all__ = ["INIT_SCHEMES", "TORCH_BN_MOMENTUM", "TORCH_BN_EPS", "FACTORIES", "InitReport", "apply_init", "build",
+           "fan_in", "torch_bound", "_conv2d", "_dense", *FACTORIES]

@@ -24,22 +24,34 @@ def resnet18_state():
     return model.state_dict()
 
 
-def test_round_trip_is_bit_exact(resnet18_state):
+def test_round_trip_is_bit_exact_for_every_key(resnet18_state):
+    # num_batches_tracked included: its value, dtype and 0-d shape travel in the .ckpt
     shapes = torch_state_shapes(reference_torch.create_model("resnet18"))
     ms_params, to_ms = torch_to_mindspore(resnet18_state)
-    back, to_torch = mindspore_to_torch(ms_params, shapes, num_batches_tracked=1)
+    back, to_torch = mindspore_to_torch(ms_params, shapes)
     assert list(back) == list(resnet18_state)
     for key, value in resnet18_state.items():
         assert back[key].dtype == value.numpy().dtype, key
+        assert back[key].shape == tuple(value.shape), key
         assert back[key].tobytes() == value.numpy().tobytes(), key
-    assert len(to_ms.dropped) == len(to_torch.added) == 20  # one step counter per BatchNorm
+    assert len(to_ms.carried) == 20 and not to_torch.added  # one step counter per BatchNorm
+
+
+def test_a_ckpt_without_counters_gets_them_from_the_caller(resnet18_state):
+    shapes = torch_state_shapes(reference_torch.create_model("resnet18"))
+    ms_params, _ = torch_to_mindspore(resnet18_state, ms_param_shapes(create_model("resnet18")))
+    assert not any(k.startswith("msport.") for k in ms_params)
+    back, to_torch = mindspore_to_torch(ms_params, shapes, num_batches_tracked=7)
+    assert len(to_torch.added) == 20 and int(back["bn1.num_batches_tracked"]) == 7
 
 
 def test_batch_norm_names_follow_the_rules(resnet18_state):
     ms_params, _ = torch_to_mindspore(resnet18_state)
     assert {"bn1.gamma", "bn1.beta", "bn1.moving_mean", "bn1.moving_variance"} <= set(ms_params)
     assert "layer2.0.shortcut.1.gamma" in ms_params and "layer2.0.shortcut.0.weight" in ms_params
-    assert not any("num_batches_tracked" in k for k in ms_params)
+    # the step counter has no MindSpore parameter: it travels as a record of msport's own
+    assert [k for k in ms_params if "num_batches_tracked" in k][0] == "msport.torch.bn1.num_batches_tracked"
+    assert not any("num_batches_tracked" in k for k in ms_param_shapes(create_model("resnet18")))
 
 
 def test_unmapped_key_raises_with_its_name(resnet18_state):
@@ -59,7 +71,8 @@ def test_shape_mismatch_and_missing_keys_raise_with_names(resnet18_state):
 
 
 def test_optimizer_state_of_a_training_checkpoint_is_kept_aside(resnet18_state, tmp_path):
-    ms_params, _ = torch_to_mindspore(resnet18_state)
+    # a MindSpore training checkpoint: model parameters only, no msport.torch. records
+    ms_params, _ = torch_to_mindspore(resnet18_state, ms_param_shapes(create_model("resnet18")))
     training = OrderedDict(ms_params)
     training["moments.conv1.weight"] = np.zeros_like(ms_params["conv1.weight"])
     training["global_step"] = np.array([1564], np.int32)

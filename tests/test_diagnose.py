@@ -73,7 +73,8 @@ def tiny_pair(seed=0, copy_weights=True, init="torch", **bugs):
     torch.manual_seed(seed)
     torch_model = TinyTorch(conv1_bias=True)
     ms.set_seed(seed)
-    ms_model = apply_init(TinyMS(**bugs), init)
+    ms_model = TinyMS(**bugs)
+    apply_init(ms_model, init)
     if copy_weights:
         load_torch_weights_into_ms(ms_model, torch_model.state_dict())
     return torch_model, ms_model

@@ -123,7 +123,9 @@ def test_apply_init_redraws_a_foreign_network_with_torch_bounds():
 
 
 def test_apply_init_legacy_and_unknown_scheme():
-    net = apply_init(_UserPort(), "legacy")
+    net = _UserPort()
+    report = apply_init(net, "legacy")
+    assert dict(report.redrawn) == {"Conv2d": 1, "BatchNorm2d": 1, "Linear": 1} and not report.unknown
     assert abs(net.conv.weight.asnumpy().std() - 0.01) < 0.002
     assert not net.fc.bias.asnumpy().any()
     with pytest.raises(ValueError, match="unknown init scheme 'kaiming'.*torch, legacy, mindspore"):

@@ -20,9 +20,9 @@ class BasicBlock(nn.Cell):
 
     def __init__(self, in_planes, planes, stride=1, init="torch"):
         super().__init__()
-        self.conv1 = conv2d(in_planes, planes, 3, stride=stride, padding=1, init=init)
+        self.conv1 = conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False, init=init)
         self.bn1 = batch_norm2d(planes)
-        self.conv2 = conv2d(planes, planes, 3, stride=1, padding=1, init=init)
+        self.conv2 = conv2d(planes, planes, 3, stride=1, padding=1, bias=False, init=init)
         self.bn2 = batch_norm2d(planes)
         self.shortcut = _shortcut(in_planes, planes * self.expansion, stride, init)
         self.relu = nn.ReLU()
@@ -39,11 +39,11 @@ class Bottleneck(nn.Cell):
 
     def __init__(self, in_planes, planes, stride=1, init="torch"):
         super().__init__()
-        self.conv1 = conv2d(in_planes, planes, 1, init=init)
+        self.conv1 = conv2d(in_planes, planes, 1, bias=False, init=init)
         self.bn1 = batch_norm2d(planes)
-        self.conv2 = conv2d(planes, planes, 3, stride=stride, padding=1, init=init)
+        self.conv2 = conv2d(planes, planes, 3, stride=stride, padding=1, bias=False, init=init)
         self.bn2 = batch_norm2d(planes)
-        self.conv3 = conv2d(planes, planes * self.expansion, 1, init=init)
+        self.conv3 = conv2d(planes, planes * self.expansion, 1, bias=False, init=init)
         self.bn3 = batch_norm2d(planes * self.expansion)
         self.shortcut = _shortcut(in_planes, planes * self.expansion, stride, init)
         self.relu = nn.ReLU()
@@ -60,7 +60,7 @@ def _shortcut(in_planes, out_planes, stride, init):
     if stride == 1 and in_planes == out_planes:
         return nn.Identity()
     return nn.SequentialCell([
-        conv2d(in_planes, out_planes, 1, stride=stride, init=init),
+        conv2d(in_planes, out_planes, 1, stride=stride, bias=False, init=init),
         batch_norm2d(out_planes),
     ])
 
@@ -70,7 +70,7 @@ class ResNet(nn.Cell):
         super().__init__()
         self.in_planes = width
         self.init = init
-        self.conv1 = conv2d(3, width, 3, stride=1, padding=1, init=init)
+        self.conv1 = conv2d(3, width, 3, stride=1, padding=1, bias=False, init=init)
         self.bn1 = batch_norm2d(width)
         self.layer1 = self._make_layer(block, width, num_blocks[0], stride=1)
         self.layer2 = self._make_layer(block, 2 * width, num_blocks[1], stride=2)
