@@ -127,6 +127,17 @@ def layer_map(model):
     return registry.ms_layers(model)
 
 
+def _owner(key, layers):
+    """(layer, parameter name relative to it): the longest registered prefix owns the key
+    (``bn.bn2d.gamma`` belongs to the BatchNorm3d ``bn``); else the key's own module."""
+    parts = key.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:cut])
+        if prefix in layers:
+            return prefix, ".".join(parts[cut:])
+    return _split(key)
+
+
 def _plan(shapes, side, layers, report):
     """``[(key, target key, Param or None, entry or None)]`` for ``{key: shape}`` coming from ``side``.
 
@@ -137,7 +148,7 @@ def _plan(shapes, side, layers, report):
     """
     groups = OrderedDict()
     for key in shapes:
-        module, suffix = _split(key)
+        module, suffix = _owner(key, layers) if layers is not None else _split(key)
         groups.setdefault(module, []).append(suffix)
     plan = []
     unregistered = []

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from msport import registry
-from msport._mindspore import ms, nn
+from msport._mindspore import ms, nn, ops
 from msport.registry import INIT_SCHEMES, REQUIRED
 from mindspore.common.initializer import Constant, Normal, Uniform, initializer
 
@@ -78,7 +78,8 @@ def _build(entry, args, kwargs, init):
         arguments = registry.bind(entry, args, kwargs)
     except TypeError as exc:
         raise TypeError(f"{entry.factory_name}(): {exc} (the signature is torch.nn.{entry.name}'s)") from None
-    cell = registry.ms_class(entry)(**entry.build(arguments))
+    kwargs = entry.build(arguments)
+    cell = registry.ms_class(entry, kwargs.pop("_impl", None))(**kwargs)
     if init != "mindspore" and any(True for _ in cell.get_parameters()):
         _init_tree(cell, init, context=arguments)
     for name in entry.fixed(arguments) if entry.fixed else ():
@@ -112,6 +113,53 @@ FACTORIES = OrderedDict((e.factory_name, _make_factory(e)) for e in registry.ent
 globals().update(FACTORIES)
 
 
+# --- cells of msport's own, where a MindSpore layer alone cannot compute what torch does ------------
+
+def _cropped_transpose(base, dims):
+    """A transposed convolution computed in full ('valid') and cropped as torch crops it: torch's
+    ``padding`` removes rows at both ends, ``output_padding`` gives some back at the end."""
+
+    class Cropped(base):
+        def __init__(self, *args, crop=(), **kwargs):
+            super().__init__(*args, **kwargs)
+            self.crop = tuple(crop)  # ((start, end offset) per spatial axis)
+
+        def construct(self, x):
+            y = super().construct(x)
+            if dims == 1:
+                (s0, e0), = self.crop
+                return y[:, :, s0:y.shape[2] + e0]
+            if dims == 2:
+                (s0, e0), (s1, e1) = self.crop
+                return y[:, :, s0:y.shape[2] + e0, s1:y.shape[3] + e1]
+            (s0, e0), (s1, e1), (s2, e2) = self.crop
+            return y[:, :, s0:y.shape[2] + e0, s1:y.shape[3] + e1, s2:y.shape[4] + e2]
+
+    Cropped.__name__ = Cropped.__qualname__ = f"Cropped{base.__name__}"
+    return Cropped
+
+
+class MultiAxisLayerNorm(nn.LayerNorm):
+    """LayerNorm over the last ``len(normalized_shape)`` axes, as torch's. MindSpore 2.10's CPU kernels
+    normalise over one axis only (the multi-axis LayerNormExt kernel is missing), so the normalised axes
+    are flattened into one, normalised, and restored; gamma and beta keep torch's shape."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.last_axis_norm = ops.LayerNorm(begin_norm_axis=-1, begin_params_axis=-1, epsilon=self.epsilon)
+
+    def construct(self, x):
+        kept = x.shape[:x.ndim - len(self.normalized_shape)]
+        flat = x.reshape(kept + (-1,))
+        y, _, _ = self.last_axis_norm(flat, self.gamma.reshape(-1), self.beta.reshape(-1))
+        return y.reshape(x.shape)
+
+
+CroppedConv1dTranspose = _cropped_transpose(nn.Conv1dTranspose, 1)
+CroppedConv2dTranspose = _cropped_transpose(nn.Conv2dTranspose, 2)
+CroppedConv3dTranspose = _cropped_transpose(nn.Conv3dTranspose, 3)
+
+
 # Names from the seed document, kept for ports that copied its snippet. The seed's ``_conv2d`` built
 # ResNet convolutions: torch's defaults, so ``_conv2d(3, 64, 3, padding=1)`` has a bias as torch's does;
 # pass ``bias=False`` for a conv followed by BatchNorm, as the zoo does.
@@ -142,7 +190,7 @@ def _init_layer(entry, cell, scheme, context=None):
     torch_shapes = OrderedDict()
     owned = OrderedDict()
     for name, param in params.items():
-        rule = entry.param_for(name, "ms")
+        rule = entry.param_for(name, "ms", init=True)
         if rule is not None:
             owned[name] = rule
             torch_shapes[rule.target(name, "ms")] = registry.torch_layout_shape(rule, param.shape)

@@ -134,6 +134,7 @@ class Param:
     buffer: bool = False
     pattern: bool = False
     optional: bool = False
+    init_only: bool = False   # a rule for apply_init alone (the parameter belongs to a child layer's entry)
 
     def matches(self, name, side):
         own = self.torch if side == "torch" else self.ms
@@ -173,7 +174,8 @@ class LayerEntry:
     torch_class: str          # attribute of torch.nn
     ms_class: str             # attribute of mindspore.nn, or "msport.layers.<Name>" for a cell of ours
     signature: Tuple          # ((argument, default), ...) as torch's constructor; REQUIRED = no default
-    build: Callable           # bound torch arguments -> MindSpore constructor kwargs (may raise UnsupportedLayer)
+    build: Callable           # bound torch arguments -> MindSpore constructor kwargs (may raise UnsupportedLayer);
+    #                           a kwarg "_impl" names a subclass in msport.layers to build instead of ms_class
     params: Tuple = ()
     torch_only: Tuple = ()    # torch state with no MindSpore twin (BatchNorm's num_batches_tracked)
     fixed: Optional[Callable] = None     # torch arguments -> MindSpore parameters torch does not have (not trained)
@@ -189,9 +191,10 @@ class LayerEntry:
     def factory_name(self):
         return self.factory or _snake(self.name)
 
-    def param_for(self, name, side):
+    def param_for(self, name, side, init=False):
+        """The rule for a parameter name (relative to the layer); init-only rules count when ``init``."""
         for param in self.params:
-            if param.matches(name, side):
+            if (init or not param.init_only) and param.matches(name, side):
                 return param
         return None
 
@@ -251,6 +254,7 @@ def _conv_padding(a, dims, layer):
 
 def _conv_build(dims, transposed):
     layer = f"ConvTranspose{dims}d" if transposed else f"Conv{dims}d"
+    ms_class_name = f"Conv{dims}dTranspose"
 
     def build(a):
         kernel = _tuple(a["kernel_size"], dims, "kernel_size")
@@ -267,13 +271,16 @@ def _conv_build(dims, transposed):
                       kernel_size=kernel[0] if dims == 1 else kernel, stride=stride[0] if dims == 1 else stride,
                       pad_mode=pad_mode, padding=padding, dilation=dilation[0] if dims == 1 else dilation,
                       group=a["groups"], has_bias=bool(a["bias"]))
-        if transposed:
+        if transposed and any(_tuple(a["output_padding"], dims, "output_padding")):
+            # MindSpore's output_padding fills the extra rows with zeros where torch computes them, and
+            # Conv1dTranspose has none: compute the full ('valid') output and crop it as torch does.
             output_padding = _tuple(a["output_padding"], dims, "output_padding")
-            if dims == 1:
-                _require(not any(output_padding), "ConvTranspose1d(output_padding=...) has no MindSpore "
-                                                  "Conv1dTranspose argument; crop or pad the output instead")
-            else:
-                kwargs["output_padding"] = output_padding
+            pads = _tuple(a["padding"], dims, "padding")
+            _require(all(o <= p for o, p in zip(output_padding, pads)),
+                     f"{layer}(output_padding={a['output_padding']}) larger than padding={a['padding']} is not "
+                     f"supported by msport (the extra rows would lie outside MindSpore's output)")
+            kwargs.update(pad_mode="valid", padding=0, _impl=f"Cropped{ms_class_name}",
+                          crop=tuple((p, o - p) for p, o in zip(pads, output_padding)))
         return kwargs
 
     return build
@@ -323,26 +330,31 @@ def _bn_build(dims):
 
 def _bn_entry(dims):
     name = f"BatchNorm{dims}d"
+    inner = "bn2d." if dims == 3 else ""  # MindSpore's BatchNorm3d holds a BatchNorm2d named bn2d
     return LayerEntry(
         name=name, torch_class=name, ms_class=name,
         signature=(("num_features", REQUIRED), ("eps", 1e-5), ("momentum", 0.1), ("affine", True),
                    ("track_running_stats", True)),
         build=_bn_build(dims),
-        params=(Param("weight", "gamma", _ones, optional=True), Param("bias", "beta", _zeros, optional=True),
-                Param("running_mean", "moving_mean", _zeros, buffer=True),
-                Param("running_var", "moving_variance", _ones, buffer=True)),
+        params=(Param("weight", f"{inner}gamma", _ones, optional=True),
+                Param("bias", f"{inner}beta", _zeros, optional=True),
+                Param("running_mean", f"{inner}moving_mean", _zeros, buffer=True),
+                Param("running_var", f"{inner}moving_variance", _ones, buffer=True)),
         torch_only=("num_batches_tracked",), fixed=_affine_fixed,
         attrs=(Attr("eps", lambda m: m.eps, lambda c: c.eps, kind="rel", rtol=1e-3),),
         probe_input=lambda m: (4, m.num_features) + (5,) * max(dims - 1, 1 if dims == 1 else 0),
-        doc="MindSpore's momentum is the weight of the old running value: msport passes 1 - torch's momentum.",
+        doc="MindSpore's momentum is the weight of the old running value: msport passes 1 - torch's momentum."
+            + (" MindSpore names the parameters bn2d.gamma... (an inner BatchNorm2d)." if dims == 3 else ""),
     )
 
 
 def _layer_norm_build(a):
     shape = a["normalized_shape"]
     shape = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
-    return dict(normalized_shape=shape, begin_norm_axis=-len(shape), begin_params_axis=-len(shape),
-                epsilon=a["eps"])
+    kwargs = dict(normalized_shape=shape, begin_norm_axis=-1, begin_params_axis=-1, epsilon=a["eps"])
+    if len(shape) > 1:  # MindSpore's LayerNorm kernel on the CPU normalises the last axis only
+        kwargs["_impl"] = "MultiAxisLayerNorm"
+    return kwargs
 
 
 def _layer_norm_fixed(a):
@@ -550,7 +562,7 @@ ENTRIES = (
                 Param("in_proj_bias", "in_proj_bias", _zeros, optional=True),
                 Param(r"[qkv]_proj_weight", r"[qkv]_proj_weight", _xavier_uniform, pattern=True),
                 Param(r"bias_[kv]", r"bias_[kv]", _zeros, pattern=True),
-                Param("out_proj.bias", "out_proj.bias", _zeros, optional=True)),
+                Param("out_proj.bias", "out_proj.bias", _zeros, optional=True, init_only=True)),
         attrs=(Attr("num_heads", lambda m: m.num_heads, lambda c: c.num_heads),
                Attr("batch_first", lambda m: bool(m.batch_first), lambda c: bool(c.batch_first))),
         output_index=0,
@@ -629,7 +641,12 @@ def torch_class(e):
     return getattr(torch.nn, e.torch_class)
 
 
-def ms_class(e):
+def ms_class(e, impl=None):
+    """The MindSpore class of an entry; ``impl`` names a subclass of msport's own (msport.layers)."""
+    if impl is not None:
+        from msport import layers
+
+        return getattr(layers, impl)
     from msport._mindspore import nn
 
     return getattr(nn, e.ms_class)
@@ -683,9 +700,20 @@ def torch_layers(module):
 
 
 def ms_layers(cell):
-    """``{layer name: entry}`` for every registered layer of a MindSpore cell, in cell order."""
-    return OrderedDict((name, e) for name, sub in cell.cells_and_names()
-                       for e in [entry_for_ms(sub)] if e is not None)
+    """``{layer name: entry}`` for every registered layer of a MindSpore cell, in cell order.
+
+    A cell whose parameters its registered parent names itself (MindSpore's BatchNorm3d keeps a
+    BatchNorm2d ``bn2d``) is part of the parent, not a layer of its own.
+    """
+    found = OrderedDict((name, e) for name, sub in cell.cells_and_names()
+                        for e in [entry_for_ms(sub)] if e is not None)
+    claimed = set()
+    for name, e in found.items():
+        for param in e.params:
+            if not param.pattern and not param.init_only and "." in param.ms:
+                inner = param.ms.rpartition(".")[0]
+                claimed.add(f"{name}.{inner}" if name else inner)
+    return OrderedDict((n, e) for n, e in found.items() if n not in claimed)
 
 
 def bind(e, args, kwargs):

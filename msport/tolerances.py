@@ -10,3 +10,7 @@ LAYER_FORWARD_MAX_REL = 1e-5
 
 #: Significance level of a two-sample Kolmogorov-Smirnov test of an initial draw against torch's own.
 INIT_KS_ALPHA = 1e-3
+
+#: MindSpore's CPU tanh kernel is less exact than torch's: up to 9.8e-5 of the output's scale measured on
+#: N(0, 4) inputs (tests/test_registry.py, nn.Tanh); 5x that.
+TANH_FORWARD_MAX_REL = 5e-4
