@@ -807,9 +807,60 @@ def infer_from_names(suffixes, ranks, side):
     return None
 
 
+# --- the documentation table -------------------------------------------------------------------
+
+_INIT_TEXT = {
+    _uniform_fan_in: "U(-b, b), b = 1/sqrt(fan_in)", _ones: "1", _zeros: "0", _normal_001: "N(0, 0.01^2)",
+    _embedding_normal: "N(0, 1), padding_idx row 0", _embedding_normal_001: "N(0, 0.01^2), padding_idx row 0",
+    _uniform_hidden: "U(-b, b), b = 1/sqrt(hidden_size)", _xavier_uniform: "xavier-uniform",
+    _prelu_init: "init (0.25)",
+}
+
+
+def markdown_table():
+    """The per-layer table of docs/layers.md, generated from the entries (a test keeps the file equal)."""
+    rows = ["| torch.nn | mindspore.nn | parameters (torch -> MindSpore) | torch's initial values | "
+            "MindSpore's differing default (legacy = 1.x) | notes |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for e in ENTRIES:
+        params = [p for p in e.params if not p.init_only]
+        names = ", ".join(
+            (p.torch.replace("|", "\\|") if p.pattern else (p.torch if p.torch == p.ms else f"{p.torch} -> {p.ms}"))
+            + (" (reshaped: (out, in, k) <-> (out, in, 1, k))" if p.layout == "unsqueeze2" else "")
+            for p in params) or "none"
+        label = (lambda p: p.torch.replace("|", "\\|"))
+        inits = ", ".join(f"{label(p)}: {_INIT_TEXT[p.init]}" for p in e.params) or "-"
+        differing = ", ".join(
+            f"{label(p)}: "
+            + " / ".join(f"{scheme} {_INIT_TEXT[p.init_for(scheme)]}" for scheme in ("legacy", "mindspore")
+                         if p.init_for(scheme) is not p.init)
+            for p in e.params if p.init_for("legacy") is not p.init or p.init_for("mindspore") is not p.init) or "-"
+        rows.append(f"| {e.name} | {e.ms_class} | {names} | {inits} | {differing} | {e.doc or '-'} |")
+    return "\n".join(rows) + "\n"
+
+
 __all__ = [
     "Attr", "Init", "INIT_SCHEMES", "LayerEntry", "Param", "REQUIRED", "UnknownLayer", "UnsupportedLayer",
-    "bind", "entries", "entry", "entry_for_ms", "entry_for_torch", "infer_from_names", "layer_context",
+    "bind", "entries", "entry", "markdown_table", "entry_for_ms", "entry_for_torch", "infer_from_names", "layer_context",
     "ms_class", "ms_layers", "ms_layout_shape", "to_ms_layout", "to_torch_layout", "torch_class",
     "torch_constructor_args", "torch_layers", "torch_layout_shape",
 ]
+
+
+DOCS_PAGE = "docs/layers.md"
+_BEGIN, _END = "<!-- registry table: begin -->", "<!-- registry table: end -->"
+
+
+def docs_table_section(text):
+    """The generated part of docs/layers.md."""
+    return text[text.index(_BEGIN) + len(_BEGIN):text.index(_END)].strip("\n") + "\n"
+
+
+if __name__ == "__main__":  # python -m msport.registry: rewrite the table in docs/layers.md
+    import pathlib
+
+    page = pathlib.Path(__file__).resolve().parent.parent / DOCS_PAGE
+    text = page.read_text()
+    head, tail = text[:text.index(_BEGIN) + len(_BEGIN)], text[text.index(_END):]
+    page.write_text(f"{head}\n{markdown_table()}{tail}")
+    print(f"wrote {page}")

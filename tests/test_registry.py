@@ -311,3 +311,19 @@ def test_msports_own_cells_compile_in_graph_mode(rng):
         ms.set_context(mode=previous)
     assert graph.shape == (2, 4, 10, 12)
     assert _max_rel(eager, graph) <= LAYER_FORWARD_MAX_REL
+
+
+def test_docs_table_is_the_registry():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / registry.DOCS_PAGE).read_text()
+    assert registry.docs_table_section(page) == registry.markdown_table(), \
+        "docs/layers.md is out of date: run `python -m msport.registry`"
+
+
+def test_the_readmes_own_port_example_gives_torchs_logits():
+    import runpy
+    from pathlib import Path
+
+    example = runpy.run_path(str(Path(__file__).resolve().parent.parent / "examples" / "port_your_own_model.py"))
+    assert example["main"]() <= LAYER_FORWARD_MAX_REL
