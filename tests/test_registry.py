@@ -327,3 +327,20 @@ def test_the_readmes_own_port_example_gives_torchs_logits():
 
     example = runpy.run_path(str(Path(__file__).resolve().parent.parent / "examples" / "port_your_own_model.py"))
     assert example["main"]() <= LAYER_FORWARD_MAX_REL
+
+
+def test_map_names_maps_without_arrays_by_layer_type_or_by_names_alone():
+    from msport.convert import map_names
+
+    torch_model = TorchHolder(torch.nn.Embedding(10, 4))
+    names = list(torch_model.state_dict())
+    assert map_names(names, "torch", layer_map(torch_model)) == {"layer.weight": "layer.embedding_table"}
+    # names alone cannot tell an Embedding's weight from a Linear's: it keeps its name, and says nothing more
+    assert map_names(names, "torch") == {"layer.weight": "layer.weight"}
+    # the MindSpore side's names do tell
+    assert map_names(["layer.embedding_table"], "mindspore") == {"layer.embedding_table": "layer.weight"}
+    bn = ["bn.gamma", "bn.beta", "bn.moving_mean", "bn.moving_variance"]
+    assert list(map_names(bn, "mindspore").values()) == ["bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"]
+    assert map_names(["bn.running_mean", "bn.num_batches_tracked"], "torch")["bn.num_batches_tracked"] is None
+    conv1d = {"c.weight": (6, 4, 3), "c.bias": (6,)}
+    assert map_names(list(conv1d), "torch", shapes=conv1d) == {"c.weight": "c.weight", "c.bias": "c.bias"}
