@@ -21,9 +21,11 @@ flagged only when MindSpore departs from torch by more than
 
 import dataclasses
 
+from collections import OrderedDict
+
 import numpy as np
 
-from msport.convert import load_torch_weights_into_ms, torch_to_mindspore
+from msport.convert import layer_map, load_torch_weights_into_ms, torch_to_mindspore
 from msport.data import planned_batches
 from msport.training import ms_side, torch_side
 from msport.training.schedule import per_step_lr
@@ -96,8 +98,9 @@ def _perturbed_copy(model, seed):
 
 
 def _param_difference(torch_model, ms_model):
-    torch_params, _ = torch_to_mindspore(torch_side.parameters_numpy(torch_model))
     ms_params = ms_side.parameters_numpy(ms_model)
+    torch_params, _ = torch_to_mindspore(torch_side.parameters_numpy(torch_model),
+                                         OrderedDict((k, v.shape) for k, v in ms_params.items()), layer_map(ms_model))
     worst_abs, worst_rel, worst_name = 0.0, 0.0, ""
     for name, want in torch_params.items():
         delta = float(np.abs(want.astype(np.float64) - ms_params[name]).max())
