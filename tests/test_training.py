@@ -225,8 +225,8 @@ def test_parity_first_step_losses_agree_and_weight_decay_reaches_batchnorm(cifar
 def test_parity_flags_a_planted_learning_rate_bug(cifar_dir, monkeypatch):
     from msport.training import ms_side
 
-    build = ms_side.build_optimizer
-    monkeypatch.setattr(ms_side, "build_optimizer", lambda cfg, net, lrs: build(cfg, net, np.asarray(lrs) * 1.5))
+    step = ms_side.Stepper.__call__
+    monkeypatch.setattr(ms_side.Stepper, "__call__", lambda self, x, y, lr, *rest: step(self, x, y, lr * 1.5, *rest))
     cfg = TrainConfig(model="resnet10_w16", data="cifar10", data_dir=cifar_dir, batch_size=16, lr=0.05,
                       progress=False)
     records = _parity(cfg, cifar_dir, 3)
