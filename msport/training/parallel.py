@@ -15,9 +15,10 @@ mean gradient even for an uneven last batch.
 """
 
 import os
+import socket
+import sys
 from dataclasses import dataclass
 
-from msport.data.plan import shard_bounds  # noqa: F401  (the data pipelines shard with it)
 from msport.errors import UserError
 
 
@@ -62,3 +63,35 @@ def check_batch_size(batch_size, world):
                         f"use a multiple of {world.size}")
     return batch_size // world.size
 
+
+
+# -- starting the launchers (msport reproduce --nproc-per-run, the tests, the benchmark) ----------
+
+def launch_command(script, nproc, *, framework, port, log_dir):
+    """argv that starts ``script`` on ``nproc`` ranks of this node through the framework's own launcher.
+
+    torch: ``torchrun --nproc-per-node N --master-port P script``; MindSpore: ``msrun --worker_num N
+    --local_worker_num N --master_port P --log_dir D --join True script``, whose ranks' output goes to
+    ``D/worker_N.log``. Both run as ``python -m`` of this interpreter; msrun starts its workers with
+    the ``python`` on PATH, so run it with :func:`launcher_env`.
+    """
+    if framework == "torch":
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
+                "--master-addr", "127.0.0.1", "--master-port", str(port), script]
+    return [sys.executable, "-m", "mindspore.parallel.cluster.run", "--worker_num", str(nproc),
+            "--local_worker_num", str(nproc), "--master_port", str(port), "--log_dir", log_dir,
+            "--join", "True", script]
+
+
+def launcher_env(env=None):
+    """``env`` (default: this process's) with this interpreter's folder first on PATH, for msrun's workers."""
+    env = dict(os.environ if env is None else env)
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    return env
+
+
+def free_port():
+    """A TCP port nothing listens on now (the launchers' rendezvous on one node)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
