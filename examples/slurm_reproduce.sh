@@ -8,7 +8,8 @@
 #
 #   sbatch examples/slurm_reproduce.sh
 #
-# Adjust the partition, the GPU count and the environment to your cluster; set data_dir in the config.
+# Adjust the partition, the GPU count and the environment to your cluster; set data_dir in the config,
+# and fetch the data once before submitting (six tasks downloading into one folder would collide).
 #SBATCH --job-name=msport-reproduce
 #SBATCH --array=0-5
 #SBATCH --nodes=1
