@@ -151,6 +151,7 @@ def test_world_2_trains_what_world_1_trains_without_batch_statistics(nobn_runs, 
     one, _ = _final_weights(nobn_runs[framework, 1])
     two, _ = _final_weights(nobn_runs[framework, 2])
     worst, name = _worst(one, two)
+    print(f"{framework}: world 2 vs world 1 after 3 steps, worst parameter {name}: {worst:.2e} (relative)")
     assert worst < DATA_PARALLEL_RTOL, f"{framework}: {name} differs by {worst:.2e} (relative) after 3 steps"
     m1, m2 = _metrics(nobn_runs[framework, 1])[0], _metrics(nobn_runs[framework, 2])[0]
     for key in ("train_loss", "train_acc", "val_loss", "val_acc"):  # totals summed over ranks, each image once
@@ -163,6 +164,7 @@ def test_world_2_trains_what_world_1_trains_without_batch_statistics(nobn_runs, 
 def test_torch_ddp_and_mindspore_dp_agree_as_closely_as_single_process(nobn_runs):
     single, _ = _worst(_final_weights(nobn_runs["torch", 1])[0], _final_weights(nobn_runs["mindspore", 1])[0])
     parallel, name = _worst(_final_weights(nobn_runs["torch", 2])[0], _final_weights(nobn_runs["mindspore", 2])[0])
+    print(f"torch vs MindSpore after 3 steps: world 1 {single:.2e}, world 2 {parallel:.2e} ({name})")
     # The single-process pair's distance is the control: float32 rounding of two implementations.
     assert parallel <= max(10 * single, DATA_PARALLEL_RTOL), (
         f"world 2: {name} torch vs MindSpore {parallel:.2e}; world 1 pair {single:.2e}")
@@ -202,3 +204,27 @@ def test_killed_torchrun_group_resumes_bit_identical_at_world_2_and_also_at_worl
     assert yaml.safe_load((other / "config.yaml").read_text())["world_size"] == 1
     c, _ = _final_weights(other)
     assert all(np.isfinite(v).all() for v in c.values())
+
+
+@pytest.mark.slow
+def test_killed_msrun_group_resumes_at_world_2_and_at_world_1(tmp_path, cifar_dir):
+    epochs = ("--epochs", "3", "--model", "resnet10_w16")
+    broken = tmp_path / "broken"
+    proc = _train("mindspore", 2, broken, cifar_dir, *epochs, wait=False)
+    deadline = time.time() + LAUNCH_TIMEOUT
+    while not (broken / "resume.ckpt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    _kill_everything(proc.pid)  # msrun, its scheduler and both workers
+    proc.communicate()
+    done = len(_metrics(broken))
+    assert 1 <= done < 3, f"the kill came after {done} of 3 epochs"
+    other = tmp_path / "broken-at-world-1"
+    shutil.copytree(broken, other)
+
+    for run, world in ((broken, 2), (other, 1)):
+        out = _train("mindspore", world, run, cifar_dir, *epochs, "--resume")
+        assert f"resumed {run} after epoch {done}" in out
+        assert [r["epoch"] for r in _metrics(run)] == ["1", "2", "3"]
+        assert yaml.safe_load((run / "config.yaml").read_text())["world_size"] == world
+        weights, final = _final_weights(run)
+        assert final.endswith("-3_3.ckpt") and all(np.isfinite(v).all() for v in weights.values())
