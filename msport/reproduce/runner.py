@@ -134,7 +134,7 @@ def _check(cfg, path):
                       f"{', '.join(k for k in FIELDS if k not in PER_RUN_KEYS)}")
     per_run = sorted(set(cfg.train) & set(PER_RUN_KEYS))
     need(not per_run, f"train: {', '.join(per_run)} set by reproduce for each run; use seeds, arms, "
-                      f"output_dir, torch_device and ms_device instead")
+                      f"output_dir, torch_device and ms_device (and --nproc-per-run for world_size) instead")
     for key, value in cfg.train.items():
         need(_has_type(value, FIELDS[key].type), f"train: {key} {value!r} is not a {_type_name(FIELDS[key].type)}")
     need(isinstance(cfg.seeds, list) and cfg.seeds and all(_has_type(s, int) for s in cfg.seeds),
