@@ -88,8 +88,10 @@ def _kill_everything(pid):
 def _final_weights(run):
     from msport.convert import load_any
 
-    names = sorted(f for f in os.listdir(Path(run) / "checkpoint") if not f.startswith("."))
-    final = max(names, key=lambda f: int(f.split("-")[-1].split("_")[0]) if f.endswith(".ckpt") else int(f.split("_")[0]))
+    def epoch(name):  # {epoch}_{val_acc}_{model}.pth or {prefix}-{epoch}_{steps}.ckpt
+        return int(name.split("-")[-1].split("_")[0]) if name.endswith(".ckpt") else int(name.split("_")[0])
+
+    final = max((f for f in os.listdir(Path(run) / "checkpoint") if not f.startswith(".")), key=epoch)
     return load_any(Path(run) / "checkpoint" / final)[1], final
 
 
