@@ -18,7 +18,6 @@ from msport.training.config import add_arguments, resolve, run_dir
 from msport.training.data import load_splits
 from msport.training.loop import train
 from msport.training.run import Run
-from msport.training.schedule import per_step_lr
 
 
 def main(argv=None):
@@ -27,14 +26,14 @@ def main(argv=None):
     try:
         cfg = resolve(parser.parse_args(argv))
         device = side.setup(cfg)
-        run = Run.open(run_dir(cfg, side.FRAMEWORK), cfg, side.RESUME_FILE)
+        run = Run.open(run_dir(cfg, side.FRAMEWORK), cfg, side.RESUME_FILE, write=side.world().is_main)
         # ---- data --------------------------------------------------------------------------
         train_set, val_set = load_splits(cfg)
         train_loader = side.make_loader(train_set, cfg, train=True)
         val_loader = side.make_loader(val_set, cfg, train=False)
         # ---- model and optimiser -------------------------------------------------------------
         model = side.build_model(cfg, device)
-        optimizer = side.build_optimizer(cfg, model, per_step_lr(cfg, len(train_loader)))
+        optimizer = side.build_optimizer(cfg, model)
         # ---- loop, eval, checkpoint ------------------------------------------------------------
         train(side, run, model, optimizer, train_loader, val_loader, device)
     except UserError as exc:

@@ -26,7 +26,7 @@ def main(argv=None):
     try:
         cfg = resolve(parser.parse_args(argv))
         device = side.setup(cfg)
-        run = Run.open(run_dir(cfg, side.FRAMEWORK), cfg, side.RESUME_FILE)
+        run = Run.open(run_dir(cfg, side.FRAMEWORK), cfg, side.RESUME_FILE, write=side.world().is_main)
         # ---- data --------------------------------------------------------------------------
         train_set, val_set = load_splits(cfg)
         train_loader = side.make_loader(train_set, cfg, train=True)

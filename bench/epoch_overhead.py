@@ -48,7 +48,6 @@ def bare_loop(side, argv):
     """The same steps and evaluation over pre-built tensors; best of two epochs."""
     from msport.training.config import add_arguments, resolve
     from msport.training.data import load_splits
-    from msport.training.schedule import per_step_lr
 
     cfg = resolve(add_arguments(argparse.ArgumentParser()).parse_args(argv))
     device = side.setup(cfg)
@@ -57,8 +56,7 @@ def bare_loop(side, argv):
     val_loader = side.make_loader(val_set, cfg, train=False)
     train_batches, val_batches = list(train_loader), list(val_loader)  # materialised once
     model = side.build_model(cfg, device)
-    kwargs = {} if side.FRAMEWORK == "torch" else {"lrs": per_step_lr(cfg, len(train_batches))}
-    optimizer = side.build_optimizer(cfg, model, *kwargs.values())
+    optimizer = side.build_optimizer(cfg, model)
     stepper = side.Stepper(model, optimizer, cfg, device)
     best = float("inf")
     for _ in range(3):  # the first pass compiles

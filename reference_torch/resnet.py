@@ -15,13 +15,13 @@ STAGES = ("stem", "layer1", "layer2", "layer3", "layer4", "pool", "linear")
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, in_planes, planes, stride=1):
+    def __init__(self, in_planes, planes, stride=1, norm=nn.BatchNorm2d):
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = norm(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = _shortcut(in_planes, planes * self.expansion, stride)
+        self.bn2 = norm(planes)
+        self.shortcut = _shortcut(in_planes, planes * self.expansion, stride, norm)
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
@@ -33,15 +33,15 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, in_planes, planes, stride=1):
+    def __init__(self, in_planes, planes, stride=1, norm=nn.BatchNorm2d):
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = norm(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = norm(planes)
         self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
-        self.shortcut = _shortcut(in_planes, planes * self.expansion, stride)
+        self.bn3 = norm(planes * self.expansion)
+        self.shortcut = _shortcut(in_planes, planes * self.expansion, stride, norm)
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
@@ -51,21 +51,22 @@ class Bottleneck(nn.Module):
         return F.relu(out)
 
 
-def _shortcut(in_planes, out_planes, stride):
+def _shortcut(in_planes, out_planes, stride, norm):
     if stride == 1 and in_planes == out_planes:
         return nn.Sequential()
     return nn.Sequential(
         nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False),
-        nn.BatchNorm2d(out_planes),
+        norm(out_planes),
     )
 
 
 class ResNet(nn.Module):
-    def __init__(self, block, num_blocks, num_classes=10, width=64):
+    def __init__(self, block, num_blocks, num_classes=10, width=64, norm=nn.BatchNorm2d):
         super().__init__()
         self.in_planes = width
+        self.norm = norm
         self.conv1 = nn.Conv2d(3, width, 3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.bn1 = norm(width)
         self.layer1 = self._make_layer(block, width, num_blocks[0], stride=1)
         self.layer2 = self._make_layer(block, 2 * width, num_blocks[1], stride=2)
         self.layer3 = self._make_layer(block, 4 * width, num_blocks[2], stride=2)
@@ -76,7 +77,7 @@ class ResNet(nn.Module):
         strides = [stride] + [1] * (num_blocks - 1)
         layers = []
         for s in strides:
-            layers.append(block(self.in_planes, planes, s))
+            layers.append(block(self.in_planes, planes, s, norm=self.norm))
             self.in_planes = planes * block.expansion
         return nn.Sequential(*layers)
 
@@ -104,6 +105,17 @@ class ResNet(nn.Module):
 def resnet10_w16(num_classes=10):
     """One BasicBlock per stage at a quarter of the width: CPU-sized, for the embedded default."""
     return ResNet(BasicBlock, [1, 1, 1, 1], num_classes, width=16)
+
+
+def resnet10_w16_nobn(num_classes=10):
+    """resnet10_w16 with no BatchNorm: no batch statistics, so data parallel training computes
+    what one process computes at any number of ranks (what the data parallel tests check)."""
+    return ResNet(BasicBlock, [1, 1, 1, 1], num_classes, width=16, norm=_no_norm)
+
+
+def _no_norm(channels):
+    del channels
+    return nn.Identity()
 
 
 def resnet18(num_classes=10):

@@ -33,3 +33,8 @@ def cosine(a, b):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+# Data parallel against one process, for a network without batch statistics, 3 SGD steps: the ranks'
+# loss sums and the gradient all-reduce add in another order than one process does (float32).
+# Measured (resnet10_w16_nobn, world 2 vs 1, max_rel of the worst parameter): torch 1.3e-7, MindSpore 9e-8.
+DATA_PARALLEL_RTOL = 1e-5

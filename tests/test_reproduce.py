@@ -185,7 +185,7 @@ def test_folder_trained_with_other_settings_is_refused(two_epoch_run):
 
 FAKE_TRAINER = textwrap.dedent("""\
     # Stand-in for train_torch.py / train_ms.py: the real run folder, no framework, 10 ms per epoch.
-    import argparse, os, signal, sys
+    import argparse, os, signal, sys, time
     from msport.training.config import add_arguments, resolve
     from msport.training.run import Run
 
@@ -193,6 +193,8 @@ FAKE_TRAINER = textwrap.dedent("""\
     run = Run.open(cfg.output_dir, cfg, "resume.pth" if "torch" in sys.argv[0] else "resume.ckpt")
     start = len(run.completed_epochs()) if cfg.resume else 0
     print(("resumed after epoch %d" % start) if cfg.resume else "fresh start", flush=True)
+    print("threads %s started %.3f" % (os.environ.get("OMP_NUM_THREADS"), time.time()), flush=True)
+    time.sleep(float(os.environ.get("FAKE_SECONDS", "0")))
     arm = cfg.init if sys.argv[0].endswith("train_ms.py") else "reference"
     offset = {"reference": 3.0, "torch": 2.0, "legacy": 0.0}[arm]
     for epoch in range(start + 1, cfg.epochs + 1):
@@ -267,6 +269,71 @@ def test_rerun_with_other_epochs_names_the_folder_and_trains_nothing(tmp_path, f
     err = capsys.readouterr().err
     assert str(out / "runs" / "torch-seed0") in err and "epochs 1 (requested 2)" in err
     assert metrics.stat().st_mtime_ns == before
+
+
+def _started(out, run):
+    """(OMP_NUM_THREADS, start time) the stand-in trainer printed into its train.log."""
+    line = next(l for l in (out / "runs" / run / "train.log").read_text().splitlines() if l.startswith("threads"))
+    _, threads, _, started = line.split()
+    return threads, float(started)
+
+
+def test_parallel_runs_train_at_once_each_with_its_share_of_the_cores(tmp_path, fake_trainers, monkeypatch, capsys):
+    out = tmp_path / "out"
+    path = _write_config(tmp_path, {"seeds": [0, 1], "arms": ["torch"], "train": TINY_TRAIN, "output_dir": str(out)})
+    monkeypatch.setenv("FAKE_SECONDS", "2")
+    assert main(["reproduce", "--config", path, "--parallel-runs", "2"]) == 0
+    (threads0, start0), (threads1, start1) = _started(out, "torch-seed0"), _started(out, "torch-seed1")
+    assert abs(start0 - start1) < 1.5  # the second started while the first slept
+    assert threads0 == threads1 == str(max(1, os.cpu_count() // 2))
+    assert len(json.loads((out / "results.json").read_text())["runs"]) == 2
+
+
+def test_each_parallel_run_gets_its_own_devices():
+    launch = runner.Launch(parallel_runs=2, nproc_per_run=2)
+    assert runner.slot_env("cuda", 1, launch, {"PATH": ""})["CUDA_VISIBLE_DEVICES"] == "2,3"
+    assert runner.slot_env("gpu", 0, launch, {"CUDA_VISIBLE_DEVICES": "4,5,6,7"})["CUDA_VISIBLE_DEVICES"] == "4,5"
+    assert runner.slot_env("ascend", 1, launch, {})["ASCEND_RT_VISIBLE_DEVICES"] == "2,3"
+    with pytest.raises(UserError, match="needs 4 devices"):
+        runner.slot_env("cuda", 1, launch, {"CUDA_VISIBLE_DEVICES": "0,1"})
+
+
+@pytest.mark.parametrize("shard", ["2/2", "1", "a/b", "0/0"])
+def test_bad_shard_is_a_one_line_error(tmp_path, fake_trainers, capsys, shard):
+    path = _write_config(tmp_path, {"seeds": [0], "arms": ["torch"], "train": TINY_TRAIN,
+                                    "output_dir": str(tmp_path / "out")})
+    assert main(["reproduce", "--config", path, "--shard", shard]) == 2
+    assert "--shard" in capsys.readouterr().err
+
+
+def test_shards_share_one_folder_and_the_report_lists_what_is_missing(tmp_path, fake_trainers, capsys):
+    out = tmp_path / "out"
+    path = _write_config(tmp_path, {"seeds": [0, 1], "arms": ["torch", "ms_parity"], "train": TINY_TRAIN,
+                                    "output_dir": str(out)})
+    assert main(["reproduce", "--config", path, "--shard", "1/2"]) == 0  # plan positions 1 and 3
+    console = capsys.readouterr().out
+    assert sorted(os.listdir(out / "runs")) == ["ms_parity-seed0", "ms_parity-seed1"]
+    assert "not finished yet, so not in the results: torch seed 0, torch seed 1" in console
+    results = json.loads((out / "results.json").read_text())
+    assert results["missing"] == ["torch seed 0", "torch seed 1"] and results["arms_run"] == ["ms_parity"]
+    assert "Not finished yet, so not in these results: torch seed 0, torch seed 1" in (out / "results.md").read_text()
+
+    assert main(["reproduce", "--config", path, "--shard", "0/2"]) == 0
+    console = capsys.readouterr().out
+    assert console.count("finished earlier") == 2 and "not finished yet" not in console
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["runs"]) == 4 and results["missing"] == []
+
+
+@pytest.mark.slow
+def test_nproc_per_run_trains_each_run_through_torchrun(tmp_path, capsys):
+    out = tmp_path / "out"
+    train = dict(TINY_TRAIN, data="digits", batch_size=64)
+    path = _write_config(tmp_path, {"seeds": [0], "arms": ["torch"], "train": train, "output_dir": str(out)})
+    assert main(["reproduce", "--config", path, "--nproc-per-run", "2"]) == 0
+    run = out / "runs" / "torch-seed0"
+    assert yaml.safe_load((run / "config.yaml").read_text())["world_size"] == 2
+    assert "torch.distributed.run --nproc-per-node 2" in (run / "train.log").read_text()
 
 
 # -- report ----------------------------------------------------------------------------------

@@ -225,8 +225,8 @@ def test_parity_first_step_losses_agree_and_weight_decay_reaches_batchnorm(cifar
 def test_parity_flags_a_planted_learning_rate_bug(cifar_dir, monkeypatch):
     from msport.training import ms_side
 
-    build = ms_side.build_optimizer
-    monkeypatch.setattr(ms_side, "build_optimizer", lambda cfg, net, lrs: build(cfg, net, np.asarray(lrs) * 1.5))
+    step = ms_side.Stepper.__call__
+    monkeypatch.setattr(ms_side.Stepper, "__call__", lambda self, x, y, lr, *rest: step(self, x, y, lr * 1.5, *rest))
     cfg = TrainConfig(model="resnet10_w16", data="cifar10", data_dir=cifar_dir, batch_size=16, lr=0.05,
                       progress=False)
     records = _parity(cfg, cifar_dir, 3)
@@ -266,3 +266,46 @@ def test_bf16_autocast_step_computes_the_same_loss_to_bf16_precision():
         losses.append(loss_sum / len(y))
     assert losses[0] != losses[1]  # autocast really ran in bfloat16
     assert abs(losses[0] - losses[1]) < 2e-2 * losses[0]
+
+
+# ---- one learning-rate source ------------------------------------------------------------------
+
+@pytest.mark.parametrize("framework", ["torch", "mindspore"])
+def test_each_framework_applies_the_loops_learning_rate_at_every_step(cifar_dir, framework):
+    """metrics.csv logs ``side.applied_lr``: read back from the framework's optimizer, it must be the loop's value
+    at every step (warm-up changes it at each one), and the step must use it, not the one before."""
+    from msport.training import ms_side, torch_side
+    from msport.training.data import load_splits
+
+    side = torch_side if framework == "torch" else ms_side
+    cfg = TrainConfig(model="resnet10_w16", data="cifar10", data_dir=cifar_dir, batch_size=16, lr=0.1, epochs=3,
+                      warmup_epochs=1, weight_decay=0.0, progress=False, num_workers=1)
+    device = side.setup(cfg)
+    loader = side.make_loader(load_splits(cfg)[0], cfg, train=True)
+    lrs = per_step_lr(cfg, len(loader))
+    assert len(set(lrs[:len(loader)].tolist())) == len(loader)  # a new value at each step of the epoch
+    model = side.build_model(cfg, device)
+    twin = side.build_model(cfg, device)
+    _copy_weights(side, model, twin)
+    before = side.parameters_numpy(model)
+    optimizer, twin_optimizer = side.build_optimizer(cfg, model), side.build_optimizer(cfg, twin)
+    stepper, twin_stepper = side.Stepper(model, optimizer, cfg, device), side.Stepper(twin, twin_optimizer, cfg, device)
+    side.train_mode(model, True)
+    side.train_mode(twin, True)
+    for i, (x, y) in enumerate(loader):
+        stepper(x, y, lrs[i], loader.global_batch_size(i))
+        assert side.applied_lr(optimizer) == float(lrs[i]), f"step {i}"
+        if i == 0:  # the same first step at twice the rate moves every weight twice as far
+            twin_stepper(x, y, 2 * lrs[i], loader.global_batch_size(i))
+            one, two = side.parameters_numpy(model), side.parameters_numpy(twin)
+            np.testing.assert_allclose(two["conv1.weight"] - before["conv1.weight"],
+                                       2 * (one["conv1.weight"] - before["conv1.weight"]), rtol=1e-3, atol=1e-7)
+
+
+def _copy_weights(side, source, target):
+    if side.FRAMEWORK == "torch":
+        target.load_state_dict(source.state_dict())
+    else:
+        from msport._mindspore import ms
+
+        ms.load_param_into_net(target, {p.name: ms.Parameter(p.data.copy(), p.name) for p in source.get_parameters()})

@@ -1,7 +1,9 @@
 """msport reproduce --config FILE: the seed experiment's three arms over several seeds, with statistics."""
 
 from msport.reproduce.report import build_results, console_summary, write_report
-from msport.reproduce.runner import load_config, run_all
+import dataclasses
+
+from msport.reproduce.runner import Launch, load_config, missing_runs, parse_shard, run_all
 
 NAME = "reproduce"
 HELP = ("train torch, MindSpore with legacy init and MindSpore with parity init over several seeds and "
@@ -18,14 +20,32 @@ def add_arguments(parser):
     parser.add_argument("--output-dir", help="folder for runs/ and the results (overrides output_dir)")
     parser.add_argument("--arms", nargs="+", metavar="ARM",
                         help="arms to run: torch, ms_legacy, ms_parity (overrides arms)")
+    parser.add_argument("--parallel-runs", type=int, default=1, metavar="K",
+                        help="train K runs at once, each on its own device (CUDA / MindSpore device) or, on the "
+                             "CPU, its own share of the cores (default 1)")
+    parser.add_argument("--nproc-per-run", type=int, default=1, metavar="N",
+                        help="train each run data parallel on N ranks through torchrun / msrun (default 1); "
+                             "--batch-size stays the global batch")
+    parser.add_argument("--shard", default="0/1", metavar="I/N",
+                        help="train only the runs at plan positions I, I+N, I+2N... so that N invocations "
+                             "(nodes, a job array) share one output folder; I counts from 0 (default 0/1)")
 
 
 def run(args):
     cfg = load_config(args.config, seeds=args.seeds, epochs=args.epochs, output_dir=args.output_dir, arms=args.arms)
     print(f"msport reproduce: arms {', '.join(cfg.arms)} x seeds {', '.join(map(str, cfg.seeds))} "
           f"in {cfg.output_dir}", flush=True)
-    outcomes = run_all(cfg)
-    results = build_results(cfg, outcomes)
+    launch = Launch(args.parallel_runs, args.nproc_per_run, parse_shard(args.shard)).check()
+    outcomes = run_all(cfg, launch)
+    missing = missing_runs(cfg, outcomes)
+    if missing:
+        print(f"\nnot finished yet, so not in the results: {', '.join(missing)}", flush=True)
+    reported = dataclasses.replace(cfg, arms=[a for a in cfg.arms if any(o.arm == a for o in outcomes)])
+    if not reported.arms:
+        print("no run has finished yet: no report written")
+        return 0
+    results = build_results(reported, outcomes)
+    results["missing"] = missing
     paths = write_report(results, outcomes, cfg.output_dir)
     print()
     print(console_summary(results))

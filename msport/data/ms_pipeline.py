@@ -59,7 +59,8 @@ class _EpochSpanSource:
 def make_ms_dataset(ds: ArrayDataset, batch_size: int, *, train: bool, augment: bool, seed: int,
                     start_epoch: int = 0, num_epochs: int = 1, num_workers: int = 2,
                     drop_last: Optional[bool] = None, shuffle: Optional[bool] = None,
-                    normalize: bool = True, python_multiprocessing: bool = False) -> msds.Dataset:
+                    normalize: bool = True, python_multiprocessing: bool = False,
+                    rank: int = 0, world: int = 1) -> msds.Dataset:
     """A dataset of ``num_epochs`` epochs of batches equal to :func:`make_torch_loader`'s.
 
     Columns ``image`` (float32 NCHW; uint8 NHWC with ``normalize=False``) and
@@ -71,11 +72,12 @@ def make_ms_dataset(ds: ArrayDataset, batch_size: int, *, train: bool, augment: 
     default: building a batch takes ~2 ms of numpy, and on 2 cores one thread
     served a 50k-image epoch in 0.95 s where two threads or two processes took
     1.3 s. ``python_multiprocessing=True`` pays off only with many cores.
+    ``rank``/``world``: serve this data parallel rank's share of every batch.
     """
     if num_epochs < 1 or start_epoch < 0:
         raise DataError(f"need start_epoch >= 0 and num_epochs >= 1; got {start_epoch}, {num_epochs}")
     batches = planned_batches(ds, batch_size, train=train, augment=augment, seed=seed,
-                              shuffle=shuffle, drop_last=drop_last, normalize=normalize)
+                              shuffle=shuffle, drop_last=drop_last, normalize=normalize, rank=rank, world=world)
     workers = min(max(int(num_workers), 1), cpu_count())
     return msds.GeneratorDataset(_EpochSpanSource(batches, start_epoch, num_epochs),
                                  column_names=COLUMNS, shuffle=False,

@@ -99,6 +99,13 @@ def steps_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:
     return n // batch_size if drop_last else -(-n // batch_size)
 
 
+def shard_bounds(n: int, rank: int, world: int) -> Tuple[int, int]:
+    """[start, stop) of ``rank``'s contiguous share of ``n`` rows; the first ``n % world`` ranks get one more."""
+    base, extra = divmod(n, world)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (rank < extra)
+
+
 class PlannedBatches:
     """Batch ``step`` of epoch ``epoch``, for any epoch, from the data set and a seed.
 
@@ -106,10 +113,15 @@ class PlannedBatches:
     can be copied into worker processes of either framework and asked for any
     ``(epoch, step)`` in any order: that is what lets a pipeline resume at any
     epoch and prefetch in parallel while serving exactly the planned batches.
+
+    With ``world > 1`` it serves rank ``rank``'s contiguous share of each batch
+    (:func:`shard_bounds`): the ranks' shards in rank order are the whole batch,
+    so data parallel training sees the single-process batches, split.
     """
 
     def __init__(self, ds: ArrayDataset, batch_size: int, *, seed: int, augment: bool,
-                 shuffle: bool, drop_last: bool, pad: int = 4, normalize: bool = True):
+                 shuffle: bool, drop_last: bool, pad: int = 4, normalize: bool = True,
+                 rank: int = 0, world: int = 1):
         self.ds = ds
         self.batch_size = batch_size
         self.seed = seed
@@ -117,12 +129,22 @@ class PlannedBatches:
         self.shuffle = shuffle
         self.pad = pad
         self.normalize = normalize
+        self.rank, self.world = rank, world
         self.steps = steps_per_epoch(len(ds), batch_size, drop_last)
         if self.steps == 0:
             raise DataError(f"{ds.name}: {len(ds)} samples make no full batch of {batch_size}; "
                             f"lower the batch size or keep the last partial batch (drop_last=False)")
         self.num_samples = min(len(ds), self.steps * batch_size)
+        if not 0 <= rank < world:
+            raise DataError(f"rank {rank} outside a world of {world}")
+        if self.global_batch_size(self.steps - 1) < world:
+            raise DataError(f"{ds.name}: the last batch of {self.global_batch_size(self.steps - 1)} samples cannot "
+                            f"give each of {world} ranks one; choose a batch size that leaves at least {world}")
         self._cached: Tuple[int, Optional[EpochPlan]] = (-1, None)
+
+    def global_batch_size(self, step: int) -> int:
+        """Samples in batch ``step`` over all ranks (the last batch may be partial)."""
+        return min(self.batch_size, self.num_samples - step * self.batch_size)
 
     def plan(self, epoch: int) -> EpochPlan:
         cached_epoch, plan = self._cached
@@ -137,7 +159,9 @@ class PlannedBatches:
         if not 0 <= step < self.steps:
             raise IndexError(f"step {step} outside 0..{self.steps - 1}")
         plan = self.plan(epoch)
-        served = slice(step * self.batch_size, min((step + 1) * self.batch_size, self.num_samples))
+        start = step * self.batch_size
+        lo, hi = shard_bounds(self.global_batch_size(step), self.rank, self.world)
+        served = slice(start + lo, start + hi)
         index = plan.order[served]
         images = apply_plan_to_batch(self.ds.images[index], plan.offsets[served],
                                      plan.flips[served], self.pad)
@@ -148,7 +172,7 @@ class PlannedBatches:
 
 def planned_batches(ds: ArrayDataset, batch_size: int, *, train: bool, augment: bool, seed: int,
                     shuffle: Optional[bool] = None, drop_last: Optional[bool] = None,
-                    normalize: bool = True) -> PlannedBatches:
+                    normalize: bool = True, rank: int = 0, world: int = 1) -> PlannedBatches:
     """The train/eval rules both pipelines share, so they cannot drift apart.
 
     Training shuffles by default and keeps the last partial batch by default
@@ -161,4 +185,4 @@ def planned_batches(ds: ArrayDataset, batch_size: int, *, train: bool, augment: 
                         f"drop_last={drop_last}")
     return PlannedBatches(ds, batch_size, seed=seed, augment=augment,
                           shuffle=train if shuffle is None else shuffle,
-                          drop_last=bool(drop_last), normalize=normalize)
+                          drop_last=bool(drop_last), normalize=normalize, rank=rank, world=world)

@@ -18,7 +18,7 @@ from typing import Optional
 import torch
 
 from .cifar10 import CIFAR10_MEAN, CIFAR10_STD, ArrayDataset
-from .plan import PlannedBatches, planned_batches
+from .plan import PlannedBatches, planned_batches, shard_bounds
 
 
 class DeviceLoader:
@@ -44,6 +44,9 @@ class DeviceLoader:
     def num_samples(self) -> int:
         return self._batches.num_samples
 
+    def global_batch_size(self, step: int) -> int:
+        return self._batches.global_batch_size(step)
+
     def __len__(self):
         return self._batches.steps
 
@@ -56,12 +59,14 @@ class DeviceLoader:
         rows = torch.arange(self._height, device=self.device)
         cols = torch.arange(self._width, device=self.device)
         size = self._batches.batch_size
-        for start in range(0, served, size):
-            index = order[start:start + size]
-            dy, dx = offsets[start:start + size, 0], offsets[start:start + size, 1]
+        for step, first in enumerate(range(0, served, size)):
+            lo, hi = shard_bounds(self._batches.global_batch_size(step), self._batches.rank, self._batches.world)
+            start, stop = first + lo, first + hi  # this rank's share of the planned batch
+            index = order[start:stop]
+            dy, dx = offsets[start:stop, 0], offsets[start:stop, 1]
             r = dy[:, None] + rows                                      # B, H
             c = dx[:, None] + cols                                      # B, W
-            c = torch.where(flips[start:start + size, None], c.flip(1), c)
+            c = torch.where(flips[start:stop, None], c.flip(1), c)
             crops = self._padded[index[:, None, None, None], torch.arange(3, device=self.device)[None, :, None, None],
                                  r[:, None, :, None], c[:, None, None, :]]
             x = crops.to(torch.float32)
@@ -74,8 +79,8 @@ class DeviceLoader:
 
 def make_device_loader(ds: ArrayDataset, batch_size: int, *, device, train: bool, augment: bool, seed: int,
                        epoch: int = 0, shuffle: Optional[bool] = None, drop_last: Optional[bool] = None,
-                       channels_last: bool = False) -> DeviceLoader:
+                       channels_last: bool = False, rank: int = 0, world: int = 1) -> DeviceLoader:
     """A loader whose batches equal :func:`~msport.data.make_torch_loader`'s, built on ``device``."""
     batches = planned_batches(ds, batch_size, train=train, augment=augment, seed=seed, shuffle=shuffle,
-                              drop_last=drop_last)
+                              drop_last=drop_last, rank=rank, world=world)
     return DeviceLoader(batches, device, epoch, channels_last)

@@ -70,6 +70,10 @@ class EpochLoader:
         """Samples served per epoch (fewer than the data set only with drop_last)."""
         return self._batches.num_samples
 
+    def global_batch_size(self, step: int) -> int:
+        """Samples in batch ``step`` over all data parallel ranks."""
+        return self._batches.global_batch_size(step)
+
     def __len__(self):
         return self._batches.steps
 
@@ -80,13 +84,14 @@ class EpochLoader:
 def make_torch_loader(ds: ArrayDataset, batch_size: int, *, train: bool, augment: bool, seed: int,
                       epoch: int = 0, num_workers: int = 2, drop_last: Optional[bool] = None,
                       normalize: bool = True, shuffle: Optional[bool] = None,
-                      pin_memory: bool = False) -> EpochLoader:
+                      pin_memory: bool = False, rank: int = 0, world: int = 1) -> EpochLoader:
     """A loader of ``ds`` whose batches equal :func:`msport.data.ms_pipeline.make_ms_dataset`'s.
 
     ``shuffle`` defaults to ``train``; see :func:`msport.data.plan.planned_batches`
     for the train/eval rules. With ``normalize=False`` it serves the uint8 NHWC
-    crops instead, e.g. for looking at the augmentation.
+    crops instead, e.g. for looking at the augmentation. ``rank``/``world``:
+    serve this data parallel rank's share of every batch.
     """
     batches = planned_batches(ds, batch_size, train=train, augment=augment, seed=seed,
-                              shuffle=shuffle, drop_last=drop_last, normalize=normalize)
+                              shuffle=shuffle, drop_last=drop_last, normalize=normalize, rank=rank, world=world)
     return EpochLoader(batches, epoch, num_workers, pin_memory)

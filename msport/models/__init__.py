@@ -9,6 +9,7 @@ from msport.models import resnet
 
 _MODELS = {
     "resnet10_w16": resnet.resnet10_w16,
+    "resnet10_w16_nobn": resnet.resnet10_w16_nobn,
     "resnet18": resnet.resnet18,
     "resnet34": resnet.resnet34,
     "resnet50": resnet.resnet50,

@@ -18,13 +18,13 @@ STAGES = ("stem", "layer1", "layer2", "layer3", "layer4", "pool", "linear")
 class BasicBlock(nn.Cell):
     expansion = 1
 
-    def __init__(self, in_planes, planes, stride=1, init="torch"):
+    def __init__(self, in_planes, planes, stride=1, init="torch", norm=batch_norm2d):
         super().__init__()
         self.conv1 = conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False, init=init)
-        self.bn1 = batch_norm2d(planes)
+        self.bn1 = norm(planes)
         self.conv2 = conv2d(planes, planes, 3, stride=1, padding=1, bias=False, init=init)
-        self.bn2 = batch_norm2d(planes)
-        self.shortcut = _shortcut(in_planes, planes * self.expansion, stride, init)
+        self.bn2 = norm(planes)
+        self.shortcut = _shortcut(in_planes, planes * self.expansion, stride, init, norm)
         self.relu = nn.ReLU()
 
     def construct(self, x):
@@ -37,15 +37,15 @@ class BasicBlock(nn.Cell):
 class Bottleneck(nn.Cell):
     expansion = 4
 
-    def __init__(self, in_planes, planes, stride=1, init="torch"):
+    def __init__(self, in_planes, planes, stride=1, init="torch", norm=batch_norm2d):
         super().__init__()
         self.conv1 = conv2d(in_planes, planes, 1, bias=False, init=init)
-        self.bn1 = batch_norm2d(planes)
+        self.bn1 = norm(planes)
         self.conv2 = conv2d(planes, planes, 3, stride=stride, padding=1, bias=False, init=init)
-        self.bn2 = batch_norm2d(planes)
+        self.bn2 = norm(planes)
         self.conv3 = conv2d(planes, planes * self.expansion, 1, bias=False, init=init)
-        self.bn3 = batch_norm2d(planes * self.expansion)
-        self.shortcut = _shortcut(in_planes, planes * self.expansion, stride, init)
+        self.bn3 = norm(planes * self.expansion)
+        self.shortcut = _shortcut(in_planes, planes * self.expansion, stride, init, norm)
         self.relu = nn.ReLU()
 
     def construct(self, x):
@@ -56,22 +56,23 @@ class Bottleneck(nn.Cell):
         return self.relu(out)
 
 
-def _shortcut(in_planes, out_planes, stride, init):
+def _shortcut(in_planes, out_planes, stride, init, norm):
     if stride == 1 and in_planes == out_planes:
         return nn.Identity()
     return nn.SequentialCell([
         conv2d(in_planes, out_planes, 1, stride=stride, bias=False, init=init),
-        batch_norm2d(out_planes),
+        norm(out_planes),
     ])
 
 
 class ResNet(nn.Cell):
-    def __init__(self, block, num_blocks, num_classes=10, init="torch", width=64):
+    def __init__(self, block, num_blocks, num_classes=10, init="torch", width=64, norm=batch_norm2d):
         super().__init__()
         self.in_planes = width
         self.init = init
+        self.norm = norm
         self.conv1 = conv2d(3, width, 3, stride=1, padding=1, bias=False, init=init)
-        self.bn1 = batch_norm2d(width)
+        self.bn1 = norm(width)
         self.layer1 = self._make_layer(block, width, num_blocks[0], stride=1)
         self.layer2 = self._make_layer(block, 2 * width, num_blocks[1], stride=2)
         self.layer3 = self._make_layer(block, 4 * width, num_blocks[2], stride=2)
@@ -85,7 +86,7 @@ class ResNet(nn.Cell):
         strides = [stride] + [1] * (num_blocks - 1)
         layers = []
         for s in strides:
-            layers.append(block(self.in_planes, planes, s, init=self.init))
+            layers.append(block(self.in_planes, planes, s, init=self.init, norm=self.norm))
             self.in_planes = planes * block.expansion
         return nn.SequentialCell(layers)
 
@@ -113,6 +114,17 @@ class ResNet(nn.Cell):
 def resnet10_w16(num_classes=10, init="torch"):
     """One BasicBlock per stage at a quarter of the width: CPU-sized, for the embedded default."""
     return ResNet(BasicBlock, [1, 1, 1, 1], num_classes, init, width=16)
+
+
+def resnet10_w16_nobn(num_classes=10, init="torch"):
+    """resnet10_w16 with no BatchNorm: no batch statistics, so data parallel training computes
+    what one process computes at any number of ranks (what the data parallel tests check)."""
+    return ResNet(BasicBlock, [1, 1, 1, 1], num_classes, init, width=16, norm=_no_norm)
+
+
+def _no_norm(channels):
+    del channels
+    return nn.Identity()
 
 
 def resnet18(num_classes=10, init="torch"):

@@ -210,6 +210,8 @@ def markdown(results):
         "",
         runs,
         "",
+        *([f"Not finished yet, so not in these results: {', '.join(results['missing'])}.", ""]
+          if results.get("missing") else []),
         f"Statistics: {results['statistics']}.",
         "",
     ])

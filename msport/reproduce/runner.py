@@ -16,14 +16,17 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 
 import msport
 from msport.errors import UserError
 from msport.training.config import FIELDS, TrainConfig, load_resolved, read_mapping, save_resolved, validate
+from msport.training.parallel import free_port, launch_command, launcher_env
 from msport.training.run import Run
 
 
@@ -31,23 +34,25 @@ from msport.training.run import Run
 class Arm:
     name: str
     script: str
+    framework: str       # the launcher that starts it on several ranks: torch (torchrun) or mindspore (msrun)
     init: Optional[str]  # train_ms.py's --init; None for the torch reference
     resume_file: str     # as the trainer's side module names it (importing it would load the framework here)
     description: str
 
 
 ARMS = {arm.name: arm for arm in (
-    Arm("torch", "train_torch.py", None, "resume.pth", "PyTorch reference"),
-    Arm("ms_legacy", "train_ms.py", "legacy", "resume.ckpt",
+    Arm("torch", "train_torch.py", "torch", None, "resume.pth", "PyTorch reference"),
+    Arm("ms_legacy", "train_ms.py", "mindspore", "legacy", "resume.ckpt",
         "MindSpore, MindSpore 1.x default init (Normal(0.01), zero bias): the seed's before"),
-    Arm("ms_parity", "train_ms.py", "torch", "resume.ckpt",
+    Arm("ms_parity", "train_ms.py", "mindspore", "torch", "resume.ckpt",
         "MindSpore, parity init (torch's kaiming-uniform): the seed's after"),
 )}
 
 #: TrainConfig keys that reproduce sets for each run; a ``train:`` mapping may not set them.
-PER_RUN_KEYS = ("seed", "init", "device", "output_dir", "resume", "progress")
-#: TrainConfig keys that may differ between a run folder and the request: they do not change what is computed.
-NOT_IDENTITY_KEYS = ("resume", "output_dir", "progress", "num_workers", "keep_checkpoint_max")
+PER_RUN_KEYS = ("seed", "init", "device", "output_dir", "resume", "progress", "world_size")
+#: TrainConfig keys that may differ between a run folder and the request: they do not change what is computed
+#: (world_size: a run may resume at another number of ranks, as the trainers allow).
+NOT_IDENTITY_KEYS = ("resume", "output_dir", "progress", "num_workers", "keep_checkpoint_max", "world_size")
 #: Lines of a failed run's log shown on the console.
 FAILED_LOG_TAIL = 20
 
@@ -129,7 +134,7 @@ def _check(cfg, path):
                       f"{', '.join(k for k in FIELDS if k not in PER_RUN_KEYS)}")
     per_run = sorted(set(cfg.train) & set(PER_RUN_KEYS))
     need(not per_run, f"train: {', '.join(per_run)} set by reproduce for each run; use seeds, arms, "
-                      f"output_dir, torch_device and ms_device instead")
+                      f"output_dir, torch_device and ms_device (and --nproc-per-run for world_size) instead")
     for key, value in cfg.train.items():
         need(_has_type(value, FIELDS[key].type), f"train: {key} {value!r} is not a {_type_name(FIELDS[key].type)}")
     need(isinstance(cfg.seeds, list) and cfg.seeds and all(_has_type(s, int) for s in cfg.seeds),
@@ -223,50 +228,184 @@ def _clear_unfinished_first_epoch(run):
     shutil.rmtree(folder.checkpoint_dir, ignore_errors=True)
 
 
+# -- several runs at once, several ranks per run, several invocations (nodes) ------------------
+
+@dataclass(frozen=True)
+class Launch:
+    """How one ``msport reproduce`` invocation starts its runs; none of it changes what a run computes.
+
+    ``parallel_runs`` runs at once, each on its own device(s) (CUDA_VISIBLE_DEVICES /
+    ASCEND_RT_VISIBLE_DEVICES) or, on the CPU, its own share of the cores (OMP_NUM_THREADS);
+    ``nproc_per_run`` ranks per run through torchrun / msrun; ``shard`` (I, N): this invocation trains
+    the runs whose plan position is I modulo N, so N invocations on N nodes share one output folder.
+    """
+
+    parallel_runs: int = 1
+    nproc_per_run: int = 1
+    shard: Tuple[int, int] = (0, 1)
+
+    def check(self):
+        index, count = self.shard
+        if self.parallel_runs < 1 or self.nproc_per_run < 1:
+            raise UserError(f"--parallel-runs and --nproc-per-run must be at least 1; got {self.parallel_runs} "
+                            f"and {self.nproc_per_run}")
+        if count < 1 or not 0 <= index < count:
+            raise UserError(f"--shard {index}/{count}: expected I/N with 0 <= I < N, e.g. --shard 0/4")
+        return self
+
+
+def parse_shard(text):
+    """``"I/N"`` -> (I, N); a one-line error otherwise."""
+    index, sep, count = str(text).partition("/")
+    if not (sep and index.strip().isdigit() and count.strip().isdigit()):
+        raise UserError(f"--shard {text!r}: expected I/N, this invocation's index (from 0) and the number of "
+                        f"invocations, e.g. --shard 0/4 (SLURM: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)")
+    return int(index), int(count)
+
+
+def in_shard(position, launch):
+    index, count = launch.shard
+    return position % count == index
+
+
+def run_command(run, trainers, request, launch):
+    """The trainer's argv: plain python, or torchrun / msrun with ``nproc_per_run`` ranks."""
+    script = os.path.join(trainers, run.arm.script)
+    if launch.nproc_per_run == 1:
+        return [sys.executable, script, "--config", request]
+    return launch_command(script, launch.nproc_per_run, framework=run.arm.framework, port=free_port(),
+                          log_dir=os.path.join(run.path, "rank_logs")) + ["--config", request]
+
+
+def slot_env(device, slot, launch, env=None):
+    """The environment of the run in ``slot`` (0 .. parallel_runs - 1): its devices or its CPU threads."""
+    env = launcher_env(env)
+    if launch.parallel_runs == 1 and launch.nproc_per_run == 1:
+        return env
+    kind = device.split(":")[0].lower()
+    visible = {"cuda": "CUDA_VISIBLE_DEVICES", "gpu": "CUDA_VISIBLE_DEVICES", "ascend": "ASCEND_RT_VISIBLE_DEVICES"}
+    if kind in visible:
+        name = visible[kind]
+        known = env.get(name)
+        devices = known.split(",") if known else [str(i) for i in range(launch.parallel_runs * launch.nproc_per_run)]
+        first = slot * launch.nproc_per_run
+        mine = devices[first:first + launch.nproc_per_run]
+        if len(mine) < launch.nproc_per_run:
+            raise UserError(f"--parallel-runs {launch.parallel_runs} x --nproc-per-run {launch.nproc_per_run} needs "
+                            f"{launch.parallel_runs * launch.nproc_per_run} devices; {name} lists {len(devices)}")
+        env[name] = ",".join(mine)
+    else:  # the CPU: each rank of each concurrent run gets an equal share of the cores
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // (launch.parallel_runs * launch.nproc_per_run)))
+    return env
+
+
+def _append_rank_logs(run, log):
+    """msrun's workers write their output to ``RUN/rank_logs/worker_N.log``: keep one log per run."""
+    rank_logs = os.path.join(run.path, "rank_logs")
+    if not os.path.isdir(rank_logs):
+        return
+    with open(log, "a") as fh:
+        for name in sorted(os.listdir(rank_logs)):
+            fh.write(f"# --- {name} ---\n")
+            with open(os.path.join(rank_logs, name), errors="replace") as part:
+                fh.writelines(line for line in part if not line.startswith(("[INFO]", "[WARNING] DISTRIBUTED")))
+    shutil.rmtree(rank_logs, ignore_errors=True)
+
+
+class _Slots:
+    """The device slots of concurrent runs: a run takes a free one and gives it back when it ends."""
+
+    def __init__(self, count):
+        self._free = list(range(count))
+        self._lock = threading.Lock()
+
+    def take(self):
+        with self._lock:
+            return self._free.pop(0)
+
+    def give(self, slot):
+        with self._lock:
+            self._free.append(slot)
+            self._free.sort()
+
+
+def missing_runs(cfg, outcomes):
+    """Labels of planned runs with no finished outcome (other shards' runs, not yet trained)."""
+    done = {(o.arm, o.seed) for o in outcomes}
+    return [run.label for run in plan_runs(cfg) if (run.arm.name, run.seed) not in done]
+
+
 # -- running ---------------------------------------------------------------------------------
 
-def run_all(cfg):
-    """Train every planned run that is not finished; a :class:`RunOutcome` per run, in plan order."""
+def run_all(cfg, launch=Launch()):
+    """Train every planned run of this invocation's shard that is not finished, ``launch.parallel_runs`` at
+    a time; a :class:`RunOutcome` per finished run (other shards' runs too, once finished), in plan order.
+
+    The first failure stops new runs from starting; the runs already going finish, then it is raised.
+    """
+    launch.check()
     trainers = find_trainers()
     runs = plan_runs(cfg)
     states = [run_state(run) for run in runs]  # every folder checked before anything trains
-    outcomes = []
-    for number, (run, state) in enumerate(zip(runs, states), start=1):
+    slots, stop, failures = _Slots(launch.parallel_runs), threading.Event(), []
+
+    def one(number, run, state):
         tag = f"[{number}/{len(runs)}] {run.label}"
         if state == FINISHED:
             outcome = read_outcome(run)
             say(f"{tag}: finished earlier, best {outcome.best_val_acc:.2f}% at epoch {outcome.best_epoch}; skipped")
-        else:
-            log = os.path.join(run.path, "train.log")
-            done = len(run.folder().completed_epochs()) if state == INTERRUPTED else 0
-            say(f"{tag}: " + (f"resuming after epoch {done}" if state == INTERRUPTED else "training") +
-                f" ({run.config.epochs} epochs; log {log})")
-            if state == NEW:
-                _clear_unfinished_first_epoch(run)
-            start = time.perf_counter()
-            _train(run, trainers, log, resume=state == INTERRUPTED)
-            outcome = read_outcome(run)
-            say(f"{tag}: done in {time.perf_counter() - start:.0f} s, best {outcome.best_val_acc:.2f}% at epoch "
-                f"{outcome.best_epoch}, final {outcome.final_val_acc:.2f}%")
-        outcomes.append(outcome)
-    return outcomes
+            return outcome
+        if not in_shard(number - 1, launch) or stop.is_set():
+            return None
+        log = os.path.join(run.path, "train.log")
+        done = len(run.folder().completed_epochs()) if state == INTERRUPTED else 0
+        say(f"{tag}: " + (f"resuming after epoch {done}" if state == INTERRUPTED else "training") +
+            f" ({run.config.epochs} epochs; log {log})")
+        if state == NEW:
+            _clear_unfinished_first_epoch(run)
+        start = time.perf_counter()
+        slot = slots.take()
+        try:
+            _train(run, trainers, log, resume=state == INTERRUPTED, launch=launch, slot=slot)
+        except UserError as exc:
+            stop.set()
+            failures.append(exc)
+            return None
+        finally:
+            slots.give(slot)
+        outcome = read_outcome(run)
+        say(f"{tag}: done in {time.perf_counter() - start:.0f} s, best {outcome.best_val_acc:.2f}% at epoch "
+            f"{outcome.best_epoch}, final {outcome.final_val_acc:.2f}%")
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=launch.parallel_runs) as pool:
+        outcomes = list(pool.map(one, range(1, len(runs) + 1), runs, states))
+    if failures:
+        raise failures[0]
+    return [o for o in outcomes if o is not None]
 
 
 def say(line):
     print(line, flush=True)  # a piped stdout (CI, make demo | tee) would hold progress lines back until the end
 
 
-def _train(run, trainers, log, resume):
+def _train(run, trainers, log, resume, launch=Launch(), slot=0):
     os.makedirs(run.path, exist_ok=True)
     # The trainer reads its settings from this file and writes its resolved copy to config.yaml,
     # which is what a rerun checks the request against.
     request = os.path.join(run.path, "request.yaml")
     save_resolved(dataclasses.replace(run.config, resume=resume), request)
-    command = [sys.executable, os.path.join(trainers, run.arm.script), "--config", request]
+    command = run_command(run, trainers, request, launch)
+    env = slot_env(run.config.device, slot, launch)
+    placed = " ".join(f"{k}={env[k]}" for k in ("CUDA_VISIBLE_DEVICES", "ASCEND_RT_VISIBLE_DEVICES", "OMP_NUM_THREADS")
+                      if k in env and env[k] != os.environ.get(k))
     with open(log, "a") as fh:
-        fh.write(f"# msport reproduce, {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(command)}\n")
+        fh.write(f"# msport reproduce, {time.strftime('%Y-%m-%d %H:%M:%S')}: {placed + ' ' if placed else ''}"
+                 f"{' '.join(command)}\n")
         fh.flush()
-        code = subprocess.run(command, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+        code = subprocess.run(command, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              env=env).returncode
+    _append_rank_logs(run, log)
     if code != 0:
         with open(log) as fh:
             tail = fh.readlines()[-FAILED_LOG_TAIL:]
@@ -284,3 +423,4 @@ def read_outcome(run):
     return RunOutcome(arm=run.arm.name, seed=run.seed, path=run.path, val_acc=[r["val_acc"] for r in rows],
                       best_epoch=best["epoch"], best_val_acc=best["val_acc"],
                       train_seconds=sum(r["seconds"] for r in rows))
+

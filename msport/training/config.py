@@ -60,6 +60,9 @@ class TrainConfig:
     keep_checkpoint_max: int = 5
     ckpt_prefix: str = "train_resnet_cifar10"
     progress: bool = True
+    # data parallel (started by torchrun / msrun; batch_size stays the global batch)
+    sync_bn: bool = False             # synchronised BatchNorm across ranks: torch on CUDA only
+    world_size: int = 1               # recorded: the trainer replaces it with the launcher's number of ranks
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}

@@ -1,10 +1,16 @@
 """The epoch loop both trainers run; the framework arrives as a ``side`` module.
 
 A side (:mod:`~msport.training.torch_side`, :mod:`~msport.training.ms_side`)
-provides ``Stepper``, ``train_mode``, ``evaluate``, ``checkpoint_name``,
-``save_checkpoint``, ``save_resume`` and ``load_resume``. Everything else,
-the order of work in an epoch, the learning rate at each step, the metrics
-and what is written when, is here once, so the two runs cannot differ in it.
+provides ``world``, ``Stepper``, ``applied_lr``, ``all_reduce_sum``,
+``average_batchnorm_statistics``, ``train_mode``, ``evaluate``,
+``checkpoint_name``, ``save_checkpoint``, ``save_resume`` and ``load_resume``.
+Everything else, the order of work in an epoch, the learning rate at each
+step, the metrics and what is written when, is here once, so the two runs
+cannot differ in it.
+
+Data parallel (started by torchrun or msrun): every rank runs this loop on its
+share of each batch; the epoch's totals are summed over the ranks, and rank 0
+alone writes the run folder.
 """
 
 import os
@@ -23,29 +29,38 @@ def train(side, run, model, optimizer, train_loader, val_loader, device):
     steps = len(train_loader)
     lrs = per_step_lr(cfg, steps)
     stepper = side.Stepper(model, optimizer, cfg, device)
+    world = side.world()
+    say = _say if world.is_main else _quiet
     start_epoch = 0
-    if cfg.resume:
+    if cfg.resume:  # every rank loads the same file: rank 0's state, whatever world size wrote it
         start_epoch = side.load_resume(model, optimizer, run.resume_file)
-        run.truncate_metrics(start_epoch)
-        _say(f"resumed {run.path} after epoch {start_epoch}")
+        if world.is_main:
+            run.truncate_metrics(start_epoch)
+        say(f"resumed {run.path} after epoch {start_epoch}")
     for epoch in range(start_epoch, cfg.epochs):  # 0-based here, 1-based in files and logs
         timer = EpochTimer()
         train_loader.set_epoch(epoch)
         side.train_mode(model, True)
         loss_sum, correct, count = 0.0, 0, 0
         bar = tqdm(train_loader, total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=not cfg.progress, file=sys.stderr, dynamic_ncols=True)
+                   disable=not (cfg.progress and world.is_main), file=sys.stderr, dynamic_ncols=True)
         for i, (x, y) in enumerate(bar):
-            batch_loss, batch_correct = stepper(x, y, lrs[epoch * steps + i])
+            batch_loss, batch_correct = stepper(x, y, lrs[epoch * steps + i], train_loader.global_batch_size(i))
+            if i == 0:  # metrics.csv's lr: the epoch's first step, as the framework applied it
+                lr_applied = side.applied_lr(optimizer)
             loss_sum, correct, count = loss_sum + batch_loss, correct + batch_correct, count + len(y)
             if cfg.progress and i % PROGRESS_EVERY == 0:  # reading a GPU value waits for the GPU
                 bar.set_postfix(loss=f"{float(loss_sum) / count:.4f}", acc=f"{100.0 * float(correct) / count:.2f}")
-        loss_sum, correct = float(loss_sum), float(correct)
+        loss_sum, correct, count = side.all_reduce_sum([loss_sum, correct, count], device)
         train_seconds = timer.seconds()
+        if world.distributed and not cfg.sync_bn:
+            side.average_batchnorm_statistics(model)  # one model to evaluate and save, on every rank
         val_loss, val_acc = side.evaluate(model, val_loader, device)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / count, "train_acc": 100.0 * correct / count,
-               "val_loss": val_loss, "val_acc": val_acc, "lr": float(lrs[epoch * steps]),
+               "val_loss": val_loss, "val_acc": val_acc, "lr": lr_applied,
                "seconds": timer.seconds(), "images_per_second": count / train_seconds}
+        if not world.is_main:
+            continue
         # Commit order: metrics, checkpoint, best.json, then the resume file last. A process killed
         # anywhere before that last rename resumes from the previous epoch and redoes this one.
         run.log_epoch(row)
@@ -53,14 +68,18 @@ def train(side, run, model, optimizer, train_loader, val_loader, device):
         side.save_checkpoint(model, os.path.join(run.checkpoint_dir, name))
         run.record_checkpoint(epoch + 1, val_acc, name)
         side.save_resume(model, optimizer, epoch + 1, run.resume_file)
-        _say(f"epoch {epoch + 1}/{cfg.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}  "
+        say(f"epoch {epoch + 1}/{cfg.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}  "
              f"val loss {val_loss:.4f} acc {val_acc:.2f}  lr {row['lr']:.4g}  {row['seconds']:.1f}s  "
                   f"{row['images_per_second']:.0f} img/s")
-    best = run.best()
+    best = run.best() if world.is_main else None
     if best:
-        _say(f"best val acc {best['val_acc']:.2f} at epoch {best['epoch']} ({best['checkpoint']}); run in {run.path}")
+        say(f"best val acc {best['val_acc']:.2f} at epoch {best['epoch']} ({best['checkpoint']}); run in {run.path}")
     return best
 
 
 def _say(message):
     print(message, flush=True)
+
+
+def _quiet(message):
+    del message

@@ -1,35 +1,76 @@
 """The MindSpore half of the paired trainers (``train_ms.py``).
 
 Matches :mod:`msport.training.torch_side` step for step: the same SGD update
-with weight decay on every parameter, the same learning rate at every step,
-cross-entropy with mean reduction.
+with weight decay on every parameter, the same learning rate at every step
+(the loop's, written into the optimizer by the step itself), cross-entropy
+with mean reduction. Under msrun it trains data parallel
+(``ParallelMode.DATA_PARALLEL``, gradients averaged over the ranks).
 """
+
+import os
 
 import numpy as np
 
-from msport._mindspore import ms, nn
+from msport._mindspore import ms, nn, ops
 from msport.convert import load_file_into_ms
 from msport.errors import UserError
 from msport.files import atomic_write
 from msport.models import create_model
+from msport.training.parallel import SINGLE, World, check_batch_size, msrun_world
 
 FRAMEWORK = "mindspore"
 RESUME_FILE = "resume.ckpt"
 DEVICE_TARGETS = {"cpu": "CPU", "gpu": "GPU", "cuda": "GPU", "ascend": "Ascend"}
+_world = SINGLE  # set by setup(): this process's place in an msrun group
 
 
 def setup(cfg):
+    """Set mode and device, join msrun's group if started by it, seed; returns the device target."""
+    global _world
     target = DEVICE_TARGETS.get(cfg.device.split(":")[0].lower())
     if target is None:
         raise UserError(f"--device {cfg.device}: train_ms.py runs on cpu, gpu or ascend")
     if cfg.precision != "fp32" or cfg.compile != "off":
         print("note: precision and compile are train_torch.py options; train_ms.py runs fp32 as compiled by "
               "its own GRAPH_MODE", flush=True)
+    if cfg.sync_bn:
+        raise UserError("--sync-bn: MindSpore's nn.SyncBatchNorm runs on Ascend only and train_ms.py does not "
+                        "swap it in; drop --sync-bn (each rank keeps its own BatchNorm statistics)")
+    launched = msrun_world()
+    check_batch_size(cfg.batch_size, launched)
     ms.set_context(mode=ms.GRAPH_MODE if cfg.mode == "graph" else ms.PYNATIVE_MODE)
-    if ms.get_context("device_target") != target:  # set_device refuses once kernels have run in the process
+    if target != "CPU" and launched.distributed:
+        ms.set_device(target, launched.local_rank)  # one device per rank of a node
+    elif ms.get_context("device_target") != target:  # set_device refuses once kernels have run in the process
         ms.set_device(target)
+    if target == "CPU":
+        _cap_cpu_threads()
+    if os.environ.get("MS_ROLE"):  # started by msrun
+        from mindspore.communication import get_group_size, get_rank, init
+
+        init()  # msrun's scheduler process runs this script too: there init() serves the cluster, then exits
+        ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True,
+                                     device_num=get_group_size())
+        launched = World(get_rank(), get_group_size(), launched.local_rank)
+    _world = launched
+    cfg.world_size = _world.size
     ms.set_seed(cfg.seed)
     return target
+
+
+def world():
+    return _world
+
+
+def _cap_cpu_threads():
+    """Honour OMP_NUM_THREADS as torch does: torchrun / msrun set it to 1 per rank, ``msport reproduce
+    --parallel-runs`` to each run's share. MindSpore's CPU kernels otherwise run 25 threads whatever it says."""
+    import mindspore.device_context.cpu.op_tuning as op_tuning
+    from mindspore._c_expression import RuntimeConf
+
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0 and not RuntimeConf.get_instance().is_op_threads_num_configured():
+        op_tuning.threads_num(int(threads))
 
 
 def build_model(cfg, device):
@@ -40,52 +81,93 @@ def build_model(cfg, device):
     return net
 
 
-def build_optimizer(cfg, net, lrs):
+def build_optimizer(cfg, net):
     """``nn.Momentum`` over one explicit parameter group.
 
     An ungrouped list would silently skip weight decay on every parameter whose
     name holds 'beta' or 'gamma' (MindSpore's default decay filter); torch
-    decays them all. ``lrs`` is the per-step schedule, indexed by the
-    optimizer's own global step.
+    decays them all. The learning rate is a single Parameter that each step
+    sets to the loop's value for that step, so the loop's schedule is the only
+    one (as torch's Stepper sets its param_groups).
     """
     group = [{"params": net.trainable_params(), "weight_decay": cfg.weight_decay}]
-    return nn.Momentum(group, learning_rate=ms.Tensor(np.asarray(lrs, np.float32)), momentum=cfg.momentum,
+    return nn.Momentum(group, learning_rate=float(cfg.lr), momentum=cfg.momentum,
                        weight_decay=cfg.weight_decay, use_nesterov=cfg.nesterov)
 
 
 class _TrainStep(nn.Cell):
-    """Forward, loss, gradients and update as one cell: GRAPH_MODE compiles it into one graph
-    (measured ~1.5x faster per step here than ``ms.jit`` on the same function)."""
+    """Set the learning rate, forward, loss, gradients and update as one cell: GRAPH_MODE compiles it
+    into one graph (measured ~1.5x faster per step here than ``ms.jit`` on the same function).
 
-    def __init__(self, net, optimizer):
+    Under msrun the gradients are averaged over the ranks, and each rank's loss is its samples' sum
+    scaled by ``scale`` = world / global batch, so the average is the global batch's mean gradient.
+    """
+
+    def __init__(self, net, optimizer, distributed):
         super().__init__(auto_prefix=False)
         self.net = net
         self.optimizer = optimizer
-        self.loss_fn = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+        self.distributed = distributed
+        self.loss_fn = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="sum" if distributed else "mean")
         self.value_and_grad = ms.value_and_grad(self.forward, None, optimizer.parameters, has_aux=True)
+        self.grad_reducer = nn.DistributedGradReducer(optimizer.parameters, mean=True) if distributed else None
+        self.assign = ops.Assign()
 
-    def forward(self, x, y):
+    def forward(self, x, y, scale):
         logits = self.net(x)
-        return self.loss_fn(logits, y), logits
+        loss = self.loss_fn(logits, y)
+        if self.distributed:
+            loss = loss * scale
+        return loss, logits
 
-    def construct(self, x, y):
-        (loss, logits), grads = self.value_and_grad(x, y)
+    def construct(self, x, y, lr, scale):
+        lr_set = self.assign(self.optimizer.learning_rate, lr)
+        (loss, logits), grads = self.value_and_grad(x, y, scale)
+        if self.distributed:
+            grads = self.grad_reducer(grads)
+        grads = ops.depend(grads, lr_set)  # the update reads the learning rate just written
         self.optimizer(grads)
         return loss, (logits.argmax(1) == y).sum()
 
 
 class Stepper:
-    """One optimisation step; the learning rate comes from the optimizer's schedule."""
+    """One optimisation step at a given learning rate; returns (loss sum, correct count) of this rank's samples."""
 
     def __init__(self, net, optimizer, cfg, device=None):
         del cfg, device  # the execution mode was set in setup()
-        self._step = _TrainStep(net, optimizer)
+        self.world = _world
+        self._step = _TrainStep(net, optimizer, self.world.distributed)
 
-    def __call__(self, x, y, lr=None):
-        del lr  # scheduled inside the optimizer
+    def __call__(self, x, y, lr, global_batch=None):
         x, y = _tensor(x, np.float32), _tensor(y, np.int32)
-        loss, correct = self._step(x, y)
-        return float(loss.asnumpy()) * y.shape[0], int(correct.asnumpy())
+        n = y.shape[0]
+        scale = self.world.size / global_batch if self.world.distributed else 1.0
+        loss, correct = self._step(x, y, ms.Tensor(lr, ms.float32), ms.Tensor(scale, ms.float32))
+        loss_sum = float(loss.asnumpy()) / scale if self.world.distributed else float(loss.asnumpy()) * n
+        return loss_sum, int(correct.asnumpy())
+
+
+def applied_lr(optimizer):
+    """The learning rate the last step used, read back from the optimizer's Parameter."""
+    return float(optimizer.learning_rate.asnumpy())
+
+
+def all_reduce_sum(values, device=None):
+    """Sums of ``values`` (numbers) over every rank; the values themselves in a single process."""
+    del device
+    values = [float(v) for v in values]
+    if not _world.distributed:
+        return values
+    summed = ops.AllReduce()(ms.Tensor(np.asarray(values, np.float32)))
+    return [float(v) for v in summed.asnumpy()]
+
+
+def average_batchnorm_statistics(net):
+    """Every rank gets the mean of the ranks' moving statistics, so all evaluate and save one model."""
+    reduce = ops.AllReduce()
+    for p in net.get_parameters():
+        if p.name.endswith(("moving_mean", "moving_variance")):
+            p.set_data(reduce(p) / _world.size)
 
 
 def _tensor(a, dtype):
@@ -99,7 +181,7 @@ def train_mode(net, training):
 
 
 def evaluate(net, loader, device=None):
-    """(mean loss, accuracy %) over every validation sample."""
+    """(mean loss, accuracy %) over every validation sample, each rank scoring its shard."""
     del device
     net.set_train(False)
     loss_fn = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="sum")
@@ -110,6 +192,7 @@ def evaluate(net, loader, device=None):
         loss_sum += float(loss_fn(logits, y).asnumpy())
         correct += int((logits.argmax(1) == y).sum().asnumpy())
         count += y.shape[0]
+    loss_sum, correct, count = all_reduce_sum([loss_sum, correct, count])
     return loss_sum / count, 100.0 * correct / count
 
 
@@ -127,8 +210,9 @@ class _EpochDataset:
 
         self.ds, self.cfg, self.train, self.epoch = ds, cfg, train, epoch
         self.augment = train and not cfg.deterministic
-        self.steps = planned_batches(ds, cfg.batch_size, train=train, augment=self.augment, seed=cfg.seed,
-                                     shuffle=self.augment).steps
+        self.batches = planned_batches(ds, cfg.batch_size, train=train, augment=self.augment, seed=cfg.seed,
+                                       shuffle=self.augment, rank=_world.rank, world=_world.size)
+        self.steps = self.batches.steps
         self._rows, self._next_epoch, self._span_end = None, None, None
 
     def set_epoch(self, epoch):
@@ -136,6 +220,9 @@ class _EpochDataset:
 
     def __len__(self):
         return self.steps
+
+    def global_batch_size(self, step):
+        return self.batches.global_batch_size(step)
 
     def __iter__(self):
         if self._rows is None or self._next_epoch != self.epoch or self.epoch >= self._span_end:
@@ -152,7 +239,8 @@ class _EpochDataset:
         span = max(self.cfg.epochs - epoch, 1)
         dataset = make_ms_dataset(self.ds, self.cfg.batch_size, train=self.train, augment=self.augment,
                                   seed=self.cfg.seed, start_epoch=epoch, num_epochs=span,
-                                  num_workers=self.cfg.num_workers, shuffle=self.augment)
+                                  num_workers=self.cfg.num_workers, shuffle=self.augment,
+                                  rank=_world.rank, world=_world.size)
         self._rows = dataset.create_tuple_iterator(num_epochs=1, output_numpy=False)
         self._span_end = epoch + span
 

@@ -60,7 +60,7 @@ def run_parity(cfg, train_set, steps):
     cfg = dataclasses.replace(cfg, epochs=max(cfg.epochs, -(-steps // batches.steps)))
     lrs = per_step_lr(cfg, batches.steps)
     torch_opt = torch_side.build_optimizer(cfg, torch_model)
-    ms_opt = ms_side.build_optimizer(cfg, ms_model, lrs)
+    ms_opt = ms_side.build_optimizer(cfg, ms_model)
     torch_step = torch_side.Stepper(torch_model, torch_opt, cfg, device)
     control_step = torch_side.Stepper(control_model, torch_side.build_optimizer(cfg, control_model), cfg, device)
     torch_side.train_mode(control_model, True)

@@ -38,8 +38,11 @@ class Run:
         self.best_file = os.path.join(path, "best.json")
 
     @classmethod
-    def open(cls, path, cfg, resume_file):
-        """Create the folder, or reopen it for ``--resume``; refuses to overwrite a finished run."""
+    def open(cls, path, cfg, resume_file, write=True):
+        """Create the folder, or reopen it for ``--resume``; refuses to overwrite a finished run.
+
+        ``write=False`` (data parallel ranks other than 0) checks the same things and writes nothing.
+        """
         run = cls(path, cfg, resume_file)
         config_file = os.path.join(path, "config.yaml")
         if cfg.resume:
@@ -53,8 +56,9 @@ class Run:
                                 f" differs from {config_file}; resume with the same settings")
         elif os.path.exists(run.metrics_file) or os.path.exists(run.resume_file):
             raise UserError(f"{path} already holds a run; pass --resume to continue it or --output-dir for a new one")
-        os.makedirs(run.checkpoint_dir, exist_ok=True)
-        save_resolved(cfg, config_file)
+        if write:
+            os.makedirs(run.checkpoint_dir, exist_ok=True)
+            save_resolved(cfg, config_file)
         return run
 
     # -- metrics ---------------------------------------------------------------------------

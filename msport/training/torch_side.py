@@ -1,33 +1,62 @@
 """The PyTorch half of the paired trainers (``train_torch.py``). Never imports MindSpore."""
 
 import random
+import warnings
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 import reference_torch
 from msport.convert import load_file_into_torch
 from msport.errors import UserError
 from msport.files import atomic_write
+from msport.training.parallel import SINGLE, World, check_batch_size, torchrun_world
 
 FRAMEWORK = "torch"
 RESUME_FILE = "resume.pth"
 GPU_EVAL_BATCH = 1024
+_world = SINGLE  # set by setup(): this process's place in a torchrun group
 
 
 def setup(cfg):
+    """Check the device, join torchrun's process group if started by it, seed; returns this rank's device."""
+    global _world
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {cfg.device}: no CUDA device visible to torch; use --device cpu")
     if not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
         raise UserError(f"--device {cfg.device}: train_torch.py runs on cpu or cuda")
     if cfg.device == "cpu" and (cfg.precision != "fp32" or cfg.compile != "off"):
         raise UserError("--precision and --compile are for --device cuda; drop them on the CPU")
+    if cfg.sync_bn and not _on_cuda(cfg):
+        raise UserError("--sync-bn: torch's SyncBatchNorm needs CUDA; on the CPU each rank keeps its own "
+                        "BatchNorm statistics (drop --sync-bn)")
+    launched = torchrun_world()
+    check_batch_size(cfg.batch_size, launched)
+    if launched.distributed:
+        if _on_cuda(cfg):
+            torch.cuda.set_device(_rank_device(cfg, launched))
+        dist.init_process_group("nccl" if _on_cuda(cfg) else "gloo")
+        launched = World(dist.get_rank(), dist.get_world_size(), launched.local_rank)
+    _world = launched
+    cfg.world_size = _world.size
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     _set_fp32_precision(cfg.precision == "tf32")
-    return torch.device(cfg.device)
+    return torch.device(_rank_device(cfg, _world))
+
+
+def world():
+    return _world
+
+
+def _rank_device(cfg, world_):
+    """Each rank of a node on its own GPU: plain ``cuda`` becomes ``cuda:LOCAL_RANK``."""
+    if cfg.device == "cuda" and world_.distributed:
+        return f"cuda:{world_.local_rank}"
+    return cfg.device
 
 
 def _set_fp32_precision(allow_tf32):
@@ -44,6 +73,8 @@ def build_model(cfg, device):
     model = reference_torch.create_model(cfg.model, num_classes=cfg.num_classes)
     if cfg.init_from:
         load_file_into_torch(model, cfg.init_from)
+    if cfg.sync_bn and _world.distributed:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same parameter and buffer names
     model = model.to(device)
     if _on_cuda(cfg):
         model = model.to(memory_format=torch.channels_last)  # same parameters, NHWC kernels
@@ -57,30 +88,70 @@ def build_optimizer(cfg, model):
 
 
 class Stepper:
-    """One optimisation step at a given learning rate; returns (loss sum, correct count).
+    """One optimisation step at a given learning rate; returns (loss sum, correct count) of this rank's samples.
 
     On CUDA both come back as device tensors, so the loop adds them up without
     a host synchronisation per step; on the CPU they are plain numbers.
+    Under torchrun the model runs inside DistributedDataParallel, which
+    averages the gradients over the ranks; ``global_batch`` is the step's
+    batch size over all ranks (see :mod:`msport.training.parallel`).
     """
 
     def __init__(self, model, optimizer, cfg, device):
         self.model, self.optimizer, self.device = model, optimizer, device
-        self.forward = model if cfg.compile == "off" else torch.compile(model, mode=cfg.compile)
+        self.world = _world
+        net = model
+        if self.world.distributed:
+            # Per-rank BatchNorm statistics, as MindSpore keeps them: no broadcast of rank 0's buffers
+            # each step; the loop averages them before evaluating.
+            with warnings.catch_warnings():  # torch asks to keep broadcast_buffers=False for rank-local buffers
+                warnings.filterwarnings("ignore", "`broadcast_buffers` is deprecated", FutureWarning)
+                net = torch.nn.parallel.DistributedDataParallel(
+                    model, device_ids=[device] if _on_cuda(cfg) else None, broadcast_buffers=False)
+        self.forward = net if cfg.compile == "off" else torch.compile(net, mode=cfg.compile)
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
         self.sync = not _on_cuda(cfg)
 
-    def __call__(self, x, y, lr):
+    def __call__(self, x, y, lr, global_batch=None):
         for group in self.optimizer.param_groups:
             group["lr"] = float(lr)
         x, y = _to(x, self.device), _to(y, self.device).long()
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast:
             logits = self.forward(x)
-            loss = F.cross_entropy(logits, y)
+            if self.world.distributed:  # DDP's mean over ranks of this makes the global batch's mean
+                loss = F.cross_entropy(logits, y, reduction="sum") * (self.world.size / global_batch)
+            else:
+                loss = F.cross_entropy(logits, y)
         loss.backward()
         self.optimizer.step()
-        loss_sum, correct = loss.detach() * len(y), (logits.argmax(1) == y).sum()
+        scale = global_batch / self.world.size if self.world.distributed else len(y)
+        loss_sum, correct = loss.detach() * scale, (logits.argmax(1) == y).sum()
         return (loss_sum.item(), correct.item()) if self.sync else (loss_sum, correct)
+
+
+def applied_lr(optimizer):
+    """The learning rate the last step used, read back from the optimizer."""
+    return optimizer.param_groups[0]["lr"]
+
+
+def all_reduce_sum(values, device):
+    """Sums of ``values`` (numbers) over every rank; the values themselves in a single process."""
+    if not _world.distributed:
+        return [float(v) for v in values]
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+@torch.no_grad()
+def average_batchnorm_statistics(model):
+    """Every rank gets the mean of the ranks' running statistics, so all evaluate and save one model."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+            for buffer in (module.running_mean, module.running_var):
+                dist.all_reduce(buffer)
+                buffer /= _world.size
 
 
 def _to(t, device):
@@ -94,7 +165,8 @@ def train_mode(model, training):
 
 @torch.no_grad()
 def evaluate(model, loader, device):
-    """(mean loss, accuracy %) over every validation sample; one host synchronisation at the end."""
+    """(mean loss, accuracy %) over every validation sample, each rank scoring its shard; one host
+    synchronisation at the end."""
     model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
@@ -105,7 +177,8 @@ def evaluate(model, loader, device):
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
         count += len(y)
-    return loss_sum.item() / count, 100.0 * correct.item() / count
+    loss_sum, correct, count = all_reduce_sum([loss_sum.item(), correct.item(), count], device)
+    return loss_sum / count, 100.0 * correct / count
 
 
 def make_loader(ds, cfg, *, train, epoch=0):
@@ -115,12 +188,14 @@ def make_loader(ds, cfg, *, train, epoch=0):
 
         # Evaluation batches only need to fill the GPU: per-sample results do not depend on them.
         batch_size = cfg.batch_size if train else max(cfg.batch_size, GPU_EVAL_BATCH)
-        return make_device_loader(ds, batch_size, device=cfg.device, train=train, augment=augment,
-                                  seed=cfg.seed, epoch=epoch, shuffle=shuffle, channels_last=True)
+        return make_device_loader(ds, batch_size, device=_rank_device(cfg, _world), train=train, augment=augment,
+                                  seed=cfg.seed, epoch=epoch, shuffle=shuffle, channels_last=True,
+                                  rank=_world.rank, world=_world.size)
     from msport.data import make_torch_loader
 
     return make_torch_loader(ds, cfg.batch_size, train=train, augment=augment, seed=cfg.seed, epoch=epoch,
-                             num_workers=cfg.num_workers, shuffle=shuffle, pin_memory=_on_cuda(cfg))
+                             num_workers=cfg.num_workers, shuffle=shuffle, pin_memory=_on_cuda(cfg),
+                             rank=_world.rank, world=_world.size)
 
 
 def checkpoint_name(cfg, epoch, steps, val_acc):
