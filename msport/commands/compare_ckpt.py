@@ -2,7 +2,7 @@
 
 from msport.diagnose.compare_ckpt import PLOTS, SORT_KEY, TABLE_COLUMNS, compare_checkpoints
 from msport.diagnose.report import add_output_arguments, emit
-from msport.diagnose.stats import CKPT_ATOL, CKPT_RTOL
+from msport.tolerances import CKPT_ELEMENT_REL, CKPT_MAX_ABS
 
 NAME = "compare-ckpt"
 HELP = "compare two checkpoints (.pth/.ckpt, any pairing) parameter by parameter, in torch naming"
@@ -11,10 +11,10 @@ HELP = "compare two checkpoints (.pth/.ckpt, any pairing) parameter by parameter
 def add_arguments(parser):
     parser.add_argument("a", help="first checkpoint, the reference (.pth/.pt or .ckpt)")
     parser.add_argument("b", help="second checkpoint (.pth/.pt or .ckpt)")
-    parser.add_argument("--atol", type=float, default=CKPT_ATOL,
-                        help=f"absolute tolerance (default {CKPT_ATOL:g})")
-    parser.add_argument("--rtol", type=float, default=CKPT_RTOL,
-                        help=f"relative tolerance, times |A| (default {CKPT_RTOL:g})")
+    parser.add_argument("--atol", type=float, default=CKPT_MAX_ABS,
+                        help=f"absolute tolerance (default {CKPT_MAX_ABS:g})")
+    parser.add_argument("--rtol", type=float, default=CKPT_ELEMENT_REL,
+                        help=f"relative tolerance, times |A| (default {CKPT_ELEMENT_REL:g})")
     add_output_arguments(parser)
 
 
