@@ -40,14 +40,17 @@ LAYER_PROBE_MAX_REL = 1e-4
 MODEL_FORWARD_EVAL_MAX_REL = 1e-5
 
 #: Train mode normalises with batch statistics of 4 images; float32 rounding grows with depth.
-#: bench/tolerances.py, 8 seeds each: resnet18 5.8e-6, resnet50 7.6e-5, resnet101 3.6e-4, resnet152 RESNET152.
+#: bench/tolerances.py, 8 seeds each: resnet18 5.8e-6, resnet50 7.6e-5, resnet101 3.6e-4, resnet152 1.45e-3:
+#: 2e-2 is 14x the worst.
 #: (The old 2e-3 sat 1.4x over one measured 1.4e-3 and would flake.)
 MODEL_FORWARD_TRAIN_MAX_REL = 2e-2
 
-#: One training step's parameter gradients, train mode, batch 8 (tests/test_parity.py).
-#: bench/tolerances.py over 4 seeds: worst GRADNORM (resnet18/resnet50) and 1 - cosine GRADCOS.
-MODEL_GRAD_NORM_REL = 5e-2
-MODEL_GRAD_MIN_COSINE = 0.999
+#: One training step's parameter gradients, train mode, batch 8 (tests/test_parity.py). Single ReLU kinks
+#: flip on 1e-6 input differences, so whole tensors are compared. bench/tolerances.py over 4 seeds: worst
+#: norm-relative 7.4e-3 (resnet18) and 2.49e-2 (resnet50), worst 1 - cosine 2.7e-5 / 3.1e-4. (The old
+#: 2e-2 and 0.999 sat below or at 3x of these and would flake.) Bounds: 6x.
+MODEL_GRAD_NORM_REL = 0.15
+MODEL_GRAD_MIN_COSINE = 0.998
 
 # --- the diagnosis tools (layer-diff), which must not cry wolf on any user's model ------------------
 

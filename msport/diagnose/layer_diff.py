@@ -84,12 +84,13 @@ def layer_diff(torch_module, ms_cell, x, y=None, *, grads=False, train_mode=Fals
     name_map = pairing.layers
 
     forward_rtol = LAYER_DIFF_TRAIN_NORM_REL if train_mode else LAYER_DIFF_EVAL_NORM_REL
-    random_layers = _random_layers(torch_module) if train_mode else set()
-    randomised = _outputs_after(torch_capture.outputs, random_layers)
+    random_layers, randomising = _random_layers(torch_module) if train_mode else (set(), set())
+    randomised = _outputs_after(torch_capture.outputs, randomising)
     if randomised:
-        notes.append(f"train mode: {', '.join(sorted(random_layers & {n.partition('#')[0] for n in torch_capture.outputs}))} "
-                     f"draw(s) random masks in each framework, so outputs after the first are compared by "
-                     f"magnitude{' and gradients too' if grads else ''}; each random layer by its fraction of zeros")
+        called = sorted(randomising & {n.partition("#")[0] for n in torch_capture.outputs})
+        notes.append(f"train mode: {_few(called)} draw random dropout masks in each framework, so from the first "
+                     f"of them on outputs{' and all gradients' if grads else ''} are compared by magnitude; "
+                     f"each Dropout by its fraction of zeros")
     records = _layer_records("output", torch_capture.outputs, ms_capture.outputs, name_map, mode, forward_rtol,
                              random_layers, randomised)
     if grads:
@@ -143,20 +144,29 @@ def weights_match(torch_module, ms_cell, atol=SAME_WEIGHTS_MAX_ABS, pairing=None
 
 
 def _random_layers(torch_module):
+    """``(Dropout-like layers, every layer drawing random masks in train mode)``: the registry's stochastic
+    entries, and any module with a ``dropout`` probability above 0 (MultiheadAttention, LSTM)."""
     from msport.registry import torch_layers
 
-    return {name for name, entry in torch_layers(torch_module).items() if entry.stochastic}
+    stochastic = {name for name, entry in torch_layers(torch_module).items() if entry.stochastic}
+    inner = {name for name, module in torch_module.named_modules()
+             if isinstance(getattr(module, "dropout", None), float) and module.dropout > 0}
+    return stochastic, stochastic | inner
+
+
+def _few(names, n=4):
+    return ", ".join(names[:n]) + (f" (+{len(names) - n} more)" if len(names) > n else "")
 
 
 def _outputs_after(outputs, random_layers):
-    """Output names (forward order) from the first random layer's output on, that one excluded."""
+    """Output names (forward order) from the first random layer's output on, Dropouts' own excluded."""
     after, seen = set(), False
     for name in outputs:
-        if seen:
-            after.add(name)
         if name.partition("#")[0] in random_layers:
             seen = True
-    return after - {n for n in outputs if n.partition("#")[0] in random_layers}
+        if seen:
+            after.add(name)
+    return after
 
 
 def _zero_fraction_judge(torch_value, ms_value):
@@ -195,7 +205,7 @@ def _layer_records(kind, torch_tensors, ms_tensors, name_map, mode, forward_rtol
         if "flagged" in record:
             continue
         vanishing = kind != "output" and max(record["torch_mean_abs"], record["ms_mean_abs"]) < floor
-        if record["name"].partition("#")[0] in random_layers:
+        if kind == "output" and record["name"].partition("#")[0] in random_layers:
             score, reason = _zero_fraction_judge(torch_tensors[record["name"]],
                                                  ms_tensors[_ms_name(record["name"], name_map)])
         elif vanishing:
