@@ -78,9 +78,10 @@ def layer_diff(torch_module, ms_cell, x, y=None, *, grads=False, train_mode=Fals
     args, kwargs = as_inputs(x)
     x = kwargs if kwargs else (args[0] if len(args) == 1 else args)
     notes.append(f"input: {describe_inputs(args, kwargs)}")
-    torch_capture = capture_torch(torch_module, x, y, grads=grads, train_mode=train_mode, loss_fn=torch_loss_fn)
-    ms_capture = capture_mindspore(ms_cell, x, torch_capture.labels, grads=grads, train_mode=train_mode,
-                                   loss_fn=loss_fn)
+    torch_capture = _run("torch", capture_torch, torch_module, x, y, grads=grads, train_mode=train_mode,
+                         loss_fn=torch_loss_fn, described=notes[-1])
+    ms_capture = _run("MindSpore", capture_mindspore, ms_cell, x, torch_capture.labels, grads=grads,
+                      train_mode=train_mode, loss_fn=loss_fn, described=notes[-1])
     name_map = pairing.layers
 
     forward_rtol = LAYER_DIFF_TRAIN_NORM_REL if train_mode else LAYER_DIFF_EVAL_NORM_REL
@@ -112,6 +113,19 @@ def layer_diff(torch_module, ms_cell, x, y=None, *, grads=False, train_mode=Fals
     if mode == "values" and differing:
         summary["weights_differ"] = differing
     return LayerDiffResult(records, summary, notes, {"torch": torch_capture, "mindspore": ms_capture})
+
+
+def _run(side, capture, model, x, y, *, described, **kwargs):
+    """One capture; a model that cannot run the input is the user's to fix, said in one line."""
+    try:
+        return capture(model, x, y, **kwargs)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's model (or loss) failed on the given input
+        text = str(exc).strip().splitlines()
+        raise UserError(f"the {side} model failed on the {described} ({type(exc).__name__}: "
+                        f"{text[0] if text else ''}); give its own inputs (--example / --input) "
+                        f"and, for gradients of a non-logits output, its loss") from exc
 
 
 def weights_match(torch_module, ms_cell, atol=SAME_WEIGHTS_MAX_ABS, pairing=None, name_map=None):

@@ -35,6 +35,8 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from msport import registry
 from msport.errors import UserError
 
@@ -373,4 +375,20 @@ def pair_layers(pairing, torch_names, ms_names, torch_layers=None, ms_layers=Non
     return pairing
 
 
-__all__ = ["HOW", "NameMapError", "Pairing", "load_name_map", "pair_layers", "pair_models", "pair_names"]
+def copy_torch_weights(torch_module, ms_cell, pairing=None, name_map=None):
+    """Set every paired MindSpore parameter from its torch twin (reshaped to MindSpore's layout); returns
+    the pairing. Parameters without a twin keep their values and are listed by ``pairing.lines()``."""
+    from msport._mindspore import ms
+
+    pairing = pairing or pair_models(torch_module, ms_cell, name_map)
+    state = torch_module.state_dict()
+    params = {p.name: p for p in ms_cell.get_parameters()}
+    for torch_name, ms_name in pairing.params.items():
+        param = params[ms_name]
+        value = state[torch_name].detach().cpu().numpy().reshape(tuple(param.shape))
+        param.set_data(ms.Tensor(np.array(value)))
+    return pairing
+
+
+__all__ = ["HOW", "NameMapError", "Pairing", "copy_torch_weights", "load_name_map", "pair_layers", "pair_models",
+           "pair_names"]
