@@ -129,6 +129,21 @@ def build_ms(seed=0, trap=None):
     return _ms_classes()(trap=trap)
 
 
+def port_layernorm_eps():
+    """The port with MindSpore's own nn.LayerNorm (epsilon 1e-7), for ``--ms``."""
+    return build_ms(trap="layernorm-eps")
+
+
+def port_embedding_init():
+    """The port with MindSpore's own nn.Embedding (Normal(0.01)), for ``--ms``."""
+    return build_ms(trap="embedding-init")
+
+
+def port_dropout_keep_prob():
+    """The port with the head's Dropout given keep_prob's number as p, for ``--ms``."""
+    return build_ms(trap="dropout-keep-prob")
+
+
 # --- the check ------------------------------------------------------------------------------------
 
 def main(argv=None):

@@ -93,7 +93,8 @@ def test_audit_cli_on_a_user_pair_given_by_module_callable(tmp_path, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "27 parameters paired (27 by registry)" in out and "RESULT: nothing flagged" in out
-    argv = ["layer-diff", "--torch", "examples.lstm_classifier:build_torch", "--ms", "examples.lstm_classifier:build_ms",
+    argv = ["layer-diff", "--torch", "examples.lstm_classifier:build_torch",
+            "--ms", "examples.lstm_classifier:build_ms",
             "--example", "examples.lstm_classifier:example_input", "--copy-weights", "--grads"]
     assert main(argv) == 0
     out = capsys.readouterr().out

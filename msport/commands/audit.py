@@ -53,7 +53,7 @@ def run(args):
                    input_shape=input_shape, check_init=not trained, name_map=args.name_map)
     result.notes.insert(0, models)
     if described:
-        result.notes.insert(1, f"example input {described}")
+        result.notes = [f"probe input: {described}" if n.startswith("probe input:") else n for n in result.notes]
     return emit(result, args, TABLE_COLUMNS, PLOTS, SORT_KEY)
 
 

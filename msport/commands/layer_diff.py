@@ -65,7 +65,8 @@ def build_model_pair(args):
     if args.torch_spec or args.ms_spec:
         return _build_user_pair(args)
     if args.model is None:
-        raise UserError("give a zoo model (--model NAME) or your own pair (--torch MODULE:CALLABLE --ms MODULE:CALLABLE)")
+        raise UserError("give a zoo model (--model NAME) or your own pair "
+                        "(--torch MODULE:CALLABLE --ms MODULE:CALLABLE)")
     if args.copy_weights:
         raise UserError("--copy-weights is for your own pair (--torch/--ms); a zoo pair takes --torch-weights FILE")
     if args.model not in list_models():

@@ -283,5 +283,6 @@ PLOTS = [
 #: --top N shows the N parameters that differ most, by this record key.
 SORT_KEY = "rel_diff"
 
-__all__ = ["compare_state", "compare_checkpoints", "torch_naming", "mindspore_to_torch_names", "model_states", "TABLE_COLUMNS",
+__all__ = ["compare_state", "compare_checkpoints", "torch_naming", "mindspore_to_torch_names", "model_states",
+           "TABLE_COLUMNS",
            "PLOTS", "SORT_KEY"]

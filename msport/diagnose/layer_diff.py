@@ -36,9 +36,9 @@ from msport.diagnose.capture import as_inputs, capture_mindspore, capture_torch,
 from msport.diagnose.pairing import pair_models
 from msport.diagnose.report import Column, DiagnosisResult, Plot, flag_mark
 from msport.diagnose.stats import compare, within_magnitude_range
-from msport.tolerances import (DROPOUT_ZERO_FRACTION_SIGMAS, GRAD_VANISHING_FRACTION, LAYER_DIFF_EVAL_NORM_REL, LAYER_DIFF_GRAD_MIN_COSINE,
-                               LAYER_DIFF_GRAD_NORM_REL, LAYER_DIFF_TRAIN_NORM_REL, MAGNITUDE_RATIO_RANGE,
-                               SAME_WEIGHTS_MAX_ABS)
+from msport.tolerances import (DROPOUT_ZERO_FRACTION_SIGMAS, GRAD_VANISHING_FRACTION, LAYER_DIFF_EVAL_NORM_REL,
+                               LAYER_DIFF_GRAD_MIN_COSINE, LAYER_DIFF_GRAD_NORM_REL, LAYER_DIFF_TRAIN_NORM_REL,
+                               MAGNITUDE_RATIO_RANGE, SAME_WEIGHTS_MAX_ABS)
 from msport.errors import UserError
 
 MODES = ("auto", "values", "magnitude")
@@ -77,11 +77,11 @@ def layer_diff(torch_module, ms_cell, x, y=None, *, grads=False, train_mode=Fals
         notes.append(f"mode {mode}: {why}")
     args, kwargs = as_inputs(x)
     x = kwargs if kwargs else (args[0] if len(args) == 1 else args)
-    notes.append(f"input: {describe_inputs(args, kwargs)}")
+    described = f"input {describe_inputs(args, kwargs)}"
     torch_capture = _run("torch", capture_torch, torch_module, x, y, grads=grads, train_mode=train_mode,
-                         loss_fn=torch_loss_fn, described=notes[-1])
+                         loss_fn=torch_loss_fn, described=described)
     ms_capture = _run("MindSpore", capture_mindspore, ms_cell, x, torch_capture.labels, grads=grads,
-                      train_mode=train_mode, loss_fn=loss_fn, described=notes[-1])
+                      train_mode=train_mode, loss_fn=loss_fn, described=described)
     name_map = pairing.layers
 
     forward_rtol = LAYER_DIFF_TRAIN_NORM_REL if train_mode else LAYER_DIFF_EVAL_NORM_REL
@@ -256,7 +256,8 @@ def _judge(kind, figures, mode, forward_rtol):
         if score > 1.0:
             return score, f"relative difference {figures['rel_diff']:.3g} > {forward_rtol:g}"
         return score, None
-    score = max(figures["rel_diff"] / LAYER_DIFF_GRAD_NORM_REL, (1.0 - figures["cosine"]) / (1.0 - LAYER_DIFF_GRAD_MIN_COSINE))
+    score = max(figures["rel_diff"] / LAYER_DIFF_GRAD_NORM_REL,
+                (1.0 - figures["cosine"]) / (1.0 - LAYER_DIFF_GRAD_MIN_COSINE))
     if score > 1.0:
         return score, (f"gradient relative difference {figures['rel_diff']:.3g} (max {LAYER_DIFF_GRAD_NORM_REL:g}), "
                        f"cosine {figures['cosine']:.5f} (min {LAYER_DIFF_GRAD_MIN_COSINE:g})")
