@@ -148,6 +148,10 @@ def test_ks_tests_agree_with_scipy():
     assert d == pytest.approx(reference.statistic)
     assert p == pytest.approx(reference.pvalue, rel=0.1)
     assert ks_two_sample(uniform, normal)[1] < 1e-30
+    d, p = ks_normal(normal, 0.01)
+    reference = stats.kstest(normal, "norm", args=(0.0, 0.01))
+    assert d == pytest.approx(reference.statistic) and p == pytest.approx(reference.pvalue, rel=0.1)
+    assert ks_normal(normal, 1.0)[1] < 1e-30  # MindSpore's Normal(0.01) Embedding against torch's N(0, 1)
 
 
 # --- planted bugs: each named by the right command; its correct twin is not --------------------------
