@@ -1,12 +1,14 @@
 """Measure, over many seeds, the float32 disagreement every tolerance in msport/tolerances.py bounds.
 
     python bench/tolerances.py [--seeds 8] [--grad-seeds 4] [--models resnet10_w16 resnet18 ...]
+    python bench/tolerances.py --probes [--seeds 3]
 
 For each zoo model and seed: torch weights (torch.manual_seed(seed)) converted into the MindSpore
 twin, one random batch of 4 (numpy seed), every stage output compared in eval and train mode
 (max|torch - ms| / max|torch|). For resnet18 and resnet50 at batch 8, train mode, every parameter
 gradient of the mean cross-entropy: ||torch - ms|| / ||torch|| and cosine. Prints the worst value
 of each metric over all seeds, and per model, which is what the constants' comments cite.
+``--probes``: the largest ``probe_max_rel`` audit finds on correct ports (LAYER_PROBE_MAX_REL).
 """
 
 import argparse
@@ -43,7 +45,10 @@ def main():
     parser.add_argument("--grad-seeds", type=int, default=4)
     parser.add_argument("--models", nargs="+", default=list_models())
     parser.add_argument("--grad-models", nargs="+", default=["resnet18", "resnet50"])
+    parser.add_argument("--probes", action="store_true", help="measure audit's layer probes instead")
     args = parser.parse_args()
+    if args.probes:
+        return probes(args.seeds)
 
     worst = {}
     for name in args.models:
@@ -104,6 +109,33 @@ def main():
         top = max(per_model, key=per_model.get)
         print(f"  {metric:<22} {per_model[top]:.3e} ({top}); " +
               ", ".join(f"{n} {v:.2e}" for n, v in per_model.items()))
+
+
+def probes(seeds):
+    """Worst audit probe (max-rel, one layer on its real input, MindSpore's weights on both sides) per layer type."""
+    import torch
+
+    import reference_torch
+    from examples import lstm_classifier, resnet18_torchvision, transformer_classifier
+    from msport.diagnose import audit
+    from msport.models import create_model
+
+    pairs = [("zoo resnet18", lambda s: (torch.manual_seed(s) and None) or reference_torch.create_model("resnet18"),
+              lambda s: create_model("resnet18"), None)]
+    examples = (("resnet18 (torchvision)", resnet18_torchvision), ("transformer", transformer_classifier),
+                ("lstm", lstm_classifier))
+    for name, example in examples:
+        inputs = example.example_input()
+        pairs.append((name, example.build_torch, example.build_ms, inputs))
+    worst = {}
+    for name, build_torch, build_ms, inputs in pairs:
+        for seed in range(seeds):
+            for record in audit(build_torch(seed), build_ms(seed), inputs=inputs).records:
+                if record.get("probe_max_rel") is not None:
+                    key = (name, record["check"])
+                    worst[key] = max(worst.get(key, 0.0), record["probe_max_rel"])
+    for (name, kind), value in sorted(worst.items(), key=lambda item: -item[1]):
+        print(f"  {name:<24} {kind:<18} {value:.2e}")
 
 
 if __name__ == "__main__":
