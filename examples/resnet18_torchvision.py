@@ -9,7 +9,9 @@ Linear head. The port below is written from msport's factories, which take torch
 names, so the weights convert by the registry's rules. The script converts random torchvision
 weights, shows both forward passes agree, and runs ``audit`` (nothing flagged). ``--trap
 maxpool-same`` builds the stem the way mindcv writes it, ``nn.MaxPool2d(3, 2, pad_mode='same')``:
-same output shape, shifted values. From the command line::
+same output shape, shifted values. ``build_ms_mindcv_names`` is the same port under mindcv's
+attribute names (``down_sample``, ``max_pool``, ``classifier``): the tools line it up by structure.
+From the command line::
 
     msport audit --torch examples.resnet18_torchvision:build_torch \\
                  --ms examples.resnet18_torchvision:build_ms --input-shape 2,3,64,64
@@ -22,6 +24,9 @@ import torch
 
 TRAPS = ("maxpool-same",)
 CLASSES = 10
+TORCHVISION_NAMES = {"downsample": "downsample", "maxpool": "maxpool", "avgpool": "avgpool", "fc": "fc"}
+#: mindcv's ResNet renames torchvision's attributes.
+MINDCV_NAMES = {"downsample": "down_sample", "maxpool": "max_pool", "avgpool": "pool", "fc": "classifier"}
 
 
 def build_torch(seed=0):
@@ -45,38 +50,42 @@ def _ms_classes():
     class BasicBlock(nn.Cell):
         expansion = 1
 
-        def __init__(self, inplanes, planes, stride=1, downsample=None):
+        def __init__(self, inplanes, planes, stride=1, downsample=None, names=TORCHVISION_NAMES):
             super().__init__()
             self.conv1 = L.conv2d(inplanes, planes, 3, stride, 1, bias=False)
             self.bn1 = L.batch_norm2d(planes)
             self.relu = L.relu()
             self.conv2 = L.conv2d(planes, planes, 3, 1, 1, bias=False)
             self.bn2 = L.batch_norm2d(planes)
-            self.downsample = downsample
+            self.shortcut_name = names["downsample"]
+            setattr(self, self.shortcut_name, downsample)
 
         def construct(self, x):
-            identity = x if self.downsample is None else self.downsample(x)
+            downsample = getattr(self, self.shortcut_name)
+            identity = x if downsample is None else downsample(x)
             out = self.relu(self.bn1(self.conv1(x)))
             out = self.bn2(self.conv2(out))
             return self.relu(out + identity)
 
     class ResNet18(nn.Cell):
-        def __init__(self, num_classes=CLASSES, trap=None):
+        def __init__(self, num_classes=CLASSES, trap=None, names=TORCHVISION_NAMES):
             super().__init__()
+            self.names = names
             self.inplanes = 64
             self.conv1 = L.conv2d(3, 64, 7, 2, 3, bias=False)
             self.bn1 = L.batch_norm2d(64)
             self.relu = L.relu()
             if trap == "maxpool-same":  # mindcv's stem
-                self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
+                pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
             else:
-                self.maxpool = L.max_pool2d(3, 2, 1)
+                pool = L.max_pool2d(3, 2, 1)
+            setattr(self, names["maxpool"], pool)
             self.layer1 = self._make_layer(64, 2)
             self.layer2 = self._make_layer(128, 2, stride=2)
             self.layer3 = self._make_layer(256, 2, stride=2)
             self.layer4 = self._make_layer(512, 2, stride=2)
-            self.avgpool = L.adaptive_avg_pool2d((1, 1))
-            self.fc = L.dense(512, num_classes)
+            setattr(self, names["avgpool"], L.adaptive_avg_pool2d((1, 1)))
+            setattr(self, names["fc"], L.dense(512, num_classes))
             # torchvision's own init loop: kaiming_normal_(mode="fan_out", nonlinearity="relu") on every conv
             # (BatchNorm 1/0 is every framework's default). Leave it out and audit flags each conv's init.
             for _, cell in self.cells_and_names():
@@ -89,26 +98,32 @@ def _ms_classes():
             if stride != 1 or self.inplanes != planes:
                 downsample = nn.SequentialCell([L.conv2d(self.inplanes, planes, 1, stride, bias=False),
                                                 L.batch_norm2d(planes)])
-            layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
+            layers = [BasicBlock(self.inplanes, planes, stride, downsample, self.names)]
             self.inplanes = planes
-            layers += [BasicBlock(planes, planes) for _ in range(1, blocks)]
+            layers += [BasicBlock(planes, planes, names=self.names) for _ in range(1, blocks)]
             return nn.SequentialCell(layers)
 
         def construct(self, x):
-            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            x = getattr(self, self.names["maxpool"])(self.relu(self.bn1(self.conv1(x))))
             x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-            return self.fc(ops.flatten(self.avgpool(x), start_dim=1))
+            x = ops.flatten(getattr(self, self.names["avgpool"])(x), start_dim=1)
+            return getattr(self, self.names["fc"])(x)
 
     return ResNet18
 
 
-def build_ms(seed=0, trap=None):
+def build_ms(seed=0, trap=None, names=TORCHVISION_NAMES):
     from msport._mindspore import ms
 
     if trap is not None and trap not in TRAPS:
         raise ValueError(f"unknown trap {trap!r}: choose one of {', '.join(TRAPS)}")
     ms.set_seed(seed)
-    return _ms_classes()(trap=trap)
+    return _ms_classes()(trap=trap, names=names)
+
+
+def build_ms_mindcv_names(seed=0, trap=None):
+    """The same port under mindcv's attribute names: no registry rule maps ``fc`` to ``classifier``."""
+    return build_ms(seed, trap, names=MINDCV_NAMES)
 
 
 def trapped_pair(trap, seed=0):

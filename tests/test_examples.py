@@ -9,7 +9,7 @@ from examples import lstm_classifier, resnet18_torchvision, transformer_classifi
 from msport._mindspore import ms
 from msport.cli import main
 from msport.convert import load_torch_weights_into_ms
-from msport.diagnose import audit, layer_diff
+from msport.diagnose import audit, copy_torch_weights, layer_diff
 from msport.tolerances import MODEL_FORWARD_EVAL_MAX_REL
 
 EXAMPLES = {
@@ -69,6 +69,24 @@ def test_each_planted_trap_is_named_by_audit_and_placed_by_layer_diff(name, trap
 
     diff = layer_diff(*example.trapped_pair(trap), inputs, train_mode=train)
     assert diff.summary["first_divergence"] == first, [(r["name"], r["reason"]) for r in diff.flagged][:3]
+
+
+def test_a_port_under_mindcvs_names_is_lined_up_by_structure_and_the_rest_by_a_name_map():
+    inputs = resnet18_torchvision.example_input(batch=2, size=32)
+    result = audit(resnet18_torchvision.build_torch(), resnet18_torchvision.build_ms_mindcv_names(), inputs=inputs)
+    assert result.flagged == [] and result.summary["unpaired_torch"] == []
+    assert result.summary["paired_by_structure"] == 17  # three downsample convs + BNs (4 tensors each), fc
+    assert "  by structure: fc <-> classifier (Linear)" in result.notes
+    # parameter-less layers have no shapes to match: listed, and paired through a name map
+    assert result.summary["layers_without_twin"] == ["maxpool (MaxPool2d)", "avgpool (AdaptiveAvgPool2d)"]
+
+    torch_model = resnet18_torchvision.build_torch()
+    ported = resnet18_torchvision.build_ms_mindcv_names(trap="maxpool-same")
+    copy_torch_weights(torch_model, ported)
+    names = {"maxpool": "max_pool", "avgpool": "pool"}
+    assert [r["name"] for r in audit(torch_model, ported, inputs=inputs, name_map=names).flagged] == ["maxpool"]
+    result = layer_diff(torch_model, ported, inputs, name_map=names)
+    assert result.summary["first_divergence"] == "maxpool" and result.summary["only_torch"] == []
 
 
 def test_layer_diff_with_gradients_on_token_ids_flags_nothing_on_the_correct_port():

@@ -113,8 +113,6 @@ def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_f
         summary[f"{check}_checked"] = len(of_check)
         summary[f"{check}_flagged"] = sum(1 for r in of_check if r["flagged"])
     summary.update(pairing.summary())
-    audited = {r["name"] for r in records if r["check"] not in CHECKS}
-    unaudited = [f"{n} ({e.name})" for n, e in torch_layers.items() if n not in audited and n in pairing.layers]
     missing = [f"{n} ({e.name})" for n, e in torch_layers.items() if n not in pairing.layers]
     summary["layers_without_twin"] = missing
     notes = list(pairing.lines())
@@ -124,8 +122,6 @@ def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_f
         notes.append(f"not audited, no MindSpore layer found for: {', '.join(missing[:8])}"
                      + (f" (+{len(missing) - 8} more)" if len(missing) > 8 else "")
                      + "; give a name map if the port has them under other names")
-    if unaudited:
-        notes.append(f"paired but nothing to read: {', '.join(unaudited[:5])}")
     if not check_init:
         notes.append("initial distributions not checked (trained weights)")
     if optimizer is None:
