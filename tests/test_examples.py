@@ -89,6 +89,19 @@ def test_a_port_under_mindcvs_names_is_lined_up_by_structure_and_the_rest_by_a_n
     assert result.summary["first_divergence"] == "maxpool" and result.summary["only_torch"] == []
 
 
+def test_compare_ckpt_of_a_renamed_ports_checkpoint_pairs_by_structure(tmp_path, capsys):
+    from msport.convert import ms_cell_params, save_ms_params
+
+    torch_model = resnet18_torchvision.build_torch()
+    ported = resnet18_torchvision.build_ms_mindcv_names()
+    copy_torch_weights(torch_model, ported)
+    torch.save(torch_model.state_dict(), tmp_path / "tv.pth")
+    save_ms_params(ms_cell_params(ported), tmp_path / "mindcv.ckpt")
+    assert main(["compare-ckpt", str(tmp_path / "tv.pth"), str(tmp_path / "mindcv.ckpt")]) == 0
+    out = capsys.readouterr().out
+    assert "(85 by registry, 17 by structure)" in out and "RESULT: nothing flagged" in out
+
+
 def test_layer_diff_with_gradients_on_token_ids_flags_nothing_on_the_correct_port():
     torch_model, ms_model = transformer_classifier.trapped_pair(None)
     result = layer_diff(torch_model, ms_model, transformer_classifier.example_input(batch=2, length=8), grads=True)
