@@ -38,6 +38,8 @@ import time
 
 BUDGETS = {"compare-ckpt": 3.0, "layer-diff": 60.0, "audit (transformer)": 10.0,
            "layer-diff (transformer)": 30.0}
+#: the commands run from the repository root, where examples/ and the spec paths below resolve
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRANSFORMER_LENGTH = 128
 TRANSFORMER_BATCH = 8
 EXAMPLE = "examples.transformer_classifier"
@@ -67,7 +69,7 @@ for seed, name in ((0, "a.pth"), (1, "independent.pth")):
         params["global_step"] = np.array([391], dtype=np.int32)
         save_ms_params(params, {folder!r} + "/a.ckpt")
 """
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
 def timed_command(argv):
@@ -85,14 +87,14 @@ start = time.perf_counter()
 exit_code = main({argv!r})
 print(json.dumps({{"seconds": time.perf_counter() - start, "exit_code": exit_code}}))
 """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         raise SystemExit(f"msport {' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}")
     measured = json.loads(lines[-1])
     verdict = next((line for line in reversed(lines) if line.startswith("RESULT")), "")
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "msport"] + argv, capture_output=True, text=True)
+    subprocess.run([sys.executable, "-m", "msport"] + argv, capture_output=True, text=True, cwd=ROOT)
     return measured["seconds"], time.perf_counter() - start, measured["exit_code"], verdict
 
 
@@ -113,7 +115,7 @@ def main():
 
 def bench_transformer():
     pair = ["--torch", f"{EXAMPLE}:build_torch", "--ms", f"{EXAMPLE}:build_ms",
-            "--example", f"{os.path.relpath(__file__)}:transformer_input"]
+            "--example", "bench/diagnose.py:transformer_input"]
     runs = [("audit (transformer)", "fresh models", ["audit", *pair]),
             ("layer-diff (transformer)", "--grads --copy-weights", ["layer-diff", *pair, "--grads", "--copy-weights"])]
     print(f"\n{EXAMPLE}, sequence length {TRANSFORMER_LENGTH}, batch {TRANSFORMER_BATCH}")
