@@ -412,8 +412,10 @@ def _require_file(path):
 def convert_file(src, dst, *, model=None, num_classes=10, overwrite=False):
     """Convert ``src`` (.pth or .ckpt) to ``dst`` (the other kind); returns the report.
 
-    With ``model`` (a zoo name) the result is checked against that model's
-    parameter names and shapes before anything is written.
+    With ``model`` (a zoo name, or a built model of the target framework: a
+    ``mindspore.nn.Cell`` for a .ckpt, a ``torch.nn.Module`` for a .pth) the
+    result is checked against that model's parameter names and shapes before
+    anything is written.
     """
     src_kind, dst_kind = file_kind(src), file_kind(dst)
     if src_kind == dst_kind:
@@ -423,7 +425,12 @@ def convert_file(src, dst, *, model=None, num_classes=10, overwrite=False):
     _, weights = load_any(src)
     if src_kind == "torch":
         expected = layers = None
-        if model:
+        if model is not None and not isinstance(model, str):
+            if not hasattr(model, "parameters_and_names"):
+                raise ConversionError(f"{dst} is a MindSpore checkpoint: check it against a mindspore.nn.Cell, "
+                                      f"not a {type(model).__name__}")
+            expected, layers = ms_param_shapes(model), layer_map(model)
+        elif model:
             from msport.models import create_model
             target = create_model(model, num_classes=num_classes)
             expected, layers = ms_param_shapes(target), layer_map(target)
@@ -431,7 +438,12 @@ def convert_file(src, dst, *, model=None, num_classes=10, overwrite=False):
         save_ms_params(params, dst)
     else:
         expected = layers = None
-        if model:
+        if model is not None and not isinstance(model, str):
+            if not hasattr(model, "named_modules"):
+                raise ConversionError(f"{dst} is a torch checkpoint: check it against a torch.nn.Module, "
+                                      f"not a {type(model).__name__}")
+            expected, layers = torch_state_shapes(model), layer_map(model)
+        elif model:
             import reference_torch
             target = reference_torch.create_model(model, num_classes=num_classes)
             expected, layers = torch_state_shapes(target), layer_map(target)

@@ -183,6 +183,7 @@ class LayerEntry:
     attrs: Tuple = ()
     context: Optional[Callable] = None   # extra init context from a built layer (either framework)
     output_index: Optional[int] = None   # for tuple outputs: the element that is the layer's output
+    stochastic: bool = False             # random in train mode (Dropout): layer-diff compares statistics, not values
     probe_input: Optional[Callable] = None  # module -> example input shape for a forward probe
     factory: Optional[str] = None        # name of the msport.layers factory (default: snake_case of name)
     doc: str = ""
@@ -583,6 +584,7 @@ ENTRIES = (
         attrs=(Attr("p", lambda m: float(m.p), lambda c: float(c.p) if c.p is not None else 1.0 - float(c.keep_prob),
                     kind="rel", rtol=1e-6,
                     hint="MindSpore's keep_prob is the probability to KEEP (1 - p); give p=..."),),
+        stochastic=True,
         doc="Give p: MindSpore's keep_prob is 1 - p, and its keep_prob attribute reads 0.5 whatever p is.",
     ),
     _pool_entry("Max", 1), _pool_entry("Max", 2), _pool_entry("Avg", 1), _pool_entry("Avg", 2),

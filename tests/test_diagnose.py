@@ -20,8 +20,8 @@ from msport.cli import main
 from msport.convert import (load_torch_weights_into_ms, ms_cell_params, save_ms_params, save_torch_state,
                             torch_to_mindspore)
 from msport.diagnose import audit, compare_state, layer_diff
-from msport.diagnose.stats import (FORWARD_RTOL_EVAL, MAGNITUDE_RATIO_RANGE, compare, ks_two_sample, ks_uniform,
-                                   summarize)
+from msport.diagnose.stats import compare, ks_normal, ks_two_sample, ks_uniform, summarize
+from msport.tolerances import LAYER_PROBE_MAX_REL, MAGNITUDE_RATIO_RANGE
 from msport.layers import apply_init
 
 TINY_INPUT = (2, 3, 8, 8)
@@ -148,6 +148,10 @@ def test_ks_tests_agree_with_scipy():
     assert d == pytest.approx(reference.statistic)
     assert p == pytest.approx(reference.pvalue, rel=0.1)
     assert ks_two_sample(uniform, normal)[1] < 1e-30
+    d, p = ks_normal(normal, 0.01)
+    reference = stats.kstest(normal, "norm", args=(0.0, 0.01))
+    assert d == pytest.approx(reference.statistic) and p == pytest.approx(reference.pvalue, rel=0.1)
+    assert ks_normal(normal, 1.0)[1] < 1e-30  # MindSpore's Normal(0.01) Embedding against torch's N(0, 1)
 
 
 # --- planted bugs: each named by the right command; its correct twin is not --------------------------
@@ -159,7 +163,7 @@ def test_correct_tiny_pair_passes_audit_and_layer_diff():
     result = audit(torch_model, ms_model, optimizer=optimizer, loss_fn=loss, input_shape=TINY_INPUT)
     assert result.flagged == []
     checks = {r["check"] for r in result.records}
-    assert {"init", "batchnorm", "conv", "linear", "weight_decay", "loss"} <= checks
+    assert {"init", "BatchNorm2d", "Conv2d", "Linear", "weight_decay", "loss"} <= checks
     result = layer_diff(torch_model, ms_model, tiny_batch(), grads=True, train_mode=True)
     assert result.summary["mode"] == "values"
     assert result.flagged == [], [(r["name"], r["reason"]) for r in result.flagged]
@@ -198,8 +202,8 @@ def test_fresh_torch_init_passes_audit_and_magnitude_check():
 def test_batchnorm_momentum_written_the_torch_way_is_named_by_audit():
     torch_model, ms_model = tiny_pair(bn_momentum=0.1)  # torch's value in MindSpore's API
     result = audit(torch_model, ms_model, input_shape=TINY_INPUT)
-    assert flagged_names(result, "check", "batchnorm") == ["bn1", "bn2"]
-    assert [r["check"] for r in result.flagged] == ["batchnorm", "batchnorm"]
+    assert flagged_names(result, "check", "BatchNorm2d") == ["bn1", "bn2"]
+    assert [r["check"] for r in result.flagged] == ["BatchNorm2d", "BatchNorm2d"]
     bn1 = result.flagged[0]
     assert bn1["ms_momentum"] == pytest.approx(0.9, abs=1e-4) and bn1["torch_momentum"] == 0.1
     assert "momentum=0.9" in bn1["reason"]
@@ -209,7 +213,7 @@ def test_audit_measures_momentum_instead_of_trusting_the_attribute():
     # MindSpore 2.10 stores 1 - momentum in .momentum: the attribute of a correct layer reads 0.1
     assert nn.BatchNorm2d(4, momentum=0.9).momentum == pytest.approx(0.1)
     torch_model, ms_model = tiny_pair(bn_momentum=0.9)
-    records = [r for r in audit(torch_model, ms_model, input_shape=TINY_INPUT).records if r["check"] == "batchnorm"]
+    records = [r for r in audit(torch_model, ms_model, input_shape=TINY_INPUT).records if r["check"] == "BatchNorm2d"]
     assert [r["ms_momentum"] for r in records] == [pytest.approx(0.1, abs=1e-4)] * 2
     assert not any(r["flagged"] for r in records)
 
@@ -217,10 +221,10 @@ def test_audit_measures_momentum_instead_of_trusting_the_attribute():
 def test_stride2_same_padding_is_named_by_audit_and_layer_diff():
     torch_model, ms_model = tiny_pair(conv2_pad_mode="same")
     result = audit(torch_model, ms_model, input_shape=TINY_INPUT)
-    assert [(r["check"], r["name"]) for r in result.flagged] == [("conv", "conv2")]
+    assert [(r["check"], r["name"]) for r in result.flagged] == [("Conv2d", "conv2")]
     conv2 = result.flagged[0]
     assert conv2["torch_output_shape"] == conv2["ms_output_shape"]  # same shape, shifted values
-    assert conv2["probe_rel_diff"] > 100 * FORWARD_RTOL_EVAL and "pad_mode='pad'" in conv2["reason"]
+    assert conv2["probe_max_rel"] > 100 * LAYER_PROBE_MAX_REL and "pad_mode='pad'" in conv2["reason"]
 
     result = layer_diff(torch_model, ms_model, tiny_batch())
     assert result.summary["mode"] == "values"
@@ -231,7 +235,7 @@ def test_stride2_same_padding_is_named_by_audit_and_layer_diff():
 def test_conv_missing_its_bias_is_named_by_audit():
     torch_model, ms_model = tiny_pair(copy_weights=False, conv1_bias=False)
     result = audit(torch_model, ms_model, input_shape=TINY_INPUT)
-    assert [(r["check"], r["name"]) for r in result.flagged] == [("parameters", "conv1.bias"), ("conv", "conv1")]
+    assert [(r["check"], r["name"]) for r in result.flagged] == [("parameters", "conv1.bias"), ("Conv2d", "conv1")]
     assert "has_bias=False" in result.flagged[1]["reason"]
 
 
@@ -440,7 +444,7 @@ def test_audit_cli_on_the_zoo(tmp_path, capsys):
     flagged = [(r["check"], r["name"]) for r in document["records"] if r["flagged"]]
     assert flagged[0] == ("init", "conv1.weight")
     assert ("weight_decay", "bn1.weight") in flagged and ("weight_decay", "conv1.weight") not in flagged
-    assert document["summary"]["batchnorm_flagged"] == 0 and document["summary"]["conv_flagged"] == 0
+    assert document["summary"]["BatchNorm2d_flagged"] == 0 and document["summary"]["Conv2d_flagged"] == 0
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -5,12 +5,13 @@ import pytest
 import torch
 
 import reference_torch
-from conftest import (FORWARD_RTOL_EVAL, FORWARD_RTOL_TRAIN, GRAD_MIN_COSINE, GRAD_REL_NORM_TOL, cosine,
-                      max_rel, rel_norm)
+from conftest import cosine, max_rel, rel_norm
 from msport._mindspore import ms, nn
 from msport.convert import load_torch_weights_into_ms
 from msport.models import create_model, list_models
 from msport.models.resnet import STAGES
+from msport.tolerances import (MODEL_FORWARD_EVAL_MAX_REL, MODEL_FORWARD_TRAIN_MAX_REL, MODEL_GRAD_MIN_COSINE,
+                               MODEL_GRAD_NORM_REL)
 
 BATCH = 4
 
@@ -39,10 +40,10 @@ def test_forward_parity_eval_and_train(name, rng):
     x = rng.standard_normal((BATCH, 3, 32, 32)).astype(np.float32)
     torch_model.eval()
     ms_model.set_train(False)
-    _assert_stages_agree(torch_model, ms_model, x, FORWARD_RTOL_EVAL)
+    _assert_stages_agree(torch_model, ms_model, x, MODEL_FORWARD_EVAL_MAX_REL)
     torch_model.train()
     ms_model.set_train(True)
-    _assert_stages_agree(torch_model, ms_model, x, FORWARD_RTOL_TRAIN)
+    _assert_stages_agree(torch_model, ms_model, x, MODEL_FORWARD_TRAIN_MAX_REL)
 
 
 def test_train_mode_updates_running_statistics_alike(rng):
@@ -57,7 +58,7 @@ def test_train_mode_updates_running_statistics_alike(rng):
         m = dict((p.name, p) for p in ms_model.get_parameters())
         for t_name, m_name in (("running_mean", "moving_mean"), ("running_var", "moving_variance")):
             err = max_rel(getattr(t, t_name).numpy(), m[f"{module}.{m_name}"].asnumpy())
-            assert err < FORWARD_RTOL_TRAIN, f"{module}.{t_name}: {err:.2e}"
+            assert err < MODEL_FORWARD_TRAIN_MAX_REL, f"{module}.{t_name}: {err:.2e}"
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
@@ -84,5 +85,5 @@ def test_backward_parity_every_parameter_gradient(name, rng):
         module, suffix = param.name.rsplit(".", 1)
         want = torch_grads[f"{module}.{to_torch.get(suffix, suffix)}"]
         err, cos = rel_norm(want, grad.asnumpy()), cosine(want, grad.asnumpy())
-        assert err <= GRAD_REL_NORM_TOL and cos >= GRAD_MIN_COSINE, \
+        assert err <= MODEL_GRAD_NORM_REL and cos >= MODEL_GRAD_MIN_COSINE, \
             f"grad of {param.name}: ||torch - ms|| / ||torch|| = {err:.2e}, cosine {cos:.6f}"

@@ -1,19 +1,20 @@
-"""msport audit: check a zoo model's MindSpore twin for porting mistakes without training.
+"""msport audit: check a MindSpore port (a zoo model's or your own) for porting mistakes without training.
 
-Init distributions, BatchNorm momentum/eps, convolution padding and bias, and,
-when asked, the optimizer's weight-decay coverage and the loss's defaults.
+For every registered layer type: init distributions against torch's defaults, norm eps and
+BatchNorm momentum, padding (probed), Dropout p, GELU approximation, bias presence; and, when
+asked, the optimizer's weight-decay coverage and the loss's defaults.
 ``--optimizer`` and ``--ms-loss`` build them the way a port usually writes them,
 so the audit shows what that code really does.
 """
 
-from msport.commands.layer_diff import add_model_arguments, build_model_pair
+from msport.commands.layer_diff import add_model_arguments, build_model_pair, example_inputs
 from msport.diagnose.audit import DEFAULT_INPUT_SHAPE, PLOTS, SORT_KEY, TABLE_COLUMNS, audit
 from msport.diagnose.report import add_output_arguments, emit
 from msport.errors import UserError
 
 NAME = "audit"
-HELP = ("check a MindSpore port against its torch twin without training: init, BatchNorm, padding, bias, "
-        "weight decay, loss")
+HELP = ("check a MindSpore port against its torch twin without training: init, norm eps/momentum, padding, "
+        "dropout, bias, weight decay, loss")
 
 OPTIMIZERS = ("momentum", "sgd")
 #: The losses a port typically writes, by --ms-loss name (built by _build_loss).
@@ -27,7 +28,8 @@ MS_LOSSES = {
 def add_arguments(parser):
     add_model_arguments(parser)
     parser.add_argument("--input-shape", default=",".join(map(str, DEFAULT_INPUT_SHAPE)),
-                        help="probe batch shape N,C,H,W (default %(default)s)")
+                        help="random float probe batch shape N,C,H,W (default %(default)s); --example gives real "
+                             "inputs instead")
     parser.add_argument("--optimizer", choices=OPTIMIZERS,
                         help="check weight decay of MindSpore's nn.Momentum / nn.SGD built over "
                              "net.trainable_params() (a plain list, as most ports write it)")
@@ -43,12 +45,15 @@ def add_arguments(parser):
 def run(args):
     input_shape = _parse_shape(args.input_shape)
     torch_module, ms_cell, models = build_model_pair(args)
+    inputs, described = example_inputs(args)
     optimizer = _build_optimizer(ms_cell, args) if args.optimizer else None
     loss_fn = _build_loss(args.ms_loss) if args.ms_loss else None
-    trained = bool(args.torch_weights or args.ms_weights)
-    result = audit(torch_module, ms_cell, optimizer=optimizer, loss_fn=loss_fn, input_shape=input_shape,
-                   check_init=not trained)
+    trained = bool(args.torch_weights or args.ms_weights or args.copy_weights)
+    result = audit(torch_module, ms_cell, optimizer=optimizer, loss_fn=loss_fn, inputs=inputs,
+                   input_shape=input_shape, check_init=not trained, name_map=args.name_map)
     result.notes.insert(0, models)
+    if described:
+        result.notes = [f"probe input: {described}" if n.startswith("probe input:") else n for n in result.notes]
     return emit(result, args, TABLE_COLUMNS, PLOTS, SORT_KEY)
 
 

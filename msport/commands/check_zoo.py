@@ -4,6 +4,8 @@ import time
 
 import numpy as np
 
+from msport.tolerances import MODEL_FORWARD_TRAIN_MAX_REL
+
 NAME = "check-zoo"
 HELP = "check forward parity of every zoo model (torch weights converted to MindSpore)"
 
@@ -12,8 +14,9 @@ def add_arguments(parser):
     parser.add_argument("--models", nargs="+", help="models to check (default: all)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rtol", type=float, default=2e-3,
-                        help="largest allowed max|torch - ms| / max|torch| per stage (default 2e-3)")
+    parser.add_argument("--rtol", type=float, default=MODEL_FORWARD_TRAIN_MAX_REL,
+                        help="largest allowed max|torch - ms| / max|torch| per stage, eval and train mode "
+                             "(default %(default)g, msport.tolerances.MODEL_FORWARD_TRAIN_MAX_REL)")
 
 
 def run(args):

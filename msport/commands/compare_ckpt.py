@@ -1,23 +1,52 @@
-"""msport compare-ckpt A B: two checkpoints (.pth or .ckpt, any pairing), parameter by parameter."""
+"""msport compare-ckpt A B: two checkpoints (.pth or .ckpt, any pairing), parameter by parameter.
 
-from msport.diagnose.compare_ckpt import PLOTS, SORT_KEY, TABLE_COLUMNS, compare_checkpoints
+Or the weights two models hold: ``--torch mypkg.model:build --ms mypkg.port:build`` (with
+``--torch-weights``/``--ms-weights`` loaded first), names paired by the registry, then structure,
+or ``--name-map FILE``.
+"""
+
+from msport.diagnose.compare_ckpt import PLOTS, SORT_KEY, TABLE_COLUMNS, compare_checkpoints, compare_state
 from msport.diagnose.report import add_output_arguments, emit
-from msport.diagnose.stats import CKPT_ATOL, CKPT_RTOL
+from msport.tolerances import CKPT_ELEMENT_REL, CKPT_MAX_ABS
 
 NAME = "compare-ckpt"
 HELP = "compare two checkpoints (.pth/.ckpt, any pairing) parameter by parameter, in torch naming"
 
 
 def add_arguments(parser):
-    parser.add_argument("a", help="first checkpoint, the reference (.pth/.pt or .ckpt)")
-    parser.add_argument("b", help="second checkpoint (.pth/.pt or .ckpt)")
-    parser.add_argument("--atol", type=float, default=CKPT_ATOL,
-                        help=f"absolute tolerance (default {CKPT_ATOL:g})")
-    parser.add_argument("--rtol", type=float, default=CKPT_RTOL,
-                        help=f"relative tolerance, times |A| (default {CKPT_RTOL:g})")
+    parser.add_argument("a", nargs="?", help="first checkpoint, the reference (.pth/.pt or .ckpt)")
+    parser.add_argument("b", nargs="?", help="second checkpoint (.pth/.pt or .ckpt)")
+    models = parser.add_argument_group("or the weights of your own pair of models")
+    models.add_argument("--torch", dest="torch_spec", metavar="MODULE:CALLABLE",
+                        help="a function returning your torch.nn.Module (e.g. mypkg.model:build)")
+    models.add_argument("--ms", dest="ms_spec", metavar="MODULE:CALLABLE",
+                        help="a function returning your mindspore.nn.Cell (e.g. mypkg.port:build)")
+    models.add_argument("--torch-weights", metavar="FILE", help="load this .pth/.ckpt into the torch model first")
+    models.add_argument("--ms-weights", metavar="FILE", help="load this .ckpt/.pth into the MindSpore model first")
+    parser.add_argument("--name-map", metavar="FILE",
+                        help="torch name -> MindSpore name (JSON, or lines 'torch_name mindspore_name')")
+    parser.add_argument("--atol", type=float, default=CKPT_MAX_ABS,
+                        help=f"absolute tolerance (default {CKPT_MAX_ABS:g})")
+    parser.add_argument("--rtol", type=float, default=CKPT_ELEMENT_REL,
+                        help=f"relative tolerance, times |A| (default {CKPT_ELEMENT_REL:g})")
     add_output_arguments(parser)
 
 
 def run(args):
-    result = compare_checkpoints(args.a, args.b, atol=args.atol, rtol=args.rtol)
+    from msport.errors import UserError
+
+    if args.torch_spec or args.ms_spec:
+        if args.a or args.b:
+            raise UserError("give two checkpoint files or --torch/--ms models, not both")
+        from msport.commands.layer_diff import _build_user_pair
+
+        args.model, args.copy_weights = None, False
+        torch_module, ms_cell, described = _build_user_pair(args)
+        result = compare_state(torch_module, ms_cell, atol=args.atol, rtol=args.rtol, labels=("a", "b"),
+                               name_map=args.name_map)
+        result.notes.insert(0, f"a = {described.split(', ')[0]}, b = {described.split(', ')[1]}")
+        return emit(result, args, TABLE_COLUMNS, PLOTS, SORT_KEY)
+    if not (args.a and args.b):
+        raise UserError("give two checkpoint files A B (or --torch/--ms models)")
+    result = compare_checkpoints(args.a, args.b, atol=args.atol, rtol=args.rtol, name_map=args.name_map)
     return emit(result, args, TABLE_COLUMNS, PLOTS, SORT_KEY)

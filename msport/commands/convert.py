@@ -9,13 +9,23 @@ HELP = "convert a PyTorch .pth to a MindSpore .ckpt or back"
 def add_arguments(parser):
     parser.add_argument("src", help="checkpoint to read (.pth/.pt or .ckpt)")
     parser.add_argument("dst", help="checkpoint to write (the other kind)")
-    parser.add_argument("--model", help="zoo model to check names and shapes against (e.g. resnet50)")
+    parser.add_argument("--model", help="model to check names and shapes against: a zoo name (e.g. resnet50), or "
+                                        "MODULE:CALLABLE returning your model of DST's framework")
     parser.add_argument("--num-classes", type=int, default=10)
     parser.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
 
 
 def run(args):
-    report = convert_file(args.src, args.dst, model=args.model, num_classes=args.num_classes,
+    model = args.model
+    if model and ":" in model:
+        from msport import specs
+        from msport.convert import file_kind
+
+        if file_kind(args.dst) == "mindspore":
+            model = specs.ms_model(model, "--model")
+        else:
+            model = specs.torch_model(model, "--model")
+    report = convert_file(args.src, args.dst, model=model, num_classes=args.num_classes,
                           overwrite=args.overwrite)
     print(f"wrote {args.dst}")
     for line in report.lines():

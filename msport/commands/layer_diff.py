@@ -1,9 +1,11 @@
-"""msport layer-diff: run a zoo model in both frameworks on one batch and compare every layer.
+"""msport layer-diff: run a model pair in both frameworks on one batch and compare every layer.
 
-Also home of the zoo-pair options that ``msport audit`` shares: ``--model``
-with ``--torch-weights``/``--ms-weights``, or fresh models from
-``--torch-seed``/``--ms-init``/``--ms-seed``. Imports no framework at module
-level, so ``msport --help`` and a .pth-only compare-ckpt never start MindSpore.
+Also home of the model-pair options that ``msport audit`` and ``compare-ckpt`` share: a zoo
+pair (``--model`` with ``--torch-weights``/``--ms-weights``, or fresh models from
+``--torch-seed``/``--ms-init``/``--ms-seed``), or the user's own pair
+(``--torch mypkg.model:build --ms mypkg.port:build``, ``--example mypkg.model:inputs``,
+``--name-map FILE``, ``--copy-weights``). Imports no framework at module level, so
+``msport --help`` and a .pth-only compare-ckpt never start MindSpore.
 """
 
 import os
@@ -24,9 +26,20 @@ DATA_SETS = ("cifar10", "digits")
 
 # --- zoo model pair (shared with msport audit) -----------------------------------------------------
 
-def add_model_arguments(parser):
-    group = parser.add_argument_group("models")
-    group.add_argument("--model", required=True, help="zoo model name (e.g. resnet18, resnet50)")
+def add_model_arguments(parser, required=True):
+    group = parser.add_argument_group("models: a zoo pair (--model) or your own (--torch and --ms)")
+    group.add_argument("--model", help="zoo model name (e.g. resnet18, resnet50)")
+    group.add_argument("--torch", dest="torch_spec", metavar="MODULE:CALLABLE",
+                       help="your torch model: a function returning a torch.nn.Module (e.g. mypkg.model:build)")
+    group.add_argument("--ms", dest="ms_spec", metavar="MODULE:CALLABLE",
+                       help="your MindSpore port: a function returning a mindspore.nn.Cell (e.g. mypkg.port:build)")
+    group.add_argument("--example", metavar="MODULE:CALLABLE",
+                       help="a function returning example inputs: an array, a tuple or a dict (token ids welcome)")
+    group.add_argument("--name-map", metavar="FILE",
+                       help="torch name -> MindSpore name, as JSON or lines 'torch_name mindspore_name' "
+                            "(layer or parameter names), for names neither the registry nor the structure pairs")
+    group.add_argument("--copy-weights", action="store_true",
+                       help="copy the torch model's weights into the MindSpore model through the name pairing")
     group.add_argument("--num-classes", type=int, default=10)
     group.add_argument("--torch-weights", metavar="FILE",
                        help="weights for the torch model (.pth or .ckpt); alone, used for both models")
@@ -49,6 +62,13 @@ def build_model_pair(args):
     from msport.layers import INIT_SCHEMES
     from msport.models import create_model, list_models
 
+    if args.torch_spec or args.ms_spec:
+        return _build_user_pair(args)
+    if args.model is None:
+        raise UserError("give a zoo model (--model NAME) or your own pair "
+                        "(--torch MODULE:CALLABLE --ms MODULE:CALLABLE)")
+    if args.copy_weights:
+        raise UserError("--copy-weights is for your own pair (--torch/--ms); a zoo pair takes --torch-weights FILE")
     if args.model not in list_models():
         raise UserError(f"unknown model {args.model!r}: choose one of {', '.join(list_models())}")
     if args.ms_init not in INIT_SCHEMES:
@@ -72,6 +92,47 @@ def build_model_pair(args):
     return torch_module, ms_cell, f"weights: torch <- {torch_file}, MindSpore <- {ms_file}"
 
 
+def _build_user_pair(args):
+    """The user's own pair: ``--torch``/``--ms`` specs, weights from files or copied through the pairing."""
+    from msport import specs
+    from msport.convert import load_file_into_ms, load_file_into_torch
+
+    if args.model:
+        raise UserError("give --model (a zoo pair) or --torch/--ms (your own), not both")
+    if not (args.torch_spec and args.ms_spec):
+        raise UserError("your own pair needs both --torch MODULE:CALLABLE and --ms MODULE:CALLABLE")
+    for path in (args.torch_weights, args.ms_weights, args.name_map):
+        if path is not None and not os.path.isfile(path):
+            raise UserError(f"{path}: no such file")
+    torch_module = specs.torch_model(args.torch_spec, "--torch")
+    ms_cell = specs.ms_model(args.ms_spec, "--ms")
+    described = [f"torch {args.torch_spec}", f"MindSpore {args.ms_spec}"]
+    if args.torch_weights:
+        load_file_into_torch(torch_module, args.torch_weights)
+        described.append(f"torch <- {args.torch_weights}")
+    if args.ms_weights:
+        load_file_into_ms(ms_cell, args.ms_weights)
+        described.append(f"MindSpore <- {args.ms_weights}")
+    if args.copy_weights:
+        from msport.diagnose.pairing import copy_torch_weights
+
+        pairing = copy_torch_weights(torch_module, ms_cell, name_map=args.name_map)
+        described.append(f"{len(pairing.params)} torch tensors copied into MindSpore through the name pairing")
+    return torch_module, ms_cell, ", ".join(described)
+
+
+def example_inputs(args):
+    """``(inputs, description)`` from ``--example`` (the user's function), else ``(None, None)``."""
+    if not getattr(args, "example", None):
+        return None, None
+    from msport import specs
+    from msport.diagnose.capture import as_inputs, describe_inputs
+
+    inputs = specs.call(args.example, "--example")
+    positional, keywords = as_inputs(inputs)
+    return inputs, f"{args.example}: {describe_inputs(positional, keywords)}"
+
+
 # --- input batch --------------------------------------------------------------------------------
 
 def load_batch(args, num_classes):
@@ -93,18 +154,20 @@ def load_batch(args, num_classes):
 
 def _batch_from_file(path, batch_size):
     if not path.endswith(".npy"):
-        raise UserError(f"{path}: --input takes a .npy file holding an (N, C, H, W) float array")
+        raise UserError(f"{path}: --input takes a .npy file holding one array (images, token ids...)")
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such input file")
     try:
         x = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise UserError(f"{path}: not a readable .npy array ({exc})") from exc
-    if x.ndim != 4 or not np.issubdtype(x.dtype, np.number):
-        raise UserError(f"{path}: expected an (N, C, H, W) float array, found shape {x.shape} dtype {x.dtype}")
+    if x.ndim < 1 or not np.issubdtype(x.dtype, np.number):
+        raise UserError(f"{path}: expected a numeric array with a batch axis, found shape {x.shape} dtype {x.dtype}")
     if batch_size is not None:
         x = x[:batch_size]
-    return np.ascontiguousarray(x, dtype=np.float32), None, f"{path} {x.shape}"
+    if np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32)  # integer arrays (token ids) keep their dtype
+    return np.ascontiguousarray(x), None, f"{path} {x.dtype}{x.shape}"
 
 
 def _batch_from_data(name, data_dir, batch_size, seed):
@@ -139,16 +202,29 @@ def add_arguments(parser):
     parser.add_argument("--train-mode", action="store_true", help="run in train mode (BatchNorm batch statistics)")
     parser.add_argument("--mode", choices=MODES, default="auto",
                         help="values (same weights), magnitude (independent inits) or auto (default)")
+    parser.add_argument("--torch-loss-fn", metavar="MODULE:CALLABLE",
+                        help="your torch loss, (output, labels) -> scalar (default: cross-entropy, logits only)")
+    parser.add_argument("--ms-loss-fn", metavar="MODULE:CALLABLE",
+                        help="your MindSpore loss, (output, labels) -> scalar (default: cross-entropy, logits only)")
     parser.add_argument("--dump", metavar="DIR",
                         help="save every captured tensor to DIR/torch.npz and DIR/mindspore.npz")
     add_output_arguments(parser)
 
 
 def run(args):
-    x, y, batch = load_batch(args, args.num_classes)  # bad input fails before models are built
+    from msport import specs
+
+    if args.example and (args.input or args.data):
+        raise UserError("give --example, --input or --data, not several")
+    if not args.example:
+        x, y, batch = load_batch(args, args.num_classes)  # bad input fails before models are built
+    torch_loss = specs.resolve(args.torch_loss_fn, "--torch-loss-fn") if args.torch_loss_fn else None
+    ms_loss = specs.resolve(args.ms_loss_fn, "--ms-loss-fn") if args.ms_loss_fn else None
     torch_module, ms_cell, models = build_model_pair(args)
+    if args.example:
+        (x, batch), y = example_inputs(args), None
     result = layer_diff(torch_module, ms_cell, x, y, grads=args.grads, train_mode=args.train_mode,
-                        mode=args.mode)
+                        mode=args.mode, name_map=args.name_map, torch_loss_fn=torch_loss, loss_fn=ms_loss)
     result.notes[:0] = [models, f"input: {batch}"]
     if args.dump:
         paths = write_dump(result, args.dump, x)

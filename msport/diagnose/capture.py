@@ -7,8 +7,16 @@ Both sides capture the same things under the same names:
   one pass (MindSpore ResNet blocks share one ``relu`` cell) gets ``name``,
   ``name#2``, ``name#3``...
 * ``output_grads`` (with ``grads=True``): d(loss)/d(each of those outputs), in
-  the order the backward pass reaches them; the loss is mean cross-entropy
-  against ``y`` (torch: by default ``default_labels``, kept in ``labels``).
+  the order the backward pass reaches them. The loss is each side's
+  ``loss_fn(output, labels)``; without one, mean cross-entropy against ``y``
+  (by default :func:`default_labels`, kept in ``labels``), but only where the
+  output is logits (a float (N, classes) tensor): for any other output a loss
+  must be given, nothing is assumed.
+* A layer with a tuple output (LSTM, MultiheadAttention) is captured at the
+  element its registry entry names (``output_index``), else the first tensor.
+
+Inputs are a tensor, a tuple (positional arguments) or a dict (keyword
+arguments) of arrays, any dtype: integer token ids stay integers.
 * ``param_grads``: d(loss)/d(each trainable parameter), under the framework's
   own parameter names.
 
@@ -39,10 +47,13 @@ from typing import Optional
 
 import numpy as np
 
+from msport.errors import UserError
+
 
 @dataclass
 class Capture:
-    """What one pass recorded; see the module docstring."""
+    """What one pass recorded; see the module docstring. ``logits`` is the model's output
+    (its ``output_index`` element / first tensor when the model returns a tuple)."""
 
     framework: str
     outputs: OrderedDict = field(default_factory=OrderedDict)
@@ -70,11 +81,13 @@ def _copy(array):
     return np.array(array, copy=True)
 
 
-def _first_tensor(output, is_tensor):
-    """The output itself, or the first tensor of a tuple/list output (``None`` when there is none)."""
+def _first_tensor(output, is_tensor, index=None):
+    """The output itself, or element ``index`` (else the first tensor) of a tuple/list output."""
     if is_tensor(output):
         return output
     if isinstance(output, (tuple, list)):
+        if index is not None and index < len(output) and is_tensor(output[index]):
+            return output[index]
         return next((o for o in output if is_tensor(o)), None)
     return None
 
@@ -84,18 +97,80 @@ def default_labels(n, num_classes):
     return (np.arange(n) % max(int(num_classes), 1)).astype(np.int64)
 
 
+# --- inputs and losses -------------------------------------------------------------------------
+
+def as_inputs(x):
+    """``(args, kwargs)`` of numpy arrays from a tensor/array, a tuple/list or a dict; dtypes kept."""
+    def array(value, where):
+        if hasattr(value, "detach"):
+            return value.detach().cpu().numpy()
+        if hasattr(value, "asnumpy"):
+            return value.asnumpy()
+        out = np.asarray(value)
+        if out.dtype == object:
+            raise UserError(f"example input {where} is not an array (found {type(value).__name__})")
+        return out
+
+    if isinstance(x, dict):
+        return (), OrderedDict((k, array(v, repr(k))) for k, v in x.items())
+    if isinstance(x, (tuple, list)):
+        return tuple(array(v, f"#{i}") for i, v in enumerate(x)), {}
+    return (array(x, ""),), {}
+
+
+def batch_size(args, kwargs):
+    first = (list(args) + list(kwargs.values()))[0]
+    return int(first.shape[0]) if first.ndim else 1
+
+
+def describe_inputs(args, kwargs):
+    parts = [f"{a.dtype}{tuple(a.shape)}" for a in args] + [f"{k}={v.dtype}{tuple(v.shape)}" for k, v in kwargs.items()]
+    return ", ".join(parts)
+
+
+def is_logits(output):
+    """A float (N, classes) array: the only output cross-entropy is assumed for."""
+    return output is not None and output.ndim == 2 and output.shape[1] > 1 and np.issubdtype(output.dtype, np.floating)
+
+
+def _no_default_loss(output):
+    shape = "a tuple" if output is None else f"shape {tuple(output.shape)} dtype {output.dtype}"
+    return UserError(f"the model's output ({shape}) is not (N, classes) logits, so there is no default loss for "
+                     f"gradients; pass a loss for each side (torch_loss_fn=, loss_fn=: (output, labels) -> scalar)")
+
+
+def _fresh(arrays):
+    return [np.array(a, copy=True) for a in arrays]
+
+
+def _entries_by_name(named, lookup):
+    out = {}
+    for name, sub in named:
+        entry = lookup(sub)
+        if entry is not None and entry.output_index is not None:
+            out[name] = entry.output_index
+    return out
+
+
 # --- torch -----------------------------------------------------------------------------------
 
-def capture_torch(module, x, y=None, *, grads=False, train_mode=False):
-    """One pass of a ``torch.nn.Module`` on ``x`` (float32 NCHW array); returns a :class:`Capture`."""
+def capture_torch(module, x, y=None, *, grads=False, train_mode=False, loss_fn=None):
+    """One pass of a ``torch.nn.Module`` on ``x`` (see :func:`as_inputs`); returns a :class:`Capture`.
+
+    ``loss_fn(output, labels)``: the loss for ``grads`` (default: cross-entropy where the output is logits).
+    """
     import torch
 
+    from msport.registry import entry_for_torch
+
+    args, kwargs = as_inputs(x)
     capture = Capture("torch")
     names = _CallNames()
+    indices = _entries_by_name(module.named_modules(), entry_for_torch)
 
     def forward_hook(name):
         def hook(_module, inputs, output):
-            tensor = _first_tensor(output, torch.is_tensor)
+            tensor = _first_tensor(output, torch.is_tensor, indices.get(name))
             if tensor is None:
                 return None
             call = names.next(name)
@@ -117,14 +192,24 @@ def capture_torch(module, x, y=None, *, grads=False, train_mode=False):
     handles = [m.register_forward_hook(forward_hook(n)) for n, m in module.named_modules() if n]
     try:
         module.train(train_mode)
-        inputs = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        torch_args = [torch.from_numpy(a) for a in _fresh(args)]
+        torch_kwargs = {k: torch.from_numpy(a) for k, a in zip(kwargs, _fresh(kwargs.values()))}
         with torch.set_grad_enabled(grads):
-            logits = module(inputs)
-            capture.logits = _copy(logits.detach().cpu().numpy())
+            output = module(*torch_args, **torch_kwargs)
+            logits = _first_tensor(output, torch.is_tensor)
+            capture.logits = _copy(logits.detach().cpu().numpy()) if logits is not None else None
             if grads:
-                labels = np.asarray(y if y is not None else default_labels(len(x), logits.shape[-1]))
-                capture.labels = labels.astype(np.int64)
-                loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(capture.labels))
+                if y is not None:
+                    capture.labels = np.asarray(y)
+                elif loss_fn is None and is_logits(capture.logits):
+                    capture.labels = default_labels(batch_size(args, kwargs), capture.logits.shape[-1])
+                if loss_fn is None:
+                    if not (torch.is_tensor(output) and is_logits(capture.logits)):
+                        raise _no_default_loss(capture.logits if torch.is_tensor(output) else None)
+                    loss = torch.nn.functional.cross_entropy(output, torch.from_numpy(capture.labels.astype(np.int64)))
+                else:
+                    labels = torch.from_numpy(np.array(capture.labels)) if capture.labels is not None else None
+                    loss = loss_fn(output, labels)
                 for p in module.parameters():
                     p.grad = None
                 loss.backward()
@@ -162,26 +247,27 @@ class _TorchState:
 
 # --- MindSpore -------------------------------------------------------------------------------
 
-def capture_mindspore(cell, x, y=None, *, grads=False, train_mode=False):
+def capture_mindspore(cell, x, y=None, *, grads=False, train_mode=False, loss_fn=None):
     """One PyNative pass of a ``mindspore.nn.Cell`` on ``x``; returns a :class:`Capture`.
 
-    ``grads=True`` needs the labels ``y`` (e.g. the torch capture's ``labels``).
+    ``grads=True`` with the default loss (cross-entropy, logits only) needs the labels ``y``
+    (e.g. the torch capture's ``labels``); ``loss_fn(output, labels)`` replaces it.
     """
     from msport._mindspore import ms, nn
+    from msport.registry import entry_for_ms
 
-    if grads and y is None:
-        raise ValueError("capture_mindspore(grads=True) needs labels y")
-
+    args, kwargs = as_inputs(x)
     capture = Capture("mindspore")
     names = _CallNames()
     forward_calls = {}  # cell name -> its call names, in forward order
+    indices = _entries_by_name(cell.cells_and_names(), entry_for_ms)
 
     def is_tensor(value):
         return isinstance(value, ms.Tensor)
 
     def forward_hook(name):
         def hook(_cell, _inputs, output):
-            tensor = _first_tensor(output, is_tensor)
+            tensor = _first_tensor(output, is_tensor, indices.get(name))
             if tensor is not None:
                 call = names.next(name)
                 forward_calls.setdefault(name, []).append(call)
@@ -190,7 +276,7 @@ def capture_mindspore(cell, x, y=None, *, grads=False, train_mode=False):
 
     def backward_hook(name):
         def hook(_cell, _grad_input, grad_output):
-            grad = _first_tensor(grad_output, is_tensor)
+            grad = _first_tensor(grad_output, is_tensor, indices.get(name))
             calls = forward_calls.get(name, [])
             done = sum(1 for c in calls if c in capture.output_grads)
             if grad is not None and done < len(calls):
@@ -207,30 +293,55 @@ def capture_mindspore(cell, x, y=None, *, grads=False, train_mode=False):
     try:
         ms.set_context(mode=ms.PYNATIVE_MODE)  # hooks run only in PyNative
         cell.set_train(train_mode)
-        inputs = ms.Tensor(np.ascontiguousarray(x, dtype=np.float32))
+        ms_args = [ms.Tensor(a) for a in _fresh(args)]
+        ms_kwargs = {k: ms.Tensor(a) for k, a in zip(kwargs, _fresh(kwargs.values()))}
         if grads:
-            loss_fn = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+            if loss_fn is None and y is None:
+                raise UserError("capture_mindspore(grads=True) with the default loss needs labels y")
             weights = cell.trainable_params()
-            logits_box = []
+            output_box = []
+            default = loss_fn is None
+            loss_cell = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean") if default else loss_fn
 
-            def forward(data, labels):
-                logits = cell(data)
-                logits_box.append(logits)
-                return loss_fn(logits, labels)
+            def forward(labels):
+                output = cell(*ms_args, **ms_kwargs)
+                output_box.append(output)
+                if default and not (is_tensor(output) and is_logits(_shape_probe(output))):
+                    raise _no_default_loss(output.asnumpy() if is_tensor(output) else None)
+                return loss_cell(output, labels)
 
-            capture.labels = np.asarray(y).astype(np.int64)
-            label_tensor = ms.Tensor(capture.labels.astype(np.int32))
-            loss, param_grads = ms.value_and_grad(forward, grad_position=None, weights=weights)(inputs, label_tensor)
+            capture.labels = np.asarray(y) if y is not None else None
+            if capture.labels is None:
+                label_tensor = None
+            elif default:
+                label_tensor = ms.Tensor(capture.labels.astype(np.int32))
+            else:
+                label_tensor = ms.Tensor(np.array(capture.labels))
+            loss, param_grads = ms.value_and_grad(forward, grad_position=None, weights=weights)(label_tensor)
             capture.loss = float(loss.asnumpy())
-            capture.logits = _copy(logits_box[-1].asnumpy())
+            first = _first_tensor(output_box[-1], is_tensor)
+            capture.logits = _copy(first.asnumpy()) if first is not None else None
             capture.param_grads = OrderedDict((p.name, _copy(g.asnumpy())) for p, g in zip(weights, param_grads))
         else:
-            capture.logits = _copy(cell(inputs).asnumpy())
+            first = _first_tensor(cell(*ms_args, **ms_kwargs), is_tensor)
+            capture.logits = _copy(first.asnumpy()) if first is not None else None
     finally:
         for h in handles:
             h.remove()
         saved.restore()
     return capture
+
+
+class _ShapeOnly:
+    def __init__(self, tensor):
+        self.ndim = len(tensor.shape)
+        self.shape = tuple(tensor.shape)
+        self.dtype = np.dtype(np.float32) if "Float" in str(tensor.dtype) else np.dtype(np.int64)
+
+
+def _shape_probe(tensor):
+    """What :func:`is_logits` reads, without copying a tensor out of a graph being differentiated."""
+    return _ShapeOnly(tensor)
 
 
 class _MindSporeState:
@@ -255,4 +366,5 @@ class _MindSporeState:
         ms.set_context(mode=self.mode)
 
 
-__all__ = ["Capture", "capture_torch", "capture_mindspore", "default_labels"]
+__all__ = ["Capture", "as_inputs", "batch_size", "capture_torch", "capture_mindspore", "default_labels",
+           "describe_inputs", "is_logits"]

@@ -20,7 +20,8 @@ import numpy as np
 
 from msport.convert import MS_OPTIMIZER_STATE, TORCH_ONLY_SUFFIXES, load_any, mindspore_to_torch
 from msport.diagnose.report import Column, DiagnosisResult, Plot, flag_mark
-from msport.diagnose.stats import CKPT_ATOL, CKPT_RTOL, as_numpy, compare, summarize
+from msport.diagnose.stats import as_numpy, compare, summarize
+from msport.tolerances import CKPT_ELEMENT_REL, CKPT_MAX_ABS
 
 # Suffixes only MindSpore's BatchNorm uses: a dict holding them is in MindSpore naming.
 _MS_ONLY_SUFFIXES = ("gamma", "beta", "moving_mean", "moving_variance")
@@ -84,15 +85,61 @@ def mindspore_to_torch_names(ms_names):
     return OrderedDict((ms_names[int(v)], k) for k, v in state.items() if k not in report.added)
 
 
-def compare_state(a, b, *, atol=CKPT_ATOL, rtol=CKPT_RTOL, a_kind=None, b_kind=None, labels=("a", "b")):
+def _is_torch_module(value):
+    return hasattr(value, "named_modules") and hasattr(value, "state_dict")
+
+
+def _is_ms_cell(value):
+    return hasattr(value, "parameters_and_names")
+
+
+def _to_shape(array, shape):
+    """An array in the other side's layout: MindSpore's Conv1d weight holds an extra axis of length 1."""
+    if tuple(array.shape) != tuple(shape) and array.size == int(np.prod(shape)) \
+            and tuple(d for d in array.shape if d != 1) == tuple(d for d in shape if d != 1):
+        return array.reshape(shape)
+    return array
+
+
+def model_states(torch_module, ms_cell, pairing):
+    """``(torch state, MindSpore state)`` both keyed by torch name through ``pairing`` (MindSpore arrays in
+    torch's layout); unpaired names stay on their own side under their own names."""
+    torch_state = OrderedDict((k, as_numpy(v)) for k, v in torch_module.state_dict().items()
+                              if k not in pairing.ignored)
+    ms_values = OrderedDict((p.name, np.array(p.asnumpy(), copy=True)) for p in ms_cell.get_parameters())
+    return _states_from_pairing(torch_state, ms_values, pairing)
+
+
+def _states_from_pairing(torch_state, ms_values, pairing):
+    ms_state = OrderedDict()
+    for torch_name, ms_name in pairing.params.items():
+        ms_state[torch_name] = _to_shape(ms_values[ms_name], torch_state[torch_name].shape)
+    for ms_name in pairing.only_ms:
+        ms_state[ms_name] = ms_values[ms_name]
+    return torch_state, ms_state
+
+
+def compare_state(a, b, *, atol=CKPT_MAX_ABS, rtol=CKPT_ELEMENT_REL, a_kind=None, b_kind=None, labels=("a", "b"),
+                  name_map=None):
     """Compare two weight sets; returns a :class:`DiagnosisResult` with one record per parameter.
 
+    ``a``/``b``: state dicts, parameter dicts, or a ``torch.nn.Module`` and a
+    ``mindspore.nn.Cell``. Names pair through ``name_map`` (torch name ->
+    MindSpore name: a dict, a callable or a file), the registry's rules, and
+    then structure (:mod:`msport.diagnose.pairing`); the notes say how.
     A parameter is flagged when its shapes differ, when it exists on one side
     only, or when ``b`` is not ``allclose(b, a, rtol, atol)`` to ``a``.
     """
-    state_a, notes_a = torch_naming(a, a_kind)
-    state_b, notes_b = torch_naming(b, b_kind)
-    notes = [f"{labels[0]}: {n}" for n in notes_a] + [f"{labels[1]}: {n}" for n in notes_b]
+    state_a = state_b = None
+    notes = []
+    if _is_torch_module(a) and _is_ms_cell(b):
+        from msport.diagnose.pairing import pair_models
+
+        pairing = pair_models(a, b, name_map)
+        state_a, state_b = model_states(a, b, pairing)
+        notes += pairing.lines()
+    else:
+        state_a, state_b, notes = _paired_states(a, b, a_kind, b_kind, labels, name_map)
     records = [_compare_one(name, state_a.get(name), state_b.get(name), atol, rtol, labels)
                for name in list(state_a) + [k for k in state_b if k not in state_a]]
     flagged = [r for r in records if r["flagged"]]
@@ -108,6 +155,44 @@ def compare_state(a, b, *, atol=CKPT_ATOL, rtol=CKPT_RTOL, a_kind=None, b_kind=N
         ("rtol", rtol),
     ])
     return DiagnosisResult("compare-ckpt", records, summary, notes)
+
+
+def _paired_states(a, b, a_kind, b_kind, labels, name_map):
+    """Both weight sets in torch naming: the converter's rules where they suffice, else a pairing."""
+    from msport.convert import ConversionError
+
+    raw_a, raw_b = _as_weight_dict(a), _as_weight_dict(b)
+    kind_a = a_kind or ("mindspore" if _looks_mindspore(raw_a) else "torch")
+    kind_b = b_kind or ("mindspore" if _looks_mindspore(raw_b) else "torch")
+    if name_map is None:
+        try:
+            state_a, notes_a = torch_naming(raw_a, kind_a)
+            state_b, notes_b = torch_naming(raw_b, kind_b)
+            notes = [f"{labels[0]}: {n}" for n in notes_a] + [f"{labels[1]}: {n}" for n in notes_b]
+            one_sided = (set(state_a) - set(state_b), set(state_b) - set(state_a))
+            if kind_a == kind_b or not all(one_sided):
+                return state_a, state_b, notes
+        except ConversionError:
+            if kind_a == kind_b:
+                raise
+    if kind_a == kind_b:
+        from msport.diagnose.pairing import NameMapError
+
+        raise NameMapError("a name map pairs torch names with MindSpore names: give one torch and one MindSpore "
+                           "weight set")
+    from msport.diagnose.pairing import pair_names
+
+    torch_raw, ms_raw = (raw_a, raw_b) if kind_a == "torch" else (raw_b, raw_a)
+    torch_state, notes_t = torch_naming(torch_raw, "torch")
+    ms_values = OrderedDict((k, as_numpy(v)) for k, v in ms_raw.items() if not MS_OPTIMIZER_STATE.match(k))
+    skipped = len(ms_raw) - len(ms_values)
+    pairing = pair_names(OrderedDict((k, v.shape) for k, v in torch_state.items()),
+                         OrderedDict((k, v.shape) for k, v in ms_values.items()), name_map=name_map)
+    torch_state, ms_state = _states_from_pairing(torch_state, ms_values, pairing)
+    notes = list(pairing.lines()) + notes_t
+    if skipped:
+        notes.append(f"ignored {skipped} MindSpore optimizer/training-state tensors")
+    return (torch_state, ms_state, notes) if kind_a == "torch" else (ms_state, torch_state, notes)
 
 
 def _compare_one(name, a, b, atol, rtol, labels):
@@ -159,12 +244,12 @@ def _transpose_hint(a, b, atol, rtol):
     return ""
 
 
-def compare_checkpoints(path_a, path_b, *, atol=CKPT_ATOL, rtol=CKPT_RTOL):
+def compare_checkpoints(path_a, path_b, *, atol=CKPT_MAX_ABS, rtol=CKPT_ELEMENT_REL, name_map=None):
     """:func:`compare_state` of two files (.pth/.pt or .ckpt, any pairing), labelled A and B."""
     kind_a, weights_a = load_any(path_a)
     kind_b, weights_b = load_any(path_b)
     result = compare_state(weights_a, weights_b, atol=atol, rtol=rtol, a_kind=kind_a, b_kind=kind_b,
-                           labels=("a", "b"))
+                           labels=("a", "b"), name_map=name_map)
     result.summary["a"] = f"{path_a} ({kind_a})"
     result.summary["b"] = f"{path_b} ({kind_b})"
     return result
@@ -198,5 +283,6 @@ PLOTS = [
 #: --top N shows the N parameters that differ most, by this record key.
 SORT_KEY = "rel_diff"
 
-__all__ = ["compare_state", "compare_checkpoints", "torch_naming", "mindspore_to_torch_names", "TABLE_COLUMNS",
+__all__ = ["compare_state", "compare_checkpoints", "torch_naming", "mindspore_to_torch_names", "model_states",
+           "TABLE_COLUMNS",
            "PLOTS", "SORT_KEY"]

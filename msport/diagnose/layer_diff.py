@@ -1,17 +1,19 @@
 """Run a torch model and its MindSpore twin on one batch and compare them layer by layer.
 
-Layers are matched by name (torch ``named_modules`` == MindSpore
-``cells_and_names`` in msport's zoo; ``name_map`` maps a user's own names).
-Only names present on both sides are compared: torch's functional ``F.relu``
-is no module, so MindSpore's ``relu`` cells have no twin and are listed, not
-compared. Block and stage outputs (``layer1.0``, ``layer1``) are compared too.
+Layers and parameters are lined up by :mod:`msport.diagnose.pairing` (a name
+map, the registry's rules, then structure; what was matched and how is in the
+notes). Only layers present on both sides are compared: torch's functional
+``F.relu`` is no module, so MindSpore's ``relu`` cells have no twin and are
+listed, not compared. Block and stage outputs (``layer1.0``, ``layer1``) are
+compared too. Inputs may be a tensor, a tuple or a dict of any dtype (token
+ids included), and each side may bring its own loss for ``grads``.
 
 Two ways to judge a layer, chosen by ``mode``:
 
 ``"values"`` (same weights)
-    outputs must agree within ``FORWARD_RTOL_EVAL`` or ``FORWARD_RTOL_TRAIN``
-    (norm-relative; see :mod:`msport.diagnose.stats`), gradients within
-    ``GRAD_RTOL`` and ``GRAD_MIN_COSINE``.
+    outputs must agree within ``LAYER_DIFF_EVAL_NORM_REL`` or ``LAYER_DIFF_TRAIN_NORM_REL``
+    (norm-relative; see :mod:`msport.tolerances`), gradients within
+    ``LAYER_DIFF_GRAD_NORM_REL`` and ``LAYER_DIFF_GRAD_MIN_COSINE``.
 ``"magnitude"`` (independent initialisations)
     values cannot agree, but sizes must: the mean |x| ratio MindSpore/torch must
     stay in ``MAGNITUDE_RATIO_RANGE``. This is the seed's order-of-magnitude
@@ -30,12 +32,13 @@ from collections import OrderedDict
 
 import numpy as np
 
-from msport.diagnose.capture import capture_mindspore, capture_torch
-from msport.diagnose.compare_ckpt import mindspore_to_torch_names, torch_naming
+from msport.diagnose.capture import as_inputs, capture_mindspore, capture_torch, describe_inputs
+from msport.diagnose.pairing import pair_models
 from msport.diagnose.report import Column, DiagnosisResult, Plot, flag_mark
-from msport.diagnose.stats import (FORWARD_RTOL_EVAL, FORWARD_RTOL_TRAIN, GRAD_MIN_COSINE, GRAD_RTOL,
-                                   GRAD_VANISHING_FRACTION, MAGNITUDE_RATIO_RANGE, SAME_WEIGHTS_ATOL, compare,
-                                   within_magnitude_range)
+from msport.diagnose.stats import compare, within_magnitude_range
+from msport.tolerances import (DROPOUT_ZERO_FRACTION_SIGMAS, GRAD_VANISHING_FRACTION, LAYER_DIFF_EVAL_NORM_REL,
+                               LAYER_DIFF_GRAD_MIN_COSINE, LAYER_DIFF_GRAD_NORM_REL, LAYER_DIFF_TRAIN_NORM_REL,
+                               MAGNITUDE_RATIO_RANGE, SAME_WEIGHTS_MAX_ABS)
 from msport.errors import UserError
 
 MODES = ("auto", "values", "magnitude")
@@ -51,39 +54,60 @@ class LayerDiffResult(DiagnosisResult):
 
 
 def layer_diff(torch_module, ms_cell, x, y=None, *, grads=False, train_mode=False, mode="auto",
-               name_map=None):
+               name_map=None, torch_loss_fn=None, loss_fn=None, pairing=None):
     """Compare every common layer's output (and with ``grads`` every gradient) of the two models.
 
-    ``x``: float32 array (N, C, H, W); ``y``: integer labels for the loss
-    (default: :func:`~msport.diagnose.capture.default_labels`). ``name_map``:
-    ``{torch_layer_name: mindspore_layer_name}`` for layers named differently.
+    ``x``: the example input, a tensor/array, a tuple (positional) or a dict
+    (keyword arguments), any dtype. ``y``: labels for the loss (default with
+    logits: :func:`~msport.diagnose.capture.default_labels`). ``torch_loss_fn``
+    / ``loss_fn``: each side's ``(output, labels) -> scalar`` loss for
+    ``grads`` (default: cross-entropy, only where the output is logits).
+    ``name_map``: torch name -> MindSpore name (dict, callable or file), for
+    names neither the registry nor the structure lines up.
     Returns a :class:`LayerDiffResult`; the models are left as they were.
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
-    notes = []
+    pairing = pairing or pair_models(torch_module, ms_cell, name_map)
+    notes = list(pairing.lines())
     differing = None
     if mode == "auto":
-        same, why, differing = weights_match(torch_module, ms_cell)
+        same, why, differing = weights_match(torch_module, ms_cell, pairing=pairing)
         mode = "values" if same else "magnitude"
         notes.append(f"mode {mode}: {why}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    torch_capture = capture_torch(torch_module, x, y, grads=grads, train_mode=train_mode)
-    ms_capture = capture_mindspore(ms_cell, x, torch_capture.labels, grads=grads, train_mode=train_mode)
-    name_map = dict(name_map or {})
+    args, kwargs = as_inputs(x)
+    x = kwargs if kwargs else (args[0] if len(args) == 1 else args)
+    described = f"input {describe_inputs(args, kwargs)}"
+    torch_capture = _run("torch", capture_torch, torch_module, x, y, grads=grads, train_mode=train_mode,
+                         loss_fn=torch_loss_fn, described=described)
+    ms_capture = _run("MindSpore", capture_mindspore, ms_cell, x, torch_capture.labels, grads=grads,
+                      train_mode=train_mode, loss_fn=loss_fn, described=described)
+    name_map = pairing.layers
 
-    forward_rtol = FORWARD_RTOL_TRAIN if train_mode else FORWARD_RTOL_EVAL
-    records = _layer_records("output", torch_capture.outputs, ms_capture.outputs, name_map, mode, forward_rtol)
+    forward_rtol = LAYER_DIFF_TRAIN_NORM_REL if train_mode else LAYER_DIFF_EVAL_NORM_REL
+    random_layers, randomising = _random_layers(torch_module) if train_mode else (set(), set())
+    randomised = _outputs_after(torch_capture.outputs, randomising)
+    if randomised:
+        called = sorted(randomising & {n.partition("#")[0] for n in torch_capture.outputs})
+        notes.append(f"train mode: {_few(called)} draw random dropout masks in each framework, so from the first "
+                     f"of them on outputs{' and all gradients' if grads else ''} are compared by magnitude; "
+                     f"each Dropout by its fraction of zeros")
+    records = _layer_records("output", torch_capture.outputs, ms_capture.outputs, name_map, mode, forward_rtol,
+                             random_layers, randomised)
     if grads:
+        every = set(torch_capture.output_grads) | set(torch_capture.param_grads) if randomised else set()
         records += _layer_records("output_grad", torch_capture.output_grads, ms_capture.output_grads,
-                                  name_map, mode, forward_rtol)
-        ms_param_grads = _param_grads_in_torch_naming(ms_cell, ms_capture.param_grads)
-        records += _layer_records("param_grad", torch_capture.param_grads, ms_param_grads, {}, mode, forward_rtol)
+                                  name_map, mode, forward_rtol, set(), every)
+        ms_to_torch = pairing.ms_to_torch
+        ms_param_grads = OrderedDict((ms_to_torch.get(k, k), v) for k, v in ms_capture.param_grads.items())
+        records += _layer_records("param_grad", torch_capture.param_grads, ms_param_grads, {}, mode, forward_rtol,
+                                  set(), every)
     summary = _summary(records, mode, torch_capture, ms_capture, name_map, train_mode, grads)
+    summary.update(pairing.summary())
     if mode == "values":
         summary["forward_rtol"] = forward_rtol
         if grads:
-            summary["grad_rtol"], summary["grad_min_cosine"] = GRAD_RTOL, GRAD_MIN_COSINE
+            summary["grad_rtol"], summary["grad_min_cosine"] = LAYER_DIFF_GRAD_NORM_REL, LAYER_DIFF_GRAD_MIN_COSINE
     else:
         summary["magnitude_ratio_range"] = list(MAGNITUDE_RATIO_RANGE)
     if mode == "values" and differing:
@@ -91,7 +115,20 @@ def layer_diff(torch_module, ms_cell, x, y=None, *, grads=False, train_mode=Fals
     return LayerDiffResult(records, summary, notes, {"torch": torch_capture, "mindspore": ms_capture})
 
 
-def weights_match(torch_module, ms_cell, atol=SAME_WEIGHTS_ATOL):
+def _run(side, capture, model, x, y, *, described, **kwargs):
+    """One capture; a model that cannot run the input is the user's to fix, said in one line."""
+    try:
+        return capture(model, x, y, **kwargs)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's model (or loss) failed on the given input
+        text = str(exc).strip().splitlines()
+        raise UserError(f"the {side} model failed on the {described} ({type(exc).__name__}: "
+                        f"{text[0] if text else ''}); give its own inputs (--example / --input) "
+                        f"and, for gradients of a non-logits output, its loss") from exc
+
+
+def weights_match(torch_module, ms_cell, atol=SAME_WEIGHTS_MAX_ABS, pairing=None, name_map=None):
     """``(same, why, differing)``: do the models hold the same weights (after name conversion)?
 
     "Same" means most of the parameters that carry information agree; constant
@@ -100,11 +137,12 @@ def weights_match(torch_module, ms_cell, atol=SAME_WEIGHTS_ATOL):
     is still "same": its values are compared and the mistake shows as a layer,
     and ``differing`` names the parameters that differ.
     """
-    torch_state, _ = torch_naming(torch_module, "torch")
-    try:
-        ms_state, _ = torch_naming(ms_cell, "mindspore")
-    except UserError as exc:
-        return False, f"parameter names do not convert ({exc})", []
+    from msport.diagnose.compare_ckpt import model_states
+
+    pairing = pairing or pair_models(torch_module, ms_cell, name_map)
+    torch_state, ms_state = model_states(torch_module, ms_cell, pairing)
+    if not ms_state:
+        return False, "no parameter pairs up by name or structure", []
     informative = [k for k, v in torch_state.items() if v.size > 1 and np.ptp(v) > 0]
     differing = [k for k in informative
                  if k not in ms_state or ms_state[k].shape != torch_state[k].shape
@@ -119,12 +157,47 @@ def weights_match(torch_module, ms_cell, atol=SAME_WEIGHTS_ATOL):
                    f"comparing magnitudes, not values"), differing
 
 
-def _param_grads_in_torch_naming(ms_cell, grads):
-    names = mindspore_to_torch_names(p.name for p in ms_cell.get_parameters())
-    return OrderedDict((names.get(k, k), v) for k, v in grads.items())
+def _random_layers(torch_module):
+    """``(Dropout-like layers, every layer drawing random masks in train mode)``: the registry's stochastic
+    entries, and any module with a ``dropout`` probability above 0 (MultiheadAttention, LSTM)."""
+    from msport.registry import torch_layers
+
+    stochastic = {name for name, entry in torch_layers(torch_module).items() if entry.stochastic}
+    inner = {name for name, module in torch_module.named_modules()
+             if isinstance(getattr(module, "dropout", None), float) and module.dropout > 0}
+    return stochastic, stochastic | inner
 
 
-def _layer_records(kind, torch_tensors, ms_tensors, name_map, mode, forward_rtol):
+def _few(names, n=4):
+    return ", ".join(names[:n]) + (f" (+{len(names) - n} more)" if len(names) > n else "")
+
+
+def _outputs_after(outputs, random_layers):
+    """Output names (forward order) from the first random layer's output on, Dropouts' own excluded."""
+    after, seen = set(), False
+    for name in outputs:
+        if name.partition("#")[0] in random_layers:
+            seen = True
+        if seen:
+            after.add(name)
+    return after
+
+
+def _zero_fraction_judge(torch_value, ms_value):
+    """A random layer in train mode: do both zero the same fraction (Dropout's p)?"""
+    n = torch_value.size
+    f_torch, f_ms = float(np.mean(torch_value == 0)), float(np.mean(ms_value == 0))
+    p = min(max((f_torch + f_ms) / 2, 1.0 / n), 1 - 1.0 / n)
+    allowed = DROPOUT_ZERO_FRACTION_SIGMAS * math.sqrt(2 * p * (1 - p) / n) + 1e-3
+    score = abs(f_ms - f_torch) / allowed
+    if score <= 1.0:
+        return score, None
+    return score, (f"train mode zeroes {f_ms:.3g} of MindSpore's outputs and {f_torch:.3g} of torch's: the drop "
+                   f"probability differs (MindSpore's keep_prob is 1 - p; give nn.Dropout(p=...))")
+
+
+def _layer_records(kind, torch_tensors, ms_tensors, name_map, mode, forward_rtol, random_layers=frozenset(),
+                   by_magnitude=frozenset()):
     records = []
     for name, torch_value in torch_tensors.items():
         ms_value = ms_tensors.get(_ms_name(name, name_map))
@@ -146,7 +219,14 @@ def _layer_records(kind, torch_tensors, ms_tensors, name_map, mode, forward_rtol
         if "flagged" in record:
             continue
         vanishing = kind != "output" and max(record["torch_mean_abs"], record["ms_mean_abs"]) < floor
-        score, reason = (0.0, None) if vanishing else _judge(kind, record, mode, forward_rtol)
+        if kind == "output" and record["name"].partition("#")[0] in random_layers:
+            score, reason = _zero_fraction_judge(torch_tensors[record["name"]],
+                                                 ms_tensors[_ms_name(record["name"], name_map)])
+        elif vanishing:
+            score, reason = 0.0, None
+        else:
+            judged = "magnitude" if record["name"] in by_magnitude else mode
+            score, reason = _judge(kind, record, judged, forward_rtol)
         record["vanishing"], record["score"] = vanishing, score
         record["flagged"], record["reason"] = reason is not None, reason
     return records
@@ -176,10 +256,11 @@ def _judge(kind, figures, mode, forward_rtol):
         if score > 1.0:
             return score, f"relative difference {figures['rel_diff']:.3g} > {forward_rtol:g}"
         return score, None
-    score = max(figures["rel_diff"] / GRAD_RTOL, (1.0 - figures["cosine"]) / (1.0 - GRAD_MIN_COSINE))
+    score = max(figures["rel_diff"] / LAYER_DIFF_GRAD_NORM_REL,
+                (1.0 - figures["cosine"]) / (1.0 - LAYER_DIFF_GRAD_MIN_COSINE))
     if score > 1.0:
-        return score, (f"gradient relative difference {figures['rel_diff']:.3g} (max {GRAD_RTOL:g}), "
-                       f"cosine {figures['cosine']:.5f} (min {GRAD_MIN_COSINE:g})")
+        return score, (f"gradient relative difference {figures['rel_diff']:.3g} (max {LAYER_DIFF_GRAD_NORM_REL:g}), "
+                       f"cosine {figures['cosine']:.5f} (min {LAYER_DIFF_GRAD_MIN_COSINE:g})")
     return score, None
 
 
@@ -205,8 +286,9 @@ def _summary(records, mode, torch_capture, ms_capture, name_map, train_mode, gra
                                           if _ms_name(n, name_map) not in ms_capture.outputs)
     summary["only_mindspore"] = _unique_bases(torch_names_of_ms.get(n.partition("#")[0], n)
                                               for n in ms_capture.outputs if n not in ms_names)
-    summary["logits_rel_diff"] = compare(torch_capture.logits, ms_capture.logits)["rel_diff"] \
-        if torch_capture.logits.shape == ms_capture.logits.shape else None
+    comparable = torch_capture.logits is not None and ms_capture.logits is not None \
+        and torch_capture.logits.shape == ms_capture.logits.shape
+    summary["logits_rel_diff"] = compare(torch_capture.logits, ms_capture.logits)["rel_diff"] if comparable else None
     if grads:
         summary["loss_torch"], summary["loss_ms"] = torch_capture.loss, ms_capture.loss
     return summary
@@ -230,8 +312,13 @@ def write_dump(result, directory, x):
     except OSError as exc:
         raise UserError(f"cannot create dump folder {directory}: {exc.strerror}") from exc
     paths = []
+    args, kwargs = as_inputs(x)
+    inputs = {"input": args[0]} if len(args) == 1 and not kwargs else \
+        {**{f"input/{i}": a for i, a in enumerate(args)}, **{f"input/{k}": v for k, v in kwargs.items()}}
     for side, capture in result.captures.items():
-        arrays = {"input": np.asarray(x), "logits": capture.logits}
+        arrays = dict(inputs)
+        if capture.logits is not None:
+            arrays["logits"] = capture.logits
         if capture.labels is not None:
             arrays["labels"] = capture.labels
         for kind, tensors in (("output", capture.outputs), ("output_grad", capture.output_grads),

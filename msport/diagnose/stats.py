@@ -1,4 +1,4 @@
-"""Figures that compare two tensors, and every threshold the diagnosis judges them by.
+"""Figures that compare two tensors; the thresholds they are judged by live in :mod:`msport.tolerances`.
 
 All figures are computed in float64 whatever the input dtype, so a sum over a
 25-million-element ResNet50 layer does not lose the digits that tell "equal"
@@ -14,58 +14,7 @@ whole agrees to 0.4% (measured on the zoo's ResNet18 at batch 4).
 
 import numpy as np
 
-# --- tolerances: the one place every threshold lives ----------------------------------
-
-#: Forward outputs of two models with the same weights, norm-relative. Measured on the
-#: zoo with converted weights (CPU, float32): eval mode <= 1.1e-6 (ResNet50, ResNet152);
-#: train mode, where BatchNorm normalises over few values per channel, up to 8.5e-5
-#: (ResNet50, batch 8) and 1.7e-3 (ResNet152, batch 4, layer4). Real porting bugs
-#: (padding, transposed weight, wrong init) give 1e-1 and more.
-FORWARD_RTOL_EVAL = 1e-4
-FORWARD_RTOL_TRAIN = 1e-2
-#: Gradients of two models with the same weights, judged as whole tensors. Single ReLU
-#: kinks flip on 1e-6 input differences (see the module docstring) and train-mode
-#: BatchNorm couples the batch, so deep nets at tiny batches drift: measured worst
-#: norm-relative 0.017 / cosine 0.99986 (ResNet50, batch 8) and 0.11 / 0.994 (ResNet152,
-#: batch 4). Gradient bugs (a sum instead of a mean, a sign) are O(1) or cosine < 0.
-GRAD_RTOL = 0.3
-GRAD_MIN_COSINE = 0.95
-#: A gradient whose mean |g| is below this fraction of the largest of its kind on both
-#: sides is structurally zero (a conv bias followed by train-mode BatchNorm: the batch
-#: mean cancels it, leaving ~1e-9 of rounding noise against ~1e-2) and is not judged.
-GRAD_VANISHING_FRACTION = 1e-5
-#: Independent initialisations cannot be compared value by value, only by size: the
-#: seed's legacy Normal(0.01) init made the first conv's outputs ~10x smaller than
-#: torch's. A ratio mean|ms| / mean|torch| outside this range is flagged.
-MAGNITUDE_RATIO_RANGE = (0.5, 2.0)
-#: Two models "share weights" (so values, not magnitudes, are compared) when every
-#: converted parameter agrees within this.
-SAME_WEIGHTS_ATOL = 1e-6
-#: compare-ckpt: a parameter differs when not ``allclose(b, a, rtol, atol)``.
-#: Conversion is bit-exact, so anything a converter got right passes.
-CKPT_ATOL = 1e-6
-CKPT_RTOL = 1e-5
-#: audit, initial distributions. KS p-values below this reject "same distribution"
-#: (legacy Normal(0.01) against torch's uniform gives p < 1e-30 for every ResNet
-#: layer; a correct init gives p ~ U(0, 1), so false alarms are ~1e-6 per tensor).
-INIT_KS_ALPHA = 1e-6
-#: audit: std(ms) / std(reference) outside this range is flagged. Catches the zero
-#: biases of the legacy init even in a 10-element Dense bias where KS has no power.
-INIT_STD_RATIO_RANGE = (0.5, 2.0)
-#: Below this many elements a sample std says too little to judge.
-INIT_MIN_SAMPLES = 8
-#: KS tests use at most this many elements per tensor (a fixed-seed subsample): at this
-#: size the test still rejects a Normal(0.01)-vs-uniform mix-up with p ~ 0, and a
-#: ResNet50 audit does not spend seconds sorting 2.4M-element kernels.
-INIT_KS_MAX_SAMPLES = 100_000
-#: audit: BatchNorm momentum (torch convention) and eps must agree this closely.
-BN_MOMENTUM_ATOL = 1e-4
-BN_EPS_RTOL = 1e-3
-#: audit: a weight decay per parameter (MindSpore float32 stores 5e-4 as 5.0000002e-4).
-WEIGHT_DECAY_RTOL = 1e-5
-#: audit: loss values of the two frameworks on the same logits and labels.
-LOSS_RTOL = 1e-5
-
+from msport.tolerances import INIT_KS_MAX_SAMPLES, MAGNITUDE_RATIO_RANGE
 
 # --- figures ------------------------------------------------------------------------------
 
@@ -147,6 +96,18 @@ def ks_uniform(x, bound):
     return d, kolmogorov_p(d, n)
 
 
+def ks_normal(x, sigma):
+    """``(D, p)`` of the one-sample KS test of ``x`` against N(0, sigma^2)."""
+    from math import erf, sqrt
+
+    x = np.sort(_ks_sample(x))
+    n = x.size
+    cdf = 0.5 * (1.0 + np.vectorize(erf)(x / (sigma * sqrt(2.0))))
+    steps = np.arange(1, n + 1, dtype=np.float64) / n
+    d = float(max(np.max(steps - cdf), np.max(cdf - (steps - 1.0 / n))))
+    return d, kolmogorov_p(d, n)
+
+
 def ks_two_sample(a, b):
     """``(D, p)`` of the two-sample KS test: could ``a`` and ``b`` come from one distribution?"""
     a, b = np.sort(_ks_sample(a)), np.sort(_ks_sample(b))
@@ -185,10 +146,5 @@ def within_magnitude_range(ratio, bounds=MAGNITUDE_RATIO_RANGE):
     return low <= ratio <= high
 
 
-__all__ = [
-    "FORWARD_RTOL_EVAL", "FORWARD_RTOL_TRAIN", "GRAD_RTOL", "GRAD_MIN_COSINE", "GRAD_VANISHING_FRACTION",
-    "MAGNITUDE_RATIO_RANGE", "SAME_WEIGHTS_ATOL", "CKPT_ATOL", "CKPT_RTOL", "INIT_KS_ALPHA",
-    "INIT_STD_RATIO_RANGE", "INIT_MIN_SAMPLES", "INIT_KS_MAX_SAMPLES", "BN_MOMENTUM_ATOL", "BN_EPS_RTOL",
-    "WEIGHT_DECAY_RTOL", "LOSS_RTOL",
-    "as_numpy", "summarize", "compare", "ks_uniform", "ks_two_sample", "kolmogorov_p", "within_magnitude_range",
-]
+__all__ = ["as_numpy", "summarize", "compare", "ks_normal", "ks_uniform", "ks_two_sample", "kolmogorov_p",
+           "within_magnitude_range"]

@@ -1,0 +1,398 @@
+"""Line up a torch model's names with its MindSpore port's: parameters and layers.
+
+Three sources, tried in this order for every torch parameter, and each pair
+remembers which one made it (``how``):
+
+``"map"``
+    the user's name map: a dict, a callable or a file (:func:`load_name_map`),
+    from torch names to MindSpore names. A key may be a parameter name
+    (``fc.weight``) or a layer name (``fc`` -> ``classifier``); a layer's
+    parameters then follow its registry rules (``norm.weight`` ->
+    ``ln.gamma``).
+``"registry"``
+    the conversion rules of :mod:`msport.registry` (through
+    :func:`msport.convert.map_names` with each layer's type), accepted only when
+    the name exists on the MindSpore side with the converted shape.
+``"structure"``
+    what is left is matched by structure: the parameterised layers of each side
+    in module order, each reduced to (registered type, parameter shapes), are
+    aligned by their longest common subsequence, and the parameters of two
+    aligned layers pair up by the registry's rule (or, for layer types the
+    registry does not know, by order). This lines up a port whose attributes
+    were renamed (mindcv's ``down_sample`` for torchvision's ``downsample``).
+
+Nothing is guessed silently: :meth:`Pairing.lines` says how many pairs each
+source made and lists every structural pair, and whatever no source matched
+is listed per side (``only_torch`` / ``only_ms``).
+
+Layers (for layer-by-layer outputs) pair by the same name where both sides have
+it, else through the prefixes the parameter pairs establish (``layer1.0.conv1``
+-> ``stage1.0.conv1`` gives ``layer1`` -> ``stage1``), else through the map.
+"""
+
+import json
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from msport import registry
+from msport.errors import UserError
+
+HOW = ("map", "registry", "structure")
+
+
+class NameMapError(UserError):
+    """A name map that cannot be read or that names something the model does not have."""
+
+
+# --- name maps ----------------------------------------------------------------------------
+
+def load_name_map(path):
+    """A name map from a file: JSON ``{"torch name": "mindspore name"}``, or text lines
+    ``torch_name mindspore_name`` (``#`` comments and blank lines skipped)."""
+    if not os.path.isfile(path):
+        raise NameMapError(f"{path}: no such name-map file")
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    if text.lstrip().startswith("{"):
+        try:
+            mapping = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise NameMapError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
+            raise NameMapError(f"{path}: a name map maps strings to strings (torch name -> MindSpore name)")
+        return OrderedDict(mapping)
+    mapping = OrderedDict()
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise NameMapError(f"{path}:{number}: expected 'torch_name mindspore_name', found {line!r}")
+        mapping[parts[0]] = parts[1]
+    return mapping
+
+
+def _map_function(name_map):
+    """``torch name -> MindSpore name or None`` from a dict, a callable, a file path or ``None``."""
+    if name_map is None:
+        return None
+    if isinstance(name_map, (str, os.PathLike)):
+        name_map = load_name_map(os.fspath(name_map))
+    if callable(name_map) and not isinstance(name_map, dict):
+        return name_map
+    if isinstance(name_map, dict):
+        mapping = dict(name_map)
+        return mapping.get
+    raise NameMapError(f"a name map is a dict, a callable or a file path, not {type(name_map).__name__}")
+
+
+# --- the pairing ----------------------------------------------------------------------------
+
+@dataclass
+class Pairing:
+    """What was matched, and how. Parameter names include buffers (running statistics)."""
+
+    params: OrderedDict = field(default_factory=OrderedDict)   # torch name -> MindSpore name
+    how: OrderedDict = field(default_factory=OrderedDict)      # torch name -> "map" | "registry" | "structure"
+    layers: OrderedDict = field(default_factory=OrderedDict)   # torch layer -> MindSpore layer
+    layer_how: OrderedDict = field(default_factory=OrderedDict)
+    only_torch: list = field(default_factory=list)
+    only_ms: list = field(default_factory=list)
+    structural: list = field(default_factory=list)            # [(torch layer, ms layer, type)]
+    ignored: list = field(default_factory=list)               # torch-only state, e.g. num_batches_tracked
+
+    @property
+    def ms_to_torch(self):
+        return OrderedDict((m, t) for t, m in self.params.items())
+
+    def ms_layer(self, torch_layer):
+        return self.layers.get(torch_layer)
+
+    def counts(self):
+        return OrderedDict((h, sum(1 for v in self.how.values() if v == h)) for h in HOW)
+
+    def lines(self):
+        counts = self.counts()
+        made = ", ".join(f"{n} by {h}" for h, n in counts.items() if n) or "none"
+        out = [f"names: {len(self.params)} parameters paired ({made})"]
+        for torch_layer, ms_layer, kind in self.structural:
+            out.append(f"  by structure: {torch_layer} <-> {ms_layer} ({kind})")
+        if self.only_torch:
+            out.append(f"  no MindSpore twin ({len(self.only_torch)}): {_few(self.only_torch)}")
+        if self.only_ms:
+            out.append(f"  no torch twin ({len(self.only_ms)}): {_few(self.only_ms)}")
+        if self.only_torch or self.only_ms:
+            out.append("  give a name map (--name-map FILE: lines 'torch_name mindspore_name') for these")
+        return out
+
+    def summary(self):
+        return OrderedDict([("paired", len(self.params)), *((f"paired_by_{h}", n) for h, n in self.counts().items()),
+                            ("unpaired_torch", list(self.only_torch)), ("unpaired_mindspore", list(self.only_ms))])
+
+
+def _few(names, n=8):
+    more = f" (+{len(names) - n} more)" if len(names) > n else ""
+    return ", ".join(names[:n]) + more
+
+
+def _split(name):
+    layer, _, suffix = name.rpartition(".")
+    return layer, suffix
+
+
+def _join(layer, suffix):
+    return f"{layer}.{suffix}" if layer else suffix
+
+
+def _owner(name, layers):
+    """``(layer, relative name, entry)`` of a parameter: the deepest registered layer whose rule owns it
+    (``self_attn.out_proj.bias`` belongs to the ``out_proj`` Linear, not to the attention layer)."""
+    layer, suffix = _split(name)
+    if layers is not None:
+        entry = layers.get(layer)
+        if entry is not None:
+            return layer, suffix, entry
+    return layer, suffix, None
+
+
+def _torch_layout(entry, relative, ms_shape, side="ms"):
+    if entry is None:
+        return tuple(ms_shape)
+    rule = entry.param_for(relative, side)
+    return registry.torch_layout_shape(rule, ms_shape) if rule is not None else tuple(ms_shape)
+
+
+def pair_names(torch_shapes, ms_shapes, torch_layers=None, ms_layers=None, name_map=None):
+    """A :class:`Pairing` of ``{torch name: shape}`` with ``{MindSpore name: shape}``.
+
+    ``torch_layers``/``ms_layers``: ``{layer name: registry entry}`` (:func:`msport.convert.layer_map`),
+    when the models are at hand; without them layer types are inferred from names where possible.
+    """
+    from msport.convert import ConversionError, TORCH_ONLY_SUFFIXES, map_names
+
+    pairing = Pairing()
+    torch_shapes = OrderedDict((k, tuple(v)) for k, v in torch_shapes.items())
+    ms_shapes = OrderedDict((k, tuple(v)) for k, v in ms_shapes.items())
+    for name in list(torch_shapes):
+        if _split(name)[1] in TORCH_ONLY_SUFFIXES:
+            pairing.ignored.append(name)
+            del torch_shapes[name]
+    free_ms = OrderedDict(ms_shapes)
+
+    def fits(torch_name, ms_name):
+        if ms_name not in free_ms:
+            return False
+        layer, relative, entry = _owner(ms_name, ms_layers)
+        if entry is None and ms_layers is None:
+            entry = _owner(torch_name, torch_layers)[2]
+        return _torch_layout(entry, relative, free_ms[ms_name]) == torch_shapes[torch_name] \
+            or free_ms[ms_name] == torch_shapes[torch_name]
+
+    def take(torch_name, ms_name, how):
+        pairing.params[torch_name] = ms_name
+        pairing.how[torch_name] = how
+        del free_ms[ms_name]
+
+    # 1. the user's map: parameter names, or layer names whose parameters follow the registry's rules
+    lookup = _map_function(name_map)
+    if lookup is not None:
+        for name in torch_shapes:
+            target = lookup(name)
+            if target is None:
+                layer, suffix, entry = _owner(name, torch_layers)
+                prefix_layer = layer
+                while prefix_layer and target is None:
+                    mapped_layer = lookup(prefix_layer)
+                    if mapped_layer is not None:
+                        rest = layer[len(prefix_layer):]
+                        rule = entry.param_for(suffix, "torch") if entry is not None else None
+                        ms_suffix = rule.target(suffix, "torch") if rule is not None else suffix
+                        target = _join(mapped_layer + rest, ms_suffix)
+                    prefix_layer = prefix_layer.rpartition(".")[0]
+            if target is None:
+                continue
+            if target not in ms_shapes:
+                raise NameMapError(f"the name map sends {name!r} to {target!r}, which the MindSpore model does not "
+                                   f"have (close: {_few(_similar(target, ms_shapes), 3) or 'none'})")
+            if fits(name, target):
+                take(name, target, "map")
+
+    # 2. the registry's conversion rules, checked against what the MindSpore side holds
+    left = [n for n in torch_shapes if n not in pairing.params]
+    for name, target in _registry_targets(left, torch_shapes, torch_layers, map_names, ConversionError).items():
+        if target is not None and fits(name, target):
+            take(name, target, "registry")
+
+    # 3. structure: align the remaining parameterised layers of both sides
+    left = [n for n in torch_shapes if n not in pairing.params]
+    if left and free_ms:
+        _pair_by_structure(left, torch_shapes, free_ms, torch_layers, ms_layers, pairing, take)
+
+    pairing.only_torch = [n for n in torch_shapes if n not in pairing.params]
+    pairing.only_ms = list(free_ms)
+    return pairing
+
+
+def _similar(name, names):
+    tail = name.rpartition(".")[2]
+    return [n for n in names if n.endswith("." + tail) or n == tail][:3]
+
+
+def _registry_targets(names, shapes, layers, map_names, error_type):
+    """``{torch name: MindSpore name or None}`` through the registry; a name no rule maps gets ``None``."""
+    if not names:
+        return OrderedDict()
+    try:
+        return map_names(names, "torch", layers=layers, shapes=shapes)
+    except error_type:
+        pass
+    out = OrderedDict()
+    for name in names:  # one by one, so one foreign name does not hide the rest
+        try:
+            out.update(map_names([name], "torch", layers=layers, shapes={name: shapes[name]}))
+        except error_type:
+            out[name] = None
+    return out
+
+
+def _groups(names, shapes, layers, side):
+    """``[(layer, entry name or None, ((relative, torch-layout shape), ...))]`` in first-appearance order."""
+    groups = OrderedDict()
+    for name in names:
+        layer, relative, entry = _owner(name, layers)
+        groups.setdefault(layer, [entry, []])[1].append((relative, name))
+    out = []
+    for layer, (entry, members) in groups.items():
+        if entry is None and layers is None:  # no model: the names tell a BatchNorm, a LayerNorm... where they can
+            ranks = {rel: len(shapes[full]) for rel, full in members}
+            ranks.update({f"{rel}_shape": tuple(shapes[full]) for rel, full in members})
+            entry = registry.infer_from_names([rel for rel, _ in members], ranks, side)
+        signature = tuple(sorted(_torch_layout(entry, rel, shapes[full], side) for rel, full in members))
+        out.append((layer, entry.name if entry is not None else None, signature, members, entry))
+    return out
+
+
+def _pair_by_structure(left, torch_shapes, free_ms, torch_layers, ms_layers, pairing, take):
+    torch_groups = _groups(left, torch_shapes, torch_layers, "torch")
+    ms_groups = _groups(list(free_ms), free_ms, ms_layers, "ms")
+
+    def same(a, b):
+        kinds_known = a[1] is not None and b[1] is not None
+        return a[2] == b[2] and (a[1] == b[1] if kinds_known else True)
+
+    for ti, mi in _lcs(torch_groups, ms_groups, same):
+        t_layer, kind, _, t_members, t_entry = torch_groups[ti]
+        m_layer, _, _, m_members, m_entry = ms_groups[mi]
+        m_by_rel = OrderedDict(m_members)
+        pairs = []
+        for rel, full in t_members:
+            rule = t_entry.param_for(rel, "torch") if t_entry is not None else None
+            target_rel = rule.target(rel, "torch") if rule is not None else None
+            if target_rel in m_by_rel:
+                pairs.append((full, m_by_rel.pop(target_rel)))
+        rest_t = [full for rel, full in t_members if full not in dict(pairs)]
+        rest_m = list(m_by_rel.values())
+        for full in rest_t:  # an unregistered type: by order, shapes equal
+            match = next((m for m in rest_m if free_ms[m] == torch_shapes[full]), None)
+            if match is not None:
+                rest_m.remove(match)
+                pairs.append((full, match))
+        if len(pairs) == len(t_members):
+            for full, ms_name in pairs:
+                take(full, ms_name, "structure")
+            pairing.structural.append((t_layer, m_layer, kind or "unregistered"))
+
+
+def _lcs(a, b, same):
+    """Index pairs of a longest common subsequence of ``a`` and ``b`` under ``same``."""
+    n, m = len(a), len(b)
+    table = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n - 1, -1, -1):
+        for j in range(m - 1, -1, -1):
+            table[i][j] = table[i + 1][j + 1] + 1 if same(a[i], b[j]) else max(table[i + 1][j], table[i][j + 1])
+    pairs, i, j = [], 0, 0
+    while i < n and j < m:
+        if same(a[i], b[j]) and table[i][j] == table[i + 1][j + 1] + 1:
+            pairs.append((i, j))
+            i, j = i + 1, j + 1
+        elif table[i + 1][j] >= table[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return pairs
+
+
+# --- models ------------------------------------------------------------------------------------
+
+def pair_models(torch_module, ms_cell, name_map=None):
+    """:func:`pair_names` of a torch module and a MindSpore cell, with both layer maps, plus the layer pairs."""
+    from msport.convert import layer_map
+
+    torch_shapes = OrderedDict((k, tuple(v.shape)) for k, v in torch_module.state_dict().items())
+    ms_shapes = OrderedDict((p.name, tuple(p.shape)) for p in ms_cell.get_parameters())
+    torch_layers, ms_layers = layer_map(torch_module), layer_map(ms_cell)
+    pairing = pair_names(torch_shapes, ms_shapes, torch_layers, ms_layers, name_map)
+    torch_names = [n for n, _ in torch_module.named_modules() if n]
+    ms_names = [n for n, _ in ms_cell.cells_and_names() if n]
+    pair_layers(pairing, torch_names, ms_names, torch_layers, ms_layers, name_map)
+    return pairing
+
+
+def pair_layers(pairing, torch_names, ms_names, torch_layers=None, ms_layers=None, name_map=None):
+    """Fill ``pairing.layers``: by the user's map, by the parameter pairs' layers and prefixes, by equal name."""
+    ms_set = set(ms_names)
+    lookup = _map_function(name_map)
+    prefixes = OrderedDict()
+    for torch_name, ms_name in pairing.params.items():
+        t_layer, m_layer = _split(torch_name)[0], _split(ms_name)[0]
+        # walk up while the trailing components agree: layer1.0.conv1 / stage1.0.conv1 -> layer1 / stage1
+        t_parts, m_parts = t_layer.split(".") if t_layer else [], m_layer.split(".") if m_layer else []
+        prefixes.setdefault(t_layer, m_layer)
+        while t_parts and m_parts and t_parts[-1] == m_parts[-1]:
+            t_parts, m_parts = t_parts[:-1], m_parts[:-1]
+            prefixes.setdefault(".".join(t_parts), ".".join(m_parts))
+        prefixes.setdefault(".".join(t_parts), ".".join(m_parts))
+
+    def translate(name):
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):
+            head = ".".join(parts[:cut])
+            if head in prefixes:  # the deepest known prefix decides, renamed or not
+                tail = ".".join(parts[cut:])
+                return _join(prefixes[head], tail) if tail else prefixes[head]
+        return None
+
+    for name in torch_names:
+        mapped = lookup(name) if lookup is not None else None
+        how = "map"
+        if mapped is None:
+            mapped, how = translate(name), "parameters"
+        if (mapped is None or mapped not in ms_set) and name in ms_set:
+            mapped, how = name, "name"
+        if mapped is not None and mapped in ms_set:
+            pairing.layers[name] = mapped
+            pairing.layer_how[name] = how
+    return pairing
+
+
+def copy_torch_weights(torch_module, ms_cell, pairing=None, name_map=None):
+    """Set every paired MindSpore parameter from its torch twin (reshaped to MindSpore's layout); returns
+    the pairing. Parameters without a twin keep their values and are listed by ``pairing.lines()``."""
+    from msport._mindspore import ms
+
+    pairing = pairing or pair_models(torch_module, ms_cell, name_map)
+    state = torch_module.state_dict()
+    params = {p.name: p for p in ms_cell.get_parameters()}
+    for torch_name, ms_name in pairing.params.items():
+        param = params[ms_name]
+        value = state[torch_name].detach().cpu().numpy().reshape(tuple(param.shape))
+        param.set_data(ms.Tensor(np.array(value)))
+    return pairing
+
+
+__all__ = ["HOW", "NameMapError", "Pairing", "copy_torch_weights", "load_name_map", "pair_layers", "pair_models",
+           "pair_names"]
