@@ -201,7 +201,7 @@ _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<fn>\S+)
 def node_location(node):
     """``file:line `code``` of the source line a node came from (its stack trace's last frame)."""
     trace_text = node.stack_trace or ""
-    frames = list(_FRAME.finditer(trace_text))
+    frames = [f for f in _FRAME.finditer(trace_text) if not f["file"].startswith(_FRAMEWORK_DIRS)]
     if not frames:
         return "an unknown line"
     last = frames[-1]
@@ -283,10 +283,18 @@ def _constant(value):
     raise _CannotRender(f"{type(value).__name__} constant {value!r}")
 
 
-def _path_expression(path):
-    out = "self"
+def _path_expression(path, lists=frozenset()):
+    """``layer1.0.conv1`` -> ``self.layer1[0].conv1`` (``lists``: the container paths built as CellList);
+    a name that is no identifier (regnet's ``block1-0``) is reached by ``getattr``."""
+    out, prefix = "self", ""
     for part in path.split("."):
-        out += f"[{part}]" if part.isdigit() else f".{part}"
+        if part.isdigit() and prefix in lists:
+            out += f"[{part}]"
+        elif part.isidentifier() and not keyword.iskeyword(part):
+            out += f".{part}"
+        else:
+            out = f"getattr({out}, {part!r})"
+        prefix = f"{prefix}.{part}" if prefix else part
     return out
 
 
@@ -323,7 +331,7 @@ class _Writer:
         self.param_paths = OrderedDict()  # get_attr torch path -> MindSpore parameter path
         self.statements = []
         self.reserved = {"self", "ms", "nn", "ops", "Block", "Parameter", "create"} | set(keyword.kwlist) | \
-            {e.factory_name for e in registry.entries()} | {"layer_norm", "stochastic_depth", "load_checkpoint"}
+            {e.factory_name for e in registry.entries()} | {"support", "load_checkpoint"}
 
     # -- bookkeeping
     def need(self, module, name):
@@ -373,6 +381,7 @@ class _Writer:
         self.taken = set()
         self._drop_asserts()
         self.called = {n.target for n in self.gm.graph.nodes if n.op == "call_module"}
+        self.lists = self._list_containers()
         placeholders = []
         for node in self.gm.graph.nodes:
             try:
@@ -390,6 +399,23 @@ class _Writer:
                 self.fail(node, f"cannot write {exc} in MindSpore source")
                 self.names.setdefault(node, node.name)
         return placeholders
+
+    def _list_containers(self):
+        """Container paths whose members are all numbered (torch Sequential/ModuleList): nn.CellList."""
+        paths = set(self.called)
+        for node in self.gm.graph.nodes:
+            if node.op == "get_attr":
+                owner = node.target.rpartition(".")[0]
+                paths.add(owner if owner in self.called else node.target)
+        children = {}
+        for path in paths:
+            parts = path.split(".")
+            for i in range(1, len(parts)):
+                children.setdefault(".".join(parts[:i]), set()).add(parts[i])
+        return frozenset(p for p, kids in children.items() if all(k.isdigit() for k in kids))
+
+    def path(self, path):
+        return _path_expression(path, self.lists)
 
     def _drop_asserts(self):
         """Nodes the op table drops (``torch._assert``), then whatever only they used."""
@@ -418,7 +444,7 @@ class _Writer:
         if owner_path in self.called:
             kind, twin = layer_twin(self.gm.get_submodule(owner_path))
             ms_attr = self._layer_param_name(kind, twin, attr)
-            self.names[node] = f"{_path_expression(owner_path)}.{ms_attr}"
+            self.names[node] = f"{self.path(owner_path)}.{ms_attr}"
             self.param_paths[path] = f"{owner_path}.{ms_attr}"
             return
         if path not in self.param_paths:
@@ -438,7 +464,7 @@ class _Writer:
             self.tree.add(path, _Member("param", source=(f"ms.Parameter(ops.zeros({self.render(tuple(value.shape))}, "
                                                          f"{dtype}), name={attr!r}{grad})")))
             self.param_paths[path] = path
-        self.names[node] = _path_expression(path)
+        self.names[node] = self.path(path)
 
     @staticmethod
     def _layer_param_name(kind, twin, attr):
@@ -469,7 +495,7 @@ class _Writer:
         args = [self.render(a) for a in node.args] + [f"{k}={self.render(v)}" for k, v in node.kwargs.items()]
         name = self.variable(node)
         self.names[node] = name
-        self.statements.append(f"{name} = {_path_expression(path)}({', '.join(args)})")
+        self.statements.append(f"{name} = {self.path(path)}({', '.join(args)})")
 
     def _layer_source(self, kind, twin, module):
         if kind == "user":
@@ -515,28 +541,32 @@ class _Writer:
     def init_lines(self):
         lines = []
         for name, member in sorted(self.tree.root.children.items(), key=lambda kv: kv[1].order):
-            lines.append(f"self.{name} = {self._member_source(name, member, 0)}")
+            value = self._member_source(name, member, 0)
+            if name.isidentifier() and not keyword.iskeyword(name):
+                lines.append(f"self.{name} = {value}")
+            else:  # the root is a torch Sequential: members 0, 1, ...
+                lines.append(f"setattr(self, {name!r}, {value})")
         return lines
 
-    def _member_source(self, name, member, depth):
+    def _member_source(self, path, member, depth):
         if member.kind != "container":
             return member.source
         pad, inner = "    " * depth, "    " * (depth + 1)
         children = sorted(member.children.items(), key=lambda kv: kv[1].order)
-        if all(k.isdigit() for k, _ in children):
-            self.need("msport._mindspore", "nn")
+        if path in self.lists:
             by_index = dict((int(k), m) for k, m in children)
             items = []
             for i in range(max(by_index) + 1):
                 # an index the graph never calls still holds a place, so the others keep torch's numbers
-                items.append(self._member_source(str(i), by_index[i], depth + 1) if i in by_index else "nn.Identity()")
+                items.append(self._member_source(f"{path}.{i}", by_index[i], depth + 1) if i in by_index
+                             else "nn.Identity()")
             return "nn.CellList([\n" + "".join(f"{inner}{item},\n" for item in items) + f"{pad}])"
-        bad = [k for k, _ in children if not k.isidentifier() or keyword.iskeyword(k)]
-        if bad:
-            raise _CannotRender(f"container {name!r} mixes numbered and named children ({', '.join(bad)})")
         self.need(SUPPORT, "Block")
-        body = "".join(f"{inner}{k}={self._member_source(k, m, depth + 1)},\n" for k, m in children)
-        return f"Block(\n{body}{pad})"
+        if all(k.isidentifier() and not keyword.iskeyword(k) for k, _ in children):
+            body = "".join(f"{inner}{k}={self._member_source(f'{path}.{k}', m, depth + 1)},\n" for k, m in children)
+            return f"Block(\n{body}{pad})"
+        body = "".join(f"{inner}{k!r}: {self._member_source(f'{path}.{k}', m, depth + 1)},\n" for k, m in children)
+        return f"Block(**{{\n{body}{pad}}})"
 
 
 # --- the file --------------------------------------------------------------------------------
@@ -559,10 +589,7 @@ def generate(gm, root, class_name, module_name, checkpoint, model_label=None):
     """``(source, layers, param_paths)`` for a traced graph; raises :class:`UnsupportedModel`."""
     writer = _Writer(gm, root, class_name)
     placeholders = writer.write()
-    try:
-        init = writer.init_lines()
-    except _CannotRender as exc:
-        writer.unsupported.append(Unsupported("<module tree>", "structure", class_name, "-", str(exc)))
+    init = writer.init_lines()
     if writer.unsupported:
         raise UnsupportedModel(model_label or class_name, writer.unsupported)
     writer.need(SUPPORT, "load_checkpoint")

@@ -42,7 +42,7 @@ class UnsupportedOp(UserError):
     """A torch op, or one configuration of it, the op table cannot express in MindSpore."""
 
 
-SUPPORT = "msport.port.support"
+SUPPORT = ("msport.port", "support")  # generated code calls support.<helper>
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ def _expand(a):
 
 def _stochastic_depth(a):
     # the trace baked the torch module's training flag in; the twin follows its own cell's flag
-    return f"stochastic_depth({a.input}, {a.p}, {a.mode}, self.training)"
+    return f"support.stochastic_depth({a.input}, {a.p}, {a.mode}, self.training)"
 
 
 def _relu(a):
@@ -291,8 +291,8 @@ OPS = [
        "input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False",
        _max_pool2d),
     Op("layer_norm", (F.layer_norm,), "input, normalized_shape, weight=None, bias=None, eps=1e-05",
-       lambda a: f"layer_norm({a.input}, {a.normalized_shape}, {a.weight}, {a.bias}, {a.eps})",
-       imports=((SUPPORT, "layer_norm"),), doc="ops.layer_norm has no CPU kernel"),
+       lambda a: f"support.layer_norm({a.input}, {a.normalized_shape}, {a.weight}, {a.bias}, {a.eps})",
+       imports=(SUPPORT,), doc="ops.layer_norm has no CPU kernel"),
 ]
 
 
@@ -303,7 +303,7 @@ def _torchvision_ops():
     except ImportError:  # torchvision is optional for msport port
         return []
     return [Op("stochastic_depth", (stochastic_depth,), "input, p, mode, training=True", _stochastic_depth,
-               imports=((SUPPORT, "stochastic_depth"),),
+               imports=(SUPPORT,),
                doc="drops whole samples in training; follows the cell's own training flag")]
 
 
