@@ -28,14 +28,14 @@ FIXED_SIZE = ("vit_b_16", "maxvit_t", "swin_t")  # their graphs fix the input si
 
 def port_one(name, size):
     import torch
-    import torchvision
 
     from msport.port import TraceFailed, UnsupportedModel, port
+    from msport.port.spec import load_torch_model
     from msport.tolerances import PORT_LOGITS_MAX_ABS
 
     torch.manual_seed(0)
-    kwargs = {"init_weights": True} if name in ("googlenet", "inception_v3") else {}
-    model = torchvision.models.get_model(name, weights=None, **kwargs).eval()
+    model, _ = load_torch_model(f"torchvision:{name}")
+    model.eval()
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
     start = time.perf_counter()
     row = {"model": name, "input": f"1x3x{size}x{size}"}

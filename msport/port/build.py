@@ -81,7 +81,8 @@ def port(module, example_inputs, *, name=None, concrete_args=None, check=True, w
     class_name = class_name_for(name)
     gm = trace(module, concrete_args, name=type(module).__name__)
     source, layers, param_paths = generate(gm, module, class_name, f"{name}_ms", f"{name}.ckpt",
-                                           model_label=f"{name} ({type(module).__name__})")
+                                           model_label=name if name == type(module).__name__
+                                           else f"{name} ({type(module).__name__})")
     timings["trace_and_generate_s"] = time.perf_counter() - start
 
     workdir = workdir or tempfile.mkdtemp(prefix="msport_port_")

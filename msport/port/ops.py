@@ -344,6 +344,8 @@ def describe_target(node):
     target = node.target
     module = getattr(target, "__module__", None) or ""
     name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
+    if name.startswith("_VariableFunctionsClass."):  # torch's C functions: torch.erf, not torch._Var...erf
+        name = name.partition(".")[2]
     module = {"_operator": "operator", "torch._C._nn": "torch.nn.functional"}.get(module, module)
     return f"{module}.{name}" if module else name
 

@@ -32,7 +32,8 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
         weight = ops.ones(normalized_shape, x.dtype)
     if bias is None:
         bias = ops.zeros(normalized_shape, x.dtype)
-    return ops.LayerNorm(-axes, -axes, eps)(x, weight, bias)[0]
+    begin = x.ndim - axes  # the primitive takes -1 or a non-negative axis, not -2
+    return ops.LayerNorm(begin, begin, eps)(x, weight, bias)[0]
 
 
 def stochastic_depth(x, p, mode, training):
