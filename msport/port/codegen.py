@@ -168,6 +168,9 @@ def trace(module, concrete_args=None, name=None):
             f"(msport.port.register_layer)") from exc
     finally:
         module.train(was_training)
+    for node in graph.nodes:  # a fixed argument keeps its value as default: callers need not pass it
+        if node.op == "placeholder" and concrete_args and node.target in concrete_args:
+            node.args = (concrete_args[node.target],)
     return fx.GraphModule(tracer.root, graph, name)
 
 
@@ -430,6 +433,7 @@ class _Writer:
                                              and op_table.lookup(node) is not None)
             if pure and not node.users:
                 graph.erase_node(node)
+        self.gm.recompile()  # the torch side runs the same graph (parity with concrete_args)
 
     def placeholder(self, node):
         name = self.variable(node)
