@@ -66,11 +66,18 @@ def _tiny_vit():
     return model
 
 
+def _small_swin():
+    # 8x8 patches in 4x4 windows: the second block of stage 1 shifts; stage 2's 4x4 fits one window, no shift
+    return torchvision.models.SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 2],
+                                              window_size=[4, 4], num_classes=10)
+
+
 MODELS = {
     "resnet18": (lambda: torchvision.models.resnet18(), 64),
     "mobilenet_v2": (lambda: torchvision.models.mobilenet_v2(), 64),
     "squeezenet1_0": (lambda: torchvision.models.squeezenet1_0(), 64),
     "vit_tiny": (_tiny_vit, 32),
+    "swin_small": (_small_swin, 32),
 }
 SLOW_MODELS = {
     "shufflenet_v2_x0_5": (lambda: torchvision.models.shufflenet_v2_x0_5(), 64),

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from torchvision.models import swin_transformer as swin
 
 from msport.port.ops import OPS
 from msport.tolerances import LAYER_FORWARD_MAX_REL
@@ -56,7 +57,22 @@ CASES = {
                    lambda x: F.max_pool2d(x, 3, 2, ceil_mode=True)],
     "layer_norm": [lambda x: F.layer_norm(x, (6,)), lambda x: F.layer_norm(x, (4, 6), eps=1e-6)],
     "stochastic_depth": [lambda x: torchvision.ops.stochastic_depth(x, 0.3, "row", False) * 2],
+    "swin_patch_merging_pad": [lambda x: swin._patch_merging_pad(x)],  # (..., H 3, W 4, C 6): H padded
+    "swin_relative_position_bias": [lambda x: swin._get_relative_position_bias(
+        x.reshape(-1, 2)[:9], torch.tensor([(i * 5) % 9 for i in range(16)]), [2, 2])],
+    "swin_shifted_window_attention": [lambda x: _window_attention(x, [1, 1]), lambda x: _window_attention(x, [0, 0])],
 }
+
+
+def _constant(*shape):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(sum(shape)))
+
+
+def _window_attention(x, shift):
+    """(1, 4, 4, 9) tokens, 3 heads, 2x2 windows; weights are constants of the traced graph."""
+    return swin.shifted_window_attention(x.reshape(1, 4, 4, 9), _constant(27, 9), _constant(9, 9), _constant(1, 3, 4, 4),
+                                         [2, 2], 3, shift, qkv_bias=_constant(27), proj_bias=_constant(9),
+                                         training=False)
 
 
 class OneOp(torch.nn.Module):

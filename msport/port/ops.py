@@ -302,9 +302,31 @@ def _torchvision_ops():
         from torchvision.ops.stochastic_depth import stochastic_depth
     except ImportError:  # torchvision is optional for msport port
         return []
+    from torchvision.models import swin_transformer as swin
+
     return [Op("stochastic_depth", (stochastic_depth,), "input, p, mode, training=True", _stochastic_depth,
                imports=(SUPPORT,),
-               doc="drops whole samples in training; follows the cell's own training flag")]
+               doc="drops whole samples in training; follows the cell's own training flag"),
+            Op("swin_patch_merging_pad", (swin._patch_merging_pad,), "x",
+               lambda a: f"support.patch_merging_pad({a.x})", imports=(SUPPORT,)),
+            Op("swin_relative_position_bias", (swin._get_relative_position_bias,),
+               "relative_position_bias_table, relative_position_index, window_size",
+               lambda a: (f"support.relative_position_bias({a.relative_position_bias_table}, "
+                          f"{a.relative_position_index}, {a.window_size})"), imports=(SUPPORT,)),
+            Op("swin_shifted_window_attention", (swin.shifted_window_attention,),
+               "input, qkv_weight, proj_weight, relative_position_bias, window_size, num_heads, shift_size, "
+               "attention_dropout=0.0, dropout=0.0, qkv_bias=None, proj_bias=None, logit_scale=None, training=True",
+               _shifted_window_attention, imports=(SUPPORT,),
+               doc="Swin v1; torch.roll written as two slices (no Roll kernel on the CPU)")]
+
+
+def _shifted_window_attention(a):
+    _require(a.raw("logit_scale") is None, "shifted_window_attention(logit_scale=...) (Swin v2's cosine "
+                                           "attention) is not supported")
+    return (f"support.shifted_window_attention({a.input}, {a.qkv_weight}, {a.proj_weight}, "
+            f"{a.relative_position_bias}, {a.window_size}, {a.num_heads}, {a.shift_size}, "
+            f"attention_dropout={a.attention_dropout}, dropout={a.dropout}, qkv_bias={a.qkv_bias}, "
+            f"proj_bias={a.proj_bias}, training=self.training)")
 
 
 OPS += _torchvision_ops()

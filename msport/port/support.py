@@ -52,6 +52,98 @@ def stochastic_depth(x, p, mode, training):
     return x * keep
 
 
+# --- torchvision's Swin helpers (functions its model marks as leaves for torch.fx) ---------------
+
+def patch_merging_pad(x):
+    """``torchvision.models.swin_transformer._patch_merging_pad``: the 2x2 patches of (..., H, W, C),
+    concatenated on C, after padding H and W to even sizes."""
+    height, width = x.shape[-3], x.shape[-2]
+    if height % 2 or width % 2:
+        x = ops.pad(x, (0, 0, 0, width % 2, 0, height % 2))
+    return ops.cat((x[..., 0::2, 0::2, :], x[..., 1::2, 0::2, :], x[..., 0::2, 1::2, :], x[..., 1::2, 1::2, :]), -1)
+
+
+def relative_position_bias(table, index, window_size):
+    """``torchvision.models.swin_transformer._get_relative_position_bias``: (1, heads, N, N)."""
+    n = window_size[0] * window_size[1]
+    bias = ops.reshape(table[index], (n, n, -1))
+    return ops.unsqueeze(ops.permute(bias, (2, 0, 1)), 0)
+
+
+def _roll(x, shift, axis):
+    """``torch.roll`` along one axis by a constant: MindSpore 2.10 has no Roll kernel on the CPU."""
+    size = x.shape[axis]
+    shift = shift % size
+    if shift == 0:
+        return x
+    head = ops.narrow(x, axis, size - shift, shift)
+    tail = ops.narrow(x, axis, 0, size - shift)
+    return ops.cat((head, tail), axis)
+
+
+def _linear(x, weight, bias):
+    out = ops.matmul(x, ops.swapaxes(weight, 0, 1))
+    return out if bias is None else out + bias
+
+
+def _window_regions(length, window, shift):
+    """Which of the three shifted-window regions (0, 1, 2) each position of one axis falls in."""
+    positions = ops.arange(length)
+    return ops.cast(positions >= length - window, ms.int32) + ops.cast(positions >= length - shift, ms.int32)
+
+
+def shifted_window_attention(x, qkv_weight, proj_weight, relative_position_bias, window_size, num_heads, shift_size,
+                             attention_dropout=0.0, dropout=0.0, qkv_bias=None, proj_bias=None, logit_scale=None,
+                             training=True):
+    """``torchvision.models.swin_transformer.shifted_window_attention`` (Swin v1: ``logit_scale`` None)."""
+    batch, height, width, channels = x.shape
+    win_h, win_w = window_size[0], window_size[1]
+    pad_r = (win_w - width % win_w) % win_w
+    pad_b = (win_h - height % win_h) % win_h
+    if pad_r or pad_b:
+        x = ops.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+    pad_h, pad_w = height + pad_b, width + pad_r
+    shift_h = 0 if win_h >= pad_h else shift_size[0]
+    shift_w = 0 if win_w >= pad_w else shift_size[1]
+    if shift_h:
+        x = _roll(x, -shift_h, 1)
+    if shift_w:
+        x = _roll(x, -shift_w, 2)
+    windows = (pad_h // win_h) * (pad_w // win_w)
+    tokens = win_h * win_w
+    x = ops.reshape(x, (batch, pad_h // win_h, win_h, pad_w // win_w, win_w, channels))
+    x = ops.reshape(ops.permute(x, (0, 1, 3, 2, 4, 5)), (batch * windows, tokens, channels))
+    qkv = _linear(x, qkv_weight, qkv_bias)
+    qkv = ops.permute(ops.reshape(qkv, (batch * windows, tokens, 3, num_heads, channels // num_heads)), (2, 0, 3, 1, 4))
+    q, k, v = qkv[0], qkv[1], qkv[2]
+    q = q * (channels // num_heads) ** -0.5
+    attn = ops.matmul(q, ops.swapaxes(k, -2, -1)) + relative_position_bias
+    if shift_h or shift_w:
+        regions = (ops.expand_dims(_window_regions(pad_h, win_h, shift_h), 1) * 3
+                   + ops.expand_dims(_window_regions(pad_w, win_w, shift_w), 0))
+        regions = ops.reshape(regions, (pad_h // win_h, win_h, pad_w // win_w, win_w))
+        regions = ops.reshape(ops.permute(regions, (0, 2, 1, 3)), (windows, tokens))
+        different = ops.expand_dims(regions, 1) != ops.expand_dims(regions, 2)
+        mask = ops.cast(different, attn.dtype) * -100.0
+        attn = ops.reshape(attn, (batch, windows, num_heads, tokens, tokens)) + ops.expand_dims(
+            ops.expand_dims(mask, 1), 0)
+        attn = ops.reshape(attn, (-1, num_heads, tokens, tokens))
+    attn = ops.softmax(attn, -1)
+    if training and attention_dropout > 0.0:
+        attn = ops.dropout(attn, p=attention_dropout, training=True)
+    x = ops.reshape(ops.swapaxes(ops.matmul(attn, v), 1, 2), (batch * windows, tokens, channels))
+    x = _linear(x, proj_weight, proj_bias)
+    if training and dropout > 0.0:
+        x = ops.dropout(x, p=dropout, training=True)
+    x = ops.reshape(x, (batch, pad_h // win_h, pad_w // win_w, win_h, win_w, channels))
+    x = ops.reshape(ops.permute(x, (0, 1, 3, 2, 4, 5)), (batch, pad_h, pad_w, channels))
+    if shift_h:
+        x = _roll(x, shift_h, 1)
+    if shift_w:
+        x = _roll(x, shift_w, 2)
+    return x[:, :height, :width, :]
+
+
 def load_checkpoint(net, path):
     """Load a .ckpt written by ``msport port`` into ``net``: every parameter, nothing extra, or an error
     naming the names that do not fit."""
@@ -68,4 +160,5 @@ def load_checkpoint(net, path):
     return net
 
 
-__all__ = ["Block", "layer_norm", "load_checkpoint", "stochastic_depth"]
+__all__ = ["Block", "layer_norm", "load_checkpoint", "patch_merging_pad", "relative_position_bias",
+           "shifted_window_attention", "stochastic_depth"]
