@@ -331,3 +331,25 @@ def test_port_command_bad_input_is_one_line_and_exit_2(spec, shape, message, tmp
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+# --- training a ported model: port:DIR for train_ms.py, module:callable for train_torch.py ------------------
+
+def test_trainers_build_a_ported_model_and_its_torch_spec(tmp_path, capsys):
+    from msport.convert import load_file_into_ms
+
+    spec = "reference_torch.resnet:resnet10_w16"
+    assert cli.main(["port", spec, "--out", str(tmp_path / "p"), "--input-shape", "2,3,32,32"]) == 0
+    torch.manual_seed(3)
+    torch_model = reference_torch.create_model(spec, num_classes=10)  # what train_torch.py --model SPEC builds
+    cell = create_model(f"port:{tmp_path / 'p'}", num_classes=10)      # what train_ms.py --model port:DIR builds
+    torch.save(torch_model.state_dict(), tmp_path / "init.pth")
+    load_file_into_ms(cell, str(tmp_path / "init.pth"))                # --init-from, as both trainers take it
+    x = _input((2, 3, 32, 32))
+    cell.set_train(False)
+    with torch.no_grad():
+        assert np.abs(cell(ms.Tensor(x.numpy())).asnumpy() - torch_model.eval()(x).numpy()).max() <= PORT_LOGITS_MAX_ABS
+    with pytest.raises(ValueError, match="num_classes=7"):
+        create_model(f"port:{tmp_path / 'p'}", num_classes=7)
+    with pytest.raises(ValueError, match="expected one <name>_ms.py"):
+        create_model(f"port:{tmp_path}", num_classes=10)

@@ -24,6 +24,8 @@ def add_arguments(parser):
     parser.add_argument("--concrete-arg", action="append", default=[], metavar="NAME=VALUE",
                         help="fix a forward() argument while tracing (a Python literal), e.g. "
                              "--concrete-arg return_aux=False; repeatable")
+    parser.add_argument("--num-classes", type=int, help="passed to the model builder when it takes num_classes "
+                                                        "(torchvision's do)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and input (default 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace files already in DIR")
 
@@ -63,7 +65,9 @@ def run(args):
     from msport.port.spec import load_torch_model
 
     torch.manual_seed(args.seed)
-    model, default_name = load_torch_model(args.spec)
+    if args.num_classes is not None and args.num_classes < 1:
+        raise UserError(f"--num-classes must be at least 1, got {args.num_classes}")
+    model, default_name = load_torch_model(args.spec, num_classes=args.num_classes)
     name = args.name or default_name
     targets = [f"{name}_ms.py", f"{name}.ckpt", "parity.json", "parity.md"]
     existing = [t for t in targets if os.path.exists(os.path.join(args.out, t))]

@@ -108,6 +108,31 @@ def port(module, example_inputs, *, name=None, concrete_args=None, check=True, w
     return PortResult(name, class_name, cell, source, report, params, conversion, gm, path, timings)
 
 
+def load_ported(directory, num_classes=None, init="torch"):
+    """The model ``msport port`` wrote into ``directory``, freshly initialised (``init``: an msport.layers
+    scheme), for training (``--model port:DIR``); load weights with ``--init-from``. ``num_classes`` is
+    checked against the last Dense layer's output size."""
+    import glob
+
+    sources = sorted(glob.glob(os.path.join(directory, "*_ms.py")))
+    if len(sources) != 1:
+        raise UserError(f"port:{directory}: expected one <name>_ms.py written by msport port, found "
+                        f"{len(sources)}" + (f" ({', '.join(os.path.basename(p) for p in sources)})" if sources else ""))
+    cell = import_source(sources[0]).create()
+    if init != "torch":
+        from msport.layers import apply_init
+
+        apply_init(cell, init)
+    from msport._mindspore import nn
+
+    dense = [c for _, c in cell.cells_and_names() if isinstance(c, nn.Dense)]
+    if num_classes is not None and dense and dense[-1].out_channels != num_classes:
+        raise UserError(f"port:{directory} was generated with {dense[-1].out_channels} outputs, not "
+                        f"num_classes={num_classes}; port the torch model built with {num_classes} classes "
+                        f"(msport port SPEC --num-classes {num_classes})")
+    return cell
+
+
 def import_source(path):
     """Import a generated model file as a module (under a unique name, so ports never collide)."""
     module_name = f"msport_ported_{os.path.splitext(os.path.basename(path))[0]}_{next(_COUNTER)}"
@@ -167,4 +192,4 @@ def _snake(name):
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
-__all__ = ["PortResult", "convert_weights", "import_source", "port"]
+__all__ = ["PortResult", "convert_weights", "import_source", "load_ported", "port"]

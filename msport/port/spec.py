@@ -15,13 +15,15 @@ SPEC_HELP = ("module:callable (a function or class returning a torch.nn.Module, 
              "the current folder is importable) or torchvision:NAME (random weights, no download)")
 
 
-def load_torch_model(spec):
-    """``(module, name)``: the torch model a spec names, and a file-name-safe name for it."""
+def load_torch_model(spec, num_classes=None):
+    """``(module, name)``: the torch model a spec names, and a file-name-safe name for it.
+
+    ``num_classes`` is passed to torchvision builders, and to a callable that takes it."""
     kind, sep, target = spec.partition(":")
     if not sep or not kind or not target:
         raise UserError(f"model spec {spec!r}: expected module:callable or torchvision:NAME")
     if kind == "torchvision":
-        return _torchvision(target), _safe(target)
+        return _torchvision(target, num_classes), _safe(target)
     module = _import(kind, spec)
     obj = module
     for part in target.split("."):
@@ -33,13 +35,22 @@ def load_torch_model(spec):
     if not isinstance(obj, torch.nn.Module):
         if not callable(obj):
             raise UserError(f"model spec {spec!r}: {target} is neither a torch.nn.Module nor callable")
-        obj = obj()
+        obj = obj(num_classes=num_classes) if num_classes is not None and _takes(obj, "num_classes") else obj()
     if not isinstance(obj, torch.nn.Module):
         raise UserError(f"model spec {spec!r}: {target}() returned a {type(obj).__name__}, not a torch.nn.Module")
     return obj, _safe(target.split(".")[-1])
 
 
-def _torchvision(name):
+def _takes(fn, argument):
+    import inspect
+
+    try:
+        return argument in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _torchvision(name, num_classes=None):
     try:
         import torchvision
     except ImportError as exc:
@@ -48,6 +59,8 @@ def _torchvision(name):
     if name not in known:
         raise UserError(f"torchvision has no classification model {name!r}: choose one of {', '.join(known)}")
     kwargs = {"init_weights": True} if name in ("googlenet", "inception_v3") else {}  # say so; torchvision warns
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
     return torchvision.models.get_model(name, weights=None, **kwargs)
 
 
