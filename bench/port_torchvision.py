@@ -10,7 +10,8 @@ activations of several models vanish through the depth (mobilenet_v2's logits co
 any two implementations agree to 1e-4), and torchvision starts ViT's head at zero (logits exactly 0).
 So before porting, BatchNorm running statistics are calibrated on 4 other random images (one torch
 forward in train mode with a cumulative average), and Linear layers left all-zero get torch's
-default draw. The table shows the logits' scale beside the difference, and the relative difference.
+default draw. The table shows the logits' scale beside the difference, the relative difference, and
+torch's own float32 logits against float64 (the rounding floor: where it exceeds 1e-4, so may ours).
 
     python bench/port_torchvision.py                      # all 21 (slow on 2 cores: ~15-25 minutes)
     python bench/port_torchvision.py --models resnet18 mobilenet_v2 --size 64
@@ -78,24 +79,29 @@ def port_one(name, size):
         row.update(ported=False, note=f"error: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
     else:
         logits = result.report["logits"]
-        with torch.no_grad():
-            scale = float(model(x).abs().max())
+        import copy
+
+        with torch.no_grad():  # torch against itself in float64: the rounding floor of float32 logits
+            logits32 = model(x).double()
+            floor = float((logits32 - copy.deepcopy(model).double()(x.double())).abs().max())
+            scale = float(logits32.abs().max())
         row.update(ported=True, max_abs=logits["max_abs_diff"], ok=logits["max_abs_diff"] <= PORT_LOGITS_MAX_ABS,
-                   rel=logits["rel_diff"], scale=scale, first_divergence=result.report["first_divergence"])
+                   rel=logits["rel_diff"], scale=scale, floor=floor, first_divergence=result.report["first_divergence"])
     row["seconds"] = round(time.perf_counter() - start, 1)
     return row
 
 
 def table(rows):
-    out = ["| model | input | ported | max abs logits | logits max-abs diff | rel diff | <= 1e-4 | port s | "
-           "unsupported node |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    out = ["| model | input | ported | max abs logits | logits max-abs diff | rel diff | <= 1e-4 | "
+           "torch fp32 vs fp64 | port s | unsupported node |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         ported = r.get("ported")
-        diff, rel, scale = ((f"{r['max_abs']:.1e}", f"{r['rel']:.1e}", f"{r['scale']:.2g}") if ported
-                            else ("-", "-", "-"))
+        diff, rel, scale, floor = ((f"{r['max_abs']:.1e}", f"{r['rel']:.1e}", f"{r['scale']:.2g}", f"{r['floor']:.1e}")
+                                   if ported else ("-", "-", "-", "-"))
         ok = ("yes" if r["ok"] else "NO") if ported else "-"
         out.append(f"| {r['model']} | {r['input']} | {'yes' if ported else 'no'} | {scale} | {diff} | {rel} | {ok} | "
-                   f"{r['seconds']} | {r.get('note', '')} |")
+                   f"{floor} | {r['seconds']} | {r.get('note', '')} |")
     good = sum(1 for r in rows if r.get("ok"))
     out.append("")
     out.append(f"{good} of {len(rows)} ported with logits max-abs diff <= 1e-4")

@@ -46,7 +46,8 @@ CASES = {
     "sigmoid": [lambda x: torch.sigmoid(x), lambda x: x.sigmoid()],
     "tanh": [lambda x: torch.tanh(x)],
     "gelu": [lambda x: F.gelu(x), lambda x: F.gelu(x, approximate="tanh")],
-    "einsum": [lambda x: torch.einsum("bhid,bhjd->bhij", x, x), lambda x: torch.einsum("b h i d, b h i e -> b h d e", x, x),
+    "einsum": [lambda x: torch.einsum("bhid,bhjd->bhij", x, x),
+               lambda x: torch.einsum("b h i d, b h i e -> b h d e", x, x),
                lambda x: torch.einsum("bhij,bhjd->bhid", x.transpose(-1, -2) @ x, x.transpose(-1, -2))],
     "expand": [lambda x: x[:, :1].expand(-1, 3, -1, -1), lambda x: x[:1].expand(2, 3, 4, 6)],
     "unsqueeze": [lambda x: x.unsqueeze(1), lambda x: torch.unsqueeze(x, -1)],
@@ -70,9 +71,9 @@ def _constant(*shape):
 
 def _window_attention(x, shift):
     """(1, 4, 4, 9) tokens, 3 heads, 2x2 windows; weights are constants of the traced graph."""
-    return swin.shifted_window_attention(x.reshape(1, 4, 4, 9), _constant(27, 9), _constant(9, 9), _constant(1, 3, 4, 4),
-                                         [2, 2], 3, shift, qkv_bias=_constant(27), proj_bias=_constant(9),
-                                         training=False)
+    return swin.shifted_window_attention(x.reshape(1, 4, 4, 9), _constant(27, 9), _constant(9, 9),
+                                         _constant(1, 3, 4, 4), [2, 2], 3, shift, qkv_bias=_constant(27),
+                                         proj_bias=_constant(9), training=False)
 
 
 class OneOp(torch.nn.Module):

@@ -104,6 +104,7 @@ def write_unsupported(directory, exc):
     lines = ["# Not ported: nodes without a MindSpore twin", "",
              "Register a twin (README, `msport port`) and port again.", "",
              "| node | op | target | source line | why |", "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['node']} | {r['op']} | {r['target']} | {r['where'].replace('|', '/')} | {r['why']} |" for r in rows]
+    lines += [f"| {r['node']} | {r['op']} | {r['target']} | {r['where'].replace('|', '/')} | {r['why']} |"
+              for r in rows]
     atomic_write_text(md_path, "\n".join(lines) + "\n")
     return [json_path, md_path]

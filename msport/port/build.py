@@ -116,8 +116,9 @@ def load_ported(directory, num_classes=None, init="torch"):
 
     sources = sorted(glob.glob(os.path.join(directory, "*_ms.py")))
     if len(sources) != 1:
+        found = f" ({', '.join(os.path.basename(p) for p in sources)})" if sources else ""
         raise UserError(f"port:{directory}: expected one <name>_ms.py written by msport port, found "
-                        f"{len(sources)}" + (f" ({', '.join(os.path.basename(p) for p in sources)})" if sources else ""))
+                        f"{len(sources)}{found}")
     cell = import_source(sources[0]).create()
     if init != "torch":
         from msport.layers import apply_init

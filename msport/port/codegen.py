@@ -24,10 +24,9 @@ import keyword
 import math
 import os
 import re
-import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 import torch.fx as fx
@@ -249,14 +248,6 @@ class _Tree:
             node = child
         member.order = self.order.get(path, 10 ** 9)
         node.children[parts[-1]] = member
-
-    def layer_at(self, path):
-        node = self.root
-        for part in path.split("."):
-            node = node.children.get(part) if node.kind == "container" else None
-            if node is None:
-                return None
-        return node
 
 
 # --- source rendering ------------------------------------------------------------------------
@@ -609,7 +600,7 @@ def generate(gm, root, class_name, module_name, checkpoint, model_label=None):
     lines += ["", f"    def construct(self, {', '.join(placeholders)}):"]
     lines += [f"        {s}" for s in writer.statements]
     lines += ["", "", "def create(checkpoint=None):",
-              f'    """A {class_name}; with ``checkpoint`` (.ckpt) its weights loaded, every name and shape checked."""',
+              f'    """A {class_name}; with ``checkpoint`` (.ckpt) its weights loaded, names and shapes checked."""',
               f"    net = {class_name}()",
               "    if checkpoint is not None:",
               "        load_checkpoint(net, checkpoint)",

@@ -29,7 +29,7 @@ import builtins
 import inspect
 import operator
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Tuple
 
 import torch
