@@ -6,6 +6,8 @@ within :data:`msport.tolerances.LAYER_FORWARD_MAX_REL`. ``test_every_entry_has_a
 when an entry is added without one. One model using every case also runs in GRAPH_MODE.
 """
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,7 @@ from msport.port.ops import OPS
 from msport.tolerances import LAYER_FORWARD_MAX_REL
 
 SHAPE = (2, 3, 4, 6)
+_STOCHASTIC_DEPTH = importlib.import_module("torchvision.ops.stochastic_depth")
 
 CASES = {
     "add": [lambda x: x + x * 2, lambda x: torch.add(x, x, alpha=2)],
@@ -57,7 +60,8 @@ CASES = {
     "max_pool2d": [lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: F.max_pool2d(x, 2),
                    lambda x: F.max_pool2d(x, 3, 2, ceil_mode=True)],
     "layer_norm": [lambda x: F.layer_norm(x, (6,)), lambda x: F.layer_norm(x, (4, 6), eps=1e-6)],
-    "stochastic_depth": [lambda x: torchvision.ops.stochastic_depth(x, 0.3, "row", False) * 2],
+    # through the defining module, where torch.fx.wrap made it a leaf (torchvision.ops.stochastic_depth is traced into)
+    "stochastic_depth": [lambda x: _STOCHASTIC_DEPTH.stochastic_depth(x, 0.3, "row", False) * 2],
     "swin_patch_merging_pad": [lambda x: swin._patch_merging_pad(x)],  # (..., H 3, W 4, C 6): H padded
     "swin_relative_position_bias": [lambda x: swin._get_relative_position_bias(
         x.reshape(-1, 2)[:9], torch.tensor([(i * 5) % 9 for i in range(16)]), [2, 2])],
@@ -117,6 +121,8 @@ def test_op_matches_torch(name, tmp_path, rng):
     _assert_close(expected, got, name)
     if name == "flatten":  # torch.flatten starts at dim 0, ops.flatten at 1: the default must be written out
         assert "start_dim=0" in result.source
+    if name.startswith(("stochastic_depth", "swin_")):  # torchvision's leaf helpers, not traced into
+        assert "support." in result.source
 
 
 def test_every_case_in_graph_mode(tmp_path, rng):
@@ -135,3 +141,45 @@ def test_every_case_in_graph_mode(tmp_path, rng):
     # each torch function on its own copy: F.relu(inplace=True) would change the views other cases return
     expected = [fn(torch.from_numpy(x.copy())) for fn in module.fns]
     _assert_close(expected, got, "graph mode")
+
+
+class Drop(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.drop = torchvision.ops.StochasticDepth(0.5, "row")
+
+    def forward(self, x):
+        return self.drop(x)
+
+
+@pytest.mark.parametrize("mode", ["pynative", "graph"])
+def test_stochastic_depth_follows_the_cells_training_flag(mode, tmp_path):
+    from msport._mindspore import ms
+    from msport.port import port
+
+    x = np.ones((64, 3, 2, 2), np.float32)
+    result = port(Drop().eval(), torch.from_numpy(x), check=False, workdir=str(tmp_path))
+    assert "self.training" in result.source
+    previous = ms.get_context("mode")
+    ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
+    try:
+        result.cell.set_train(False)
+        assert np.array_equal(result.cell(ms.Tensor(x)).asnumpy(), x)
+        result.cell.set_train(True)
+        rows = result.cell(ms.Tensor(x)).asnumpy().reshape(64, -1)
+    finally:
+        ms.set_context(mode=previous)
+    kept = rows[:, 0] != 0
+    assert 8 < kept.sum() < 56  # each sample dropped with probability 0.5
+    assert np.allclose(rows[kept], 2.0) and np.all(rows[~kept] == 0)  # survivors scaled by 1 / (1 - p)
+
+
+def test_importing_the_op_table_and_specs_leaves_mindspore_out():
+    import subprocess
+    import sys
+
+    code = ("import sys, msport.port, msport.port.spec, reference_torch; "
+            "reference_torch.create_model('reference_torch.resnet:resnet10_w16'); "
+            "print('mindspore' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"  # a torch-only process (train_torch.py with a spec) never starts MindSpore
