@@ -104,7 +104,6 @@ def port(module, example_inputs, *, name=None, concrete_args=None, check=True, w
         # with concrete_args the original needs them on every call; the traced graph has them built in
         report = parity_report(module if not concrete_args else gm, cell, x)
         timings["parity_s"] = time.perf_counter() - start - sum(timings.values())
-    module.eval()
     return PortResult(name, class_name, cell, source, report, params, conversion, gm, path, timings)
 
 
