@@ -341,6 +341,11 @@ def _bn_entry(dims):
 def _layer_norm_build(a):
     shape = a["normalized_shape"]
     shape = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
+    # measured (MindSpore 2.10 CPU): the LayerNorm primitive takes begin_norm_axis -1 or >= 0, so -2 fails at
+    # the first call, and a non-negative axis depends on the input's rank, which a constructor does not know
+    _require(len(shape) == 1, f"LayerNorm(normalized_shape={shape}) over {len(shape)} dims: MindSpore's "
+                              f"nn.LayerNorm needs begin_norm_axis=-1 or an axis counted from the input's "
+                              f"first dim; flatten those dims into one first")
     return dict(normalized_shape=shape, begin_norm_axis=-len(shape), begin_params_axis=-len(shape),
                 epsilon=a["eps"])
 
