@@ -438,6 +438,9 @@ class _Writer:
         owner_path, _, attr = path.rpartition(".")
         if owner_path in self.called:
             kind, twin = layer_twin(self.gm.get_submodule(owner_path))
+            if kind is None:  # the layer itself is reported unsupported
+                self.names[node] = node.name
+                return
             ms_attr = self._layer_param_name(kind, twin, attr)
             self.names[node] = f"{self.path(owner_path)}.{ms_attr}"
             self.param_paths[path] = f"{owner_path}.{ms_attr}"
