@@ -3,6 +3,7 @@
 import ast
 import json
 import os
+import tempfile
 
 from msport.errors import UserError
 
@@ -74,12 +75,13 @@ def run(args):
     if existing and not args.overwrite:
         raise UserError(f"{args.out} already holds {', '.join(existing)}; pass --overwrite to replace them")
     x = torch.from_numpy(np.random.default_rng(args.seed).standard_normal(shape).astype(np.float32))
-    try:
-        result = port(model, x, name=name, concrete_args=concrete or None)
-    except UnsupportedModel as exc:
-        paths = write_unsupported(args.out, exc)
-        raise UserError(f"{exc}\n(the list is in {', '.join(paths)}; nothing else was written)") from exc
-    paths = result.save(args.out)
+    with tempfile.TemporaryDirectory(prefix="msport_port_") as workdir:  # the source is imported from here
+        try:
+            result = port(model, x, name=name, concrete_args=concrete or None, workdir=workdir)
+        except UnsupportedModel as exc:
+            paths = write_unsupported(args.out, exc)
+            raise UserError(f"{exc}\n(the list is in {', '.join(paths)}; nothing else was written)") from exc
+        paths = result.save(args.out)
     logits = result.report["logits"]
     params = sum(int(np.prod(v.shape)) for v in result.params.values())
     cls = type(model)
