@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "msport.commands.layer_diff",
     "msport.commands.audit",
     "msport.commands.reproduce",
+    "msport.commands.port",
 )
 
 

@@ -445,7 +445,7 @@ def _pool_build(kind, dims):
         pads = _tuple(a["padding"], dims, "padding")
         one = (lambda v: v[0]) if dims == 1 else (lambda v: v)
         kwargs = dict(kernel_size=one(kernel), stride=one(stride), ceil_mode=bool(a["ceil_mode"]))
-        if any(pads):
+        if any(pads) or a["ceil_mode"]:  # MindSpore refuses ceil_mode with pad_mode='valid'
             kwargs.update(pad_mode="pad", padding=one(pads))
         else:
             kwargs.update(pad_mode="valid")

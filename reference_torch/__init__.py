@@ -22,7 +22,14 @@ def list_models():
 
 
 def create_model(name, num_classes=10, **kwargs):
-    """Build a zoo model as a ``torch.nn.Module``; ``None`` keyword values mean "model default"."""
+    """Build a zoo model as a ``torch.nn.Module``; ``None`` keyword values mean "model default".
+
+    A ``module:callable`` or ``torchvision:NAME`` spec (as ``msport port`` takes) builds that model,
+    with ``num_classes`` when its builder takes it: the torch twin of a ``port:DIR`` MindSpore model."""
+    if ":" in name:
+        from msport.port.spec import load_torch_model
+
+        return load_torch_model(name, num_classes=num_classes)[0]
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}: choose one of {', '.join(list_models())}")
     kwargs = {k: v for k, v in kwargs.items() if v is not None}

@@ -1,0 +1,102 @@
+"""How fast ``msport port`` is, and how fast the model it writes trains, side by side in one run.
+
+    python bench/port_speed.py [--batch-size 32] [--rounds 3] [--steps 3]
+
+1. Porting time, in-process (trace, generate, import, convert, parity check of every layer): the
+   zoo's CIFAR ResNet50 (``reference_torch``, one 32x32 image) and torchvision's ResNet50 (one
+   224x224 image). Goal: under 30 s.
+2. Training-step speed in GRAPH_MODE of the ported CIFAR ResNet50 against the hand-written
+   ``msport.models`` ResNet50: the same weights, batch, optimizer and train step (the one
+   ``train_ms.py`` uses). The two alternate in rounds, so load from other processes falls on both;
+   the ratio of their median step times is printed. Goal: ported >= 0.95x hand-written.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import types
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def time_ports():
+    import torch
+    import torchvision
+
+    import reference_torch
+    from msport.port import port
+
+    rows = []
+    for label, build, shape in (("reference_torch resnet50 (CIFAR)", lambda: reference_torch.create_model("resnet50"),
+                                 (1, 3, 32, 32)),
+                                ("torchvision resnet50", lambda: torchvision.models.resnet50(), (1, 3, 224, 224))):
+        torch.manual_seed(0)
+        model = build().eval()
+        x = torch.randn(*shape)
+        start = time.perf_counter()
+        result = port(model, x, name="resnet50")
+        seconds = time.perf_counter() - start
+        parts = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in result.timings.items())
+        rows.append((label, seconds, parts, result.report["logits"]["max_abs_diff"]))
+    return rows
+
+
+def time_training(batch_size, rounds, steps):
+    import numpy as np
+    import torch
+
+    import reference_torch
+    from msport._mindspore import ms
+    from msport.convert import load_torch_weights_into_ms
+    from msport.models import create_model
+    from msport.port import port
+    from msport.training import ms_side
+
+    ms.set_context(mode=ms.GRAPH_MODE)
+    torch.manual_seed(0)
+    torch_model = reference_torch.create_model("resnet50")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch_size, 3, 32, 32)).astype(np.float32)
+    y = rng.integers(0, 10, batch_size).astype(np.int32)
+    ported = port(torch_model, torch.from_numpy(x[:1]), name="resnet50", check=False,
+                  workdir=tempfile.mkdtemp(prefix="msport_port_speed_")).cell
+    hand = create_model("resnet50")
+    load_torch_weights_into_ms(hand, torch_model.state_dict())
+    cfg = types.SimpleNamespace(weight_decay=5e-4, momentum=0.9, nesterov=False)
+    steppers = {}
+    for label, net in (("hand-written", hand), ("ported", ported)):
+        net.set_train(True)
+        steppers[label] = ms_side.Stepper(net, ms_side.build_optimizer(cfg, net, [0.1] * 1000), cfg)
+        steppers[label](x, y)  # compiles the graph
+    times = {label: [] for label in steppers}
+    for _ in range(rounds):
+        for label, step in steppers.items():
+            for _ in range(steps):
+                start = time.perf_counter()
+                step(x, y)
+                times[label].append(time.perf_counter() - start)
+    return {label: statistics.median(t) for label, t in times.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3, help="steps per model per round")
+    args = parser.parse_args()
+    print("porting (in-process; goal < 30 s):")
+    for label, seconds, parts, diff in time_ports():
+        print(f"  {label:34s} {seconds:5.1f} s  ({parts}; logits max-abs diff {diff:.1e})")
+    medians = time_training(args.batch_size, args.rounds, args.steps)
+    print(f"training step, CIFAR ResNet50, batch {args.batch_size}, GRAPH_MODE, median of "
+          f"{args.rounds * args.steps} steps each, alternating:")
+    for label, seconds in medians.items():
+        print(f"  {label:14s} {seconds:6.3f} s/step  {args.batch_size / seconds:6.1f} img/s")
+    print(f"ported / hand-written speed: {medians['hand-written'] / medians['ported']:.3f}x (goal >= 0.95x)")
+
+
+if __name__ == "__main__":
+    main()
