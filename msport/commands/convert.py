@@ -10,7 +10,7 @@ def add_arguments(parser):
     parser.add_argument("src", help="checkpoint to read (.pth/.pt or .ckpt)")
     parser.add_argument("dst", help="checkpoint to write (the other kind)")
     parser.add_argument("--model", help="zoo model to check names and shapes against (e.g. resnet50)")
-    parser.add_argument("--num-classes", type=int, default=10)
+    parser.add_argument("--num-classes", type=int, default=10, help="classifier outputs of --model (default: 10)")
     parser.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
 
 
@@ -20,4 +20,7 @@ def run(args):
     print(f"wrote {args.dst}")
     for line in report.lines():
         print(f"  {line}")
+    if args.model is None:
+        print("  structure checked (BatchNorm tensors, biases); completeness against an architecture was not: "
+              "pass --model NAME for that")
     return 0

@@ -15,9 +15,9 @@ CONTROL_FACTOR = 10.0
 
 
 def add_arguments(parser):
-    from msport.training.config import add_arguments as add_train_arguments
+    from msport.training.config import PARITY, add_arguments as add_train_arguments
 
-    add_train_arguments(parser)
+    add_train_arguments(parser, PARITY)
     parser.add_argument("--steps", type=int, default=20, help="steps to compare (default 20)")
     parser.add_argument("--loss-rtol", type=float, default=LOSS_RTOL,
                         help=f"flag a step whose losses differ by more than this, relative (default {LOSS_RTOL})")

@@ -1,7 +1,7 @@
 """msport reproduce --config FILE: the seed experiment's three arms over several seeds, with statistics."""
 
 from msport.reproduce.report import build_results, console_summary, write_report
-from msport.reproduce.runner import load_config, run_all
+from msport.reproduce.runner import load_config, run_all, with_other_finished_runs
 
 NAME = "reproduce"
 HELP = ("train torch, MindSpore with legacy init and MindSpore with parity init over several seeds and "
@@ -24,7 +24,7 @@ def run(args):
     cfg = load_config(args.config, seeds=args.seeds, epochs=args.epochs, output_dir=args.output_dir, arms=args.arms)
     print(f"msport reproduce: arms {', '.join(cfg.arms)} x seeds {', '.join(map(str, cfg.seeds))} "
           f"in {cfg.output_dir}", flush=True)
-    outcomes = run_all(cfg)
+    cfg, outcomes = with_other_finished_runs(cfg, run_all(cfg))
     results = build_results(cfg, outcomes)
     paths = write_report(results, outcomes, cfg.output_dir)
     print()

@@ -23,11 +23,13 @@ def train(side, run, model, optimizer, train_loader, val_loader, device):
     steps = len(train_loader)
     lrs = per_step_lr(cfg, steps)
     stepper = side.Stepper(model, optimizer, cfg, device)
-    start_epoch = 0
-    if cfg.resume:
-        start_epoch = side.load_resume(model, optimizer, run.resume_file)
-        run.truncate_metrics(start_epoch)
+    start_epoch = run.resume_epoch
+    if start_epoch:
+        side.load_resume(model, optimizer, run.resume_path(start_epoch), start_epoch)
+        run.rollback(start_epoch)
         _say(f"resumed {run.path} after epoch {start_epoch}")
+    elif cfg.resume:
+        _say(f"{run.path} had no finished epoch to resume from: starting at epoch 1")
     for epoch in range(start_epoch, cfg.epochs):  # 0-based here, 1-based in files and logs
         timer = EpochTimer()
         train_loader.set_epoch(epoch)
@@ -46,16 +48,17 @@ def train(side, run, model, optimizer, train_loader, val_loader, device):
         row = {"epoch": epoch + 1, "train_loss": loss_sum / count, "train_acc": 100.0 * correct / count,
                "val_loss": val_loss, "val_acc": val_acc, "lr": float(lrs[epoch * steps]),
                "seconds": timer.seconds(), "images_per_second": count / train_seconds}
-        # Commit order: metrics, checkpoint, best.json, then the resume file last. A process killed
-        # anywhere before that last rename resumes from the previous epoch and redoes this one.
+        # Commit order (msport/training/run.py): metrics, checkpoint, best.json, then the resume file,
+        # whose rename commits the epoch. A process killed before it resumes from the previous epoch.
         run.log_epoch(row)
         name = side.checkpoint_name(cfg, epoch + 1, steps, val_acc)
         side.save_checkpoint(model, os.path.join(run.checkpoint_dir, name))
         run.record_checkpoint(epoch + 1, val_acc, name)
-        side.save_resume(model, optimizer, epoch + 1, run.resume_file)
+        side.save_resume(model, optimizer, epoch + 1, run.resume_path(epoch + 1))
+        run.commit(epoch + 1)
         _say(f"epoch {epoch + 1}/{cfg.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}  "
              f"val loss {val_loss:.4f} acc {val_acc:.2f}  lr {row['lr']:.4g}  {row['seconds']:.1f}s  "
-                  f"{row['images_per_second']:.0f} img/s")
+             f"{row['images_per_second']:.0f} img/s")
     best = run.best()
     if best:
         _say(f"best val acc {best['val_acc']:.2f} at epoch {best['epoch']} ({best['checkpoint']}); run in {run.path}")

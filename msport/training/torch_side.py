@@ -8,8 +8,9 @@ import torch.nn.functional as F
 
 import reference_torch
 from msport.convert import load_file_into_torch
-from msport.errors import UserError
+from msport.errors import UserError, first_line
 from msport.files import atomic_write
+from msport.training.config import check_model
 
 FRAMEWORK = "torch"
 RESUME_FILE = "resume.pth"
@@ -23,6 +24,9 @@ def setup(cfg):
         raise UserError(f"--device {cfg.device}: train_torch.py runs on cpu or cuda")
     if cfg.device == "cpu" and (cfg.precision != "fp32" or cfg.compile != "off"):
         raise UserError("--precision and --compile are for --device cuda; drop them on the CPU")
+    check_model(cfg, reference_torch.list_models())
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -139,13 +143,19 @@ def save_resume(model, optimizer, epoch, path):
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
-def load_resume(model, optimizer, path):
-    """Restore model, optimizer and RNG; returns the last finished epoch."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"])
-    return int(state["epoch"])
+def load_resume(model, optimizer, path, epoch):
+    """Restore model, optimizer and RNG saved after ``epoch``."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if int(state["epoch"]) != epoch:
+            raise ValueError(f"it holds epoch {state['epoch']}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+    except Exception as exc:  # noqa: BLE001 - torch raises several types for cut or replaced files
+        raise UserError(f"{path} is not this run's resume file after epoch {epoch} ({type(exc).__name__}: "
+                        f"{first_line(exc)}); the run cannot continue from it: start a new one in another "
+                        f"--output-dir") from exc
 
 
 def parameters_numpy(model):
