@@ -12,7 +12,6 @@ from the newest finished epoch.
 import sys
 
 from msport.errors import OneLineParser, run_guarded
-from msport.training import torch_side as side
 from msport.training.config import TORCH, add_arguments, resolve, run_dir
 from msport.training.data import load_splits
 from msport.training.loop import train
@@ -26,6 +25,8 @@ def main(argv=None):
 
     def run():
         cfg = resolve(args)
+        from msport.training import torch_side as side  # the framework loads only once the config is valid
+
         device = side.setup(cfg)
         # ---- data --------------------------------------------------------------------------
         train_set, val_set = load_splits(cfg)

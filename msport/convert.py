@@ -23,7 +23,9 @@ Arrays are converted bit-exactly: a round trip returns identical bytes.
 
 import hashlib
 import os
+import pickle
 import re
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -232,7 +234,12 @@ def load_torch_state(path):
 
     _require_file(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "pickle protocol 4": noise beside the one-line verdict
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ConversionError(f"{path}: not a loadable torch checkpoint: it holds pickled Python objects besides "
+                              f"tensors, which msport never runs (weights_only); re-save its state_dict") from exc
     except Exception as exc:  # noqa: BLE001 - torch raises several types for bad files
         raise ConversionError(f"{path}: not a loadable torch checkpoint ({type(exc).__name__}: "
                               f"{first_line(exc)})") from exc
@@ -391,6 +398,7 @@ def convert_file(src, dst, *, model=None, num_classes=10, overwrite=False):
     src_kind, dst_kind = file_kind(src), file_kind(dst)
     if src_kind == dst_kind:
         raise ConversionError(f"{src} and {dst} are both {src_kind} checkpoints; give one .pth and one .ckpt")
+    _require_file(src)
     if os.path.exists(dst) and not overwrite:
         raise ConversionError(f"{dst} exists; pass --overwrite to replace it")
     if os.path.isdir(dst):

@@ -32,7 +32,14 @@ def describe_os_error(exc):
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line (``prog: error: ...``) and exit code 2."""
+    """argparse whose usage errors are one line (``prog: error: ...``) and exit code 2.
+
+    Abbreviated flags are off: ``--init`` must never quietly mean ``--init-from``.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")

@@ -144,9 +144,19 @@ def add_arguments(parser):
     add_output_arguments(parser)
 
 
+def _check_channels(torch_module, x, batch):
+    import torch
+
+    first = next((m for m in torch_module.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    if first is not None and x.shape[1] != first.in_channels:
+        raise UserError(f"input {batch}: {x.shape[1]} channel(s), but the model's first convolution takes "
+                        f"{first.in_channels}; give an (N, {first.in_channels}, H, W) array")
+
+
 def run(args):
     x, y, batch = load_batch(args, args.num_classes)  # bad input fails before models are built
     torch_module, ms_cell, models = build_model_pair(args)
+    _check_channels(torch_module, x, batch)
     result = layer_diff(torch_module, ms_cell, x, y, grads=args.grads, train_mode=args.train_mode,
                         mode=args.mode)
     result.notes[:0] = [models, f"input: {batch}"]
