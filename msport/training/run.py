@@ -46,7 +46,7 @@ RESUME_INVARIANT = ("model", "num_classes", "init", "data", "deterministic", "ba
                     "warmup_epochs", "seed")
 CONFIG_FILE, LOCK_FILE = "config.yaml", ".lock"
 _CHECKPOINT_EPOCH = re.compile(r"^(?:.*-)?(\d+)_")  # {epoch}_{acc}_{model}.pth and {prefix}-{epoch}_{steps}.ckpt
-_held_locks = []  # open lock files live as long as the process
+_held_locks = {}  # folder -> its open lock file, held as long as the process lives
 
 
 class Run:
@@ -156,6 +156,9 @@ class Run:
         return "resume"
 
     def _lock(self):
+        key = os.path.realpath(self.path)
+        if key in _held_locks:  # this process holds it already (a second open in one process)
+            return
         fh = open(os.path.join(self.path, LOCK_FILE), "a+")
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -169,7 +172,7 @@ class Run:
         fh.truncate()
         fh.write(f"pid {os.getpid()}\n")
         fh.flush()
-        _held_locks.append(fh)
+        _held_locks[key] = fh
 
     def _clear(self):
         """Remove what an uncommitted start left (state STARTED): metrics, best.json, checkpoints."""
