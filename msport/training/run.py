@@ -45,7 +45,7 @@ RESUME_INVARIANT = ("model", "num_classes", "init", "data", "deterministic", "ba
                     "weight_decay", "nesterov", "schedule", "milestones", "step_size", "gamma",
                     "warmup_epochs", "seed")
 CONFIG_FILE, LOCK_FILE = "config.yaml", ".lock"
-_CHECKPOINT_EPOCH = re.compile(r"^(?:.*-)?(\d+)_")  # {epoch}_{acc}_{model}.pth and {prefix}-{epoch}_{steps}.ckpt
+_CHECKPOINT_EPOCH = re.compile(r"^(?:.*-)?(\d+)[_.]")  # {epoch}_{acc}_{model}.pth, {prefix}-{epoch}_{steps}.ckpt
 _held_locks = {}  # folder -> its open lock file, held as long as the process lives
 
 
