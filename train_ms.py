@@ -37,7 +37,8 @@ def main(argv=None):
         model = side.build_model(cfg, device)
         optimizer = side.build_optimizer(cfg, model, per_step_lr(cfg, len(train_loader)))
         # ---- run folder: checked, locked and first written only now that all input is valid ----
-        run = Run.open(run_dir(cfg, side.FRAMEWORK), cfg, side.RESUME_FILE)
+        run = Run.open(run_dir(cfg, side.FRAMEWORK), cfg, side.RESUME_FILE,
+                       restore=lambda path, epoch: side.load_resume(model, optimizer, path, epoch))
         # ---- loop, eval, checkpoint ------------------------------------------------------------
         train(side, run, model, optimizer, train_loader, val_loader, device)
         return 0

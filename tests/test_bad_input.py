@@ -95,6 +95,28 @@ def files(tmp_path_factory):
     for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
                  "batches.meta"):
         (text / name).write_text("these are not pickles\n")
+    # Run folders whose resume file was cut short or replaced by something else.
+    from msport.training.config import TrainConfig, save_resolved
+
+    for name, content in (("run_cut", raw[: len(raw) // 3]), ("run_replaced", raw)):
+        (root / name).mkdir()
+        save_resolved(TrainConfig(model="resnet10_w16", batch_size=64, epochs=2, progress=False,
+                                  output_dir=str(root / name)), root / name / "config.yaml")
+        (root / name / "resume-1.pth").write_bytes(content)
+    # A finished reproduction (one torch run) whose report meets a full disk.
+    from msport.reproduce.runner import load_config, plan_runs
+
+    (root / "reproduce_done.yaml").write_text(yaml.safe_dump({"seeds": [0], "arms": ["torch"],
+                                                              "output_dir": str(root / "rep"),
+                                                              "train": {"model": "resnet10_w16", "epochs": 1}}))
+    folder = plan_runs(load_config(str(root / "reproduce_done.yaml")))[0].folder()
+    os.makedirs(folder.checkpoint_dir)
+    save_resolved(folder.cfg, folder.config_file)
+    folder.log_epoch({"epoch": 1, "train_loss": 1.0, "train_acc": 50.0, "val_loss": 1.0, "val_acc": 50.0, "lr": 0.1,
+                      "seconds": 1.0, "images_per_second": 100.0})
+    (Path(folder.checkpoint_dir) / "1_50.00_resnet10_w16.pth").write_bytes(b"weights")
+    folder.record_checkpoint(1, 50.0, "1_50.00_resnet10_w16.pth")
+    Path(folder.resume_path(1)).write_bytes(b"state")
     # Config files.
     (root / "lr_abc.yaml").write_text("model: resnet10_w16\nlr: abc\n")
     (root / "batch_float.yaml").write_text("batch_size: 2.5\n")
@@ -234,6 +256,12 @@ CASES = [
     ("flag-parity-train-epochs", lambda F, W: _msport("parity-train", "--epochs", "3"), "unrecognized arguments"),
     # -- run folders -----------------------------------------------------------------------------------
     ("users-own-config-yaml", lambda F, W: _torch("--output-dir", W / "mine"), "was not written by msport", None, SLOW),
+    ("resume-file-cut", lambda F, W: _torch("--epochs", "2", "--resume", "--output-dir", F / "run_cut"),
+     "resume-1.pth is not this run's resume file", None, SLOW),
+    ("resume-file-replaced", lambda F, W: _torch("--epochs", "2", "--resume", "--output-dir", F / "run_replaced"),
+     "resume-1.pth is not this run's resume file", None, SLOW),
+    ("reproduce-report-disk-full", lambda F, W: _msport("reproduce", "--config", F / "reproduce_done.yaml"),
+     "no space left on", {"MSPORT_FAULT": "enospc:results.json"}),
     ("resume-nothing", lambda F, W: _torch("--output-dir", W / "run", "--resume"), "holds no run to continue",
      None, SLOW),
 ]
@@ -262,3 +290,15 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(argv, message, env, fi
     assert message in lines[0], lines[0]
     assert _snapshot(files, work) == before  # nothing changed, nothing created
     assert not (work / MARKER).exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders: run the suite as a user")
+def test_a_read_only_output_folder_is_one_line(files, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    result = subprocess.run([str(a) for a in _msport("convert", files / "good.pth", folder / "o.ckpt")],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "cannot write" in result.stderr
+    assert os.listdir(folder) == []

@@ -6,7 +6,7 @@ file is complete and before its rename (``MSPORT_FAULT``, :mod:`msport.files`); 
 continued the way its state says, and must end bit-identical to an uninterrupted run.
 """
 
-import fcntl
+import dataclasses
 import os
 import signal
 import subprocess
@@ -298,3 +298,29 @@ def _alive(pid):
         return False
     with open(f"/proc/{pid}/stat") as fh:  # a zombie (dead, not yet reaped by init) counts as stopped
         return fh.read().split()[2] != "Z"
+
+
+# ---- msport reproduce: the report covers every run in the folder ----------------------------------------
+
+def test_a_rerun_of_one_arm_reports_every_finished_run_in_the_folder(tmp_path):
+    from msport.reproduce.runner import load_config, plan_runs, read_outcome, with_other_finished_runs
+
+    config = tmp_path / "r.yaml"
+    config.write_text(yaml.safe_dump({"seeds": [0, 1], "output_dir": str(tmp_path / "out"),
+                                      "train": {"model": "resnet10_w16", "epochs": 1}}))
+    everything = load_config(str(config))
+    for run in plan_runs(everything):  # three arms x two seeds, finished
+        folder = run.folder()
+        os.makedirs(folder.checkpoint_dir)
+        save_resolved(folder.cfg, folder.config_file)
+        folder.log_epoch({"epoch": 1, "train_loss": 1.0, "train_acc": 50.0, "val_loss": 1.0, "val_acc": 50.0 + run.seed,
+                          "lr": 0.1, "seconds": 1.0, "images_per_second": 100.0})
+        folder.record_checkpoint(1, 50.0 + run.seed, "1_50.00_x.pth")
+        Path(folder.resume_path(1)).write_bytes(b"state")
+    other = plan_runs(load_config(str(config), arms=["ms_legacy"], seeds=[1]))[0]
+    save_resolved(dataclasses.replace(other.config, lr=0.3), other.folder().config_file)  # trained otherwise
+    only_torch = load_config(str(config), arms=["torch"], seeds=[0])
+    cfg, outcomes = with_other_finished_runs(only_torch, [read_outcome(plan_runs(only_torch)[0])])
+    assert cfg.arms == ["torch", "ms_legacy", "ms_parity"] and cfg.seeds == [0, 1]
+    assert [(o.arm, o.seed) for o in outcomes] == [("torch", 0), ("ms_legacy", 0), ("ms_parity", 0), ("torch", 1),
+                                                   ("ms_parity", 1)]

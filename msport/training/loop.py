@@ -23,9 +23,8 @@ def train(side, run, model, optimizer, train_loader, val_loader, device):
     steps = len(train_loader)
     lrs = per_step_lr(cfg, steps)
     stepper = side.Stepper(model, optimizer, cfg, device)
-    start_epoch = run.resume_epoch
+    start_epoch = run.resume_epoch  # its model and optimizer state were restored by Run.open
     if start_epoch:
-        side.load_resume(model, optimizer, run.resume_path(start_epoch), start_epoch)
         run.rollback(start_epoch)
         _say(f"resumed {run.path} after epoch {start_epoch}")
     elif cfg.resume:

@@ -95,18 +95,25 @@ class Run:
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
-    def open(cls, path, cfg, resume_file):
+    def open(cls, path, cfg, resume_file, restore=None):
         """Check the folder against the request, lock it, and prepare it; the first write happens here.
 
         Call it after everything else that can fail on bad input (config, model, data, --init-from).
+        ``restore(resume_path, epoch)`` loads the state a resumed run continues from; it runs before
+        anything is written, so a damaged resume file leaves the folder as it was.
         """
         run = cls(path, cfg, resume_file)
         run._decide()                     # refusals first, before anything is created
+        epoch = run.resume_epoch
+        if epoch and restore is not None:
+            restore(run.resume_path(epoch), epoch)
         created = not os.path.isdir(path)
         os.makedirs(path, exist_ok=True)
         try:
             run._lock()
             action = run._decide()        # again under the lock: another trainer may have written meanwhile
+            if run.resume_epoch != epoch:
+                raise UserError(f"{path} changed while it was being opened (another trainer?); run the command again")
         except UserError:
             if created:
                 shutil.rmtree(path, ignore_errors=True)
