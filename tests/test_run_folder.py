@@ -324,3 +324,21 @@ def test_a_rerun_of_one_arm_reports_every_finished_run_in_the_folder(tmp_path):
     assert cfg.arms == ["torch", "ms_legacy", "ms_parity"] and cfg.seeds == [0, 1]
     assert [(o.arm, o.seed) for o in outcomes] == [("torch", 0), ("ms_legacy", 0), ("ms_parity", 0), ("torch", 1),
                                                    ("ms_parity", 1)]
+
+
+# ---- atomic writes ---------------------------------------------------------------------------------------
+
+def test_a_failed_write_leaves_no_temporary_file_not_even_mindspores_inner_one(tmp_path):
+    from msport.files import WriteError, atomic_write, temp_names
+
+    (tmp_path / "m.ckpt").write_bytes(b"previous")
+    tmp, inner = temp_names(tmp_path / "m.ckpt")
+
+    def write(path):  # as MindSpore's save_checkpoint does: its own "<stem>.tmp" first, then a failure
+        assert path == tmp
+        Path(inner).write_bytes(b"half")
+        raise RuntimeError("Failed to save the checkpoint file")
+
+    with pytest.raises(WriteError, match="could not write .*m.ckpt: Failed to save"):
+        atomic_write(tmp_path / "m.ckpt", write)
+    assert sorted(os.listdir(tmp_path)) == ["m.ckpt"] and (tmp_path / "m.ckpt").read_bytes() == b"previous"
