@@ -15,7 +15,7 @@ from msport.errors import OneLineParser, run_guarded
 from msport.training.config import MINDSPORE, add_arguments, resolve, run_dir
 from msport.training.data import load_splits
 from msport.training.loop import train
-from msport.training.run import Run
+from msport.training.run import RESUME_FILES, Run
 from msport.training.schedule import per_step_lr
 
 
@@ -26,7 +26,8 @@ def main(argv=None):
 
     def run():
         cfg = resolve(args)
-        from msport.training import ms_side as side  # the framework loads only once the config is valid
+        Run.check(run_dir(cfg, "mindspore"), cfg, RESUME_FILES["mindspore"])  # a refusal comes before the framework loads
+        from msport.training import ms_side as side
 
         device = side.setup(cfg)
         # ---- data --------------------------------------------------------------------------

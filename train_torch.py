@@ -15,7 +15,7 @@ from msport.errors import OneLineParser, run_guarded
 from msport.training.config import TORCH, add_arguments, resolve, run_dir
 from msport.training.data import load_splits
 from msport.training.loop import train
-from msport.training.run import Run
+from msport.training.run import RESUME_FILES, Run
 
 
 def main(argv=None):
@@ -25,7 +25,8 @@ def main(argv=None):
 
     def run():
         cfg = resolve(args)
-        from msport.training import torch_side as side  # the framework loads only once the config is valid
+        Run.check(run_dir(cfg, "torch"), cfg, RESUME_FILES["torch"])  # a refusal comes before the framework loads
+        from msport.training import torch_side as side
 
         device = side.setup(cfg)
         # ---- data --------------------------------------------------------------------------

@@ -14,9 +14,10 @@ from msport.convert import load_file_into_ms, load_ms_checkpoint, save_ms_checkp
 from msport.errors import UserError, first_line
 from msport.models import create_model, list_models
 from msport.training.config import check_model
+from msport.training.run import RESUME_FILES
 
 FRAMEWORK = "mindspore"
-RESUME_FILE = "resume.ckpt"
+RESUME_FILE = RESUME_FILES[FRAMEWORK]
 DEVICE_TARGETS = {"cpu": "CPU", "gpu": "GPU", "cuda": "GPU", "ascend": "Ascend"}
 
 

@@ -45,6 +45,8 @@ RESUME_INVARIANT = ("model", "num_classes", "init", "data", "deterministic", "ba
                     "weight_decay", "nesterov", "schedule", "milestones", "step_size", "gamma",
                     "warmup_epochs", "seed")
 CONFIG_FILE, LOCK_FILE = "config.yaml", ".lock"
+#: The resume files' kind per framework: resume-1.pth, resume-2.pth... for torch.
+RESUME_FILES = {"torch": "resume.pth", "mindspore": "resume.ckpt"}
 _CHECKPOINT_EPOCH = re.compile(r"^(?:.*-)?(\d+)[_.]")  # {epoch}_{acc}_{model}.pth, {prefix}-{epoch}_{steps}.ckpt
 _held_locks = {}  # folder -> its open lock file, held as long as the process lives
 
@@ -94,6 +96,11 @@ class Run:
         return (FINISHED if committed[-1] >= saved.epochs else RESUMABLE), committed[-1]
 
     # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def check(cls, path, cfg, resume_file):
+        """The refusals of :meth:`open`, reading only: a trainer calls it before loading its framework."""
+        cls(path, cfg, resume_file)._decide()
+
     @classmethod
     def open(cls, path, cfg, resume_file, restore=None):
         """Check the folder against the request, lock it, and prepare it; the first write happens here.

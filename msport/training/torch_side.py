@@ -11,9 +11,10 @@ from msport.convert import load_file_into_torch
 from msport.errors import UserError, first_line
 from msport.files import atomic_write
 from msport.training.config import check_model
+from msport.training.run import RESUME_FILES
 
 FRAMEWORK = "torch"
-RESUME_FILE = "resume.pth"
+RESUME_FILE = RESUME_FILES[FRAMEWORK]
 GPU_EVAL_BATCH = 1024
 
 
