@@ -3,7 +3,7 @@
 Each case runs the real ``msport`` command or trainer as a subprocess and checks: exit code 2,
 stderr one line naming the problem, no traceback, every file that existed before byte-identical
 afterwards, and no file or folder created. Cases that fail before a framework loads take well under a
-second; the ones that load torch or MindSpore are marked slow.
+second, those that load torch a few; the ones that load MindSpore or train are marked slow.
 """
 
 import hashlib
@@ -166,10 +166,10 @@ CASES = [
     ("convert-empty-state-dict", lambda F, W: _msport("convert", F / "empty_dict.pth", W / "o.ckpt"), "holds no tensors"),
     ("convert-bfloat16", lambda F, W: _msport("convert", F / "bf16.pth", W / "o.ckpt"), "no numpy equivalent"),
     ("convert-wrong-architecture", lambda F, W: _msport("convert", F / "resnet18.pth", W / "o.ckpt", "--model",
-                                                        "resnet10_w16"), "do not fit the MindSpore model"),
-    ("convert-cut-msport-ckpt", lambda F, W: _msport("convert", F / "cut.ckpt", W / "o.pth"), "is incomplete: msport wrote"),
+                                                        "resnet10_w16"), "do not fit the MindSpore model", None, SLOW),
+    ("convert-cut-msport-ckpt", lambda F, W: _msport("convert", F / "cut.ckpt", W / "o.pth"), "is incomplete: msport wrote", None, SLOW),
     ("convert-cut-foreign-ckpt", lambda F, W: _msport("convert", F / "foreign_cut.ckpt", W / "o.pth"),
-     "BatchNorm bn1 lacks moving_mean"),
+     "BatchNorm bn1 lacks moving_mean", None, SLOW),
     ("convert-ckpt-as-pth", lambda F, W: _msport("convert", F / "random.pth", W / "o.pth"), "both torch checkpoints"),
     ("convert-missing-source", lambda F, W: _msport("convert", F / "nothing.pth", W / "o.ckpt"), "no such checkpoint"),
     ("convert-unknown-model", lambda F, W: _msport("convert", F / "good.pth", W / "o.ckpt", "--model", "resnet999"),
@@ -178,7 +178,7 @@ CASES = [
     ("convert-output-folder-missing", lambda F, W: _msport("convert", F / "good.pth", W / "no" / "o.ckpt"),
      "does not exist"),
     ("convert-disk-full", lambda F, W: _msport("convert", F / "good.pth", W / "o.ckpt"), "no space left on",
-     {"MSPORT_FAULT": "enospc:o.ckpt"}),
+     {"MSPORT_FAULT": "enospc:o.ckpt"}, SLOW),
     ("compare-ckpt-empty", lambda F, W: _msport("compare-ckpt", F / "empty.pth", F / "good.pth"), "empty.pth"),
     ("compare-ckpt-int-keys", lambda F, W: _msport("compare-ckpt", F / "int_keys.pth", F / "good.pth"), "int key 1"),
     ("layer-diff-wrong-architecture", lambda F, W: _msport("layer-diff", "--model", "resnet10_w16", "--torch-weights",
