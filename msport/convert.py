@@ -339,7 +339,8 @@ def save_torch_state(state, path):
 
     if not state:
         raise ConversionError(f"refusing to write {path}: there are no tensors to save (an empty checkpoint)")
-    tensors = OrderedDict((k, torch.from_numpy(np.ascontiguousarray(v))) for k, v in state.items())
+    # np.ascontiguousarray turns a 0-d array (num_batches_tracked) into shape (1,): keep the shape
+    tensors = OrderedDict((k, torch.from_numpy(np.ascontiguousarray(v).reshape(np.shape(v)))) for k, v in state.items())
     atomic_write(path, lambda tmp: torch.save(tensors, tmp))
 
 
@@ -483,7 +484,8 @@ def load_file_into_torch(module, path):
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong = [f"{k} {tuple(state[k].shape)} vs {expected[k]}" for k in expected
-             if k in state and tuple(state[k].shape) != expected[k]]
+             if k in state and tuple(state[k].shape) != expected[k]
+             and not (expected[k] == () and tuple(state[k].shape) == (1,))]  # torch loads (1,) into a scalar
     if missing or unexpected or wrong:
         raise ConversionError(f"{path} does not fit the torch {type(module).__name__}: missing {_few(missing)}; "
                               f"unexpected {_few(unexpected)}; shape mismatch {_few(wrong)}")
