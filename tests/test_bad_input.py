@@ -11,7 +11,6 @@ import os
 import pickle
 import subprocess
 import sys
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
