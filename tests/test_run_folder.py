@@ -150,7 +150,7 @@ def test_stale_temporary_files_of_dead_processes_are_swept(tmp_path):
 
 def _hold_lock(folder):
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
-                               "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(600)",
+                               "fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(600)",
                                str(folder / ".lock")], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     return holder
@@ -166,6 +166,28 @@ def test_a_locked_folder_refuses_a_second_trainer_until_the_holder_dies(tmp_path
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     assert Run.open(str(tmp_path), _cfg(tmp_path, epochs=3, resume=True), "resume.pth").resume_epoch == 1
+
+
+def test_the_lock_dies_with_the_trainer_even_when_its_forked_workers_live_on(tmp_path):
+    # DataLoader and MindSpore dataset workers are forked after the folder is locked; flock would be
+    # shared with them and keep a killed trainer's folder locked while they linger.
+    script = ("import os, sys, time; from msport.training.run import Run; from msport.training.config import "
+              "TrainConfig; Run.open(sys.argv[1], TrainConfig(model='resnet10_w16', output_dir=sys.argv[1]), "
+              "'resume.pth'); worker = os.fork()\n"
+              "if worker == 0: time.sleep(60); os._exit(0)\n"
+              "print(worker, flush=True); time.sleep(60)")
+    trainer = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    worker = int(trainer.stdout.readline())
+    try:
+        with pytest.raises(UserError, match="in use by a running trainer"):
+            Run.open(str(tmp_path), _cfg(tmp_path), "resume.pth")
+        trainer.send_signal(signal.SIGKILL)
+        trainer.wait()
+        assert _alive(worker)
+        assert Run.open(str(tmp_path), _cfg(tmp_path), "resume.pth").state() == (STARTED, 0)
+    finally:
+        os.kill(worker, signal.SIGKILL)
 
 
 # ---- the kill suite: a real trainer killed at each write point ---------------------------------------

@@ -7,7 +7,7 @@ Layout (same for both frameworks)::
     RUN/best.json          the epoch with the best validation accuracy and its checkpoint
     RUN/checkpoint/        per-epoch weights, named as the seed's scripts name them
     RUN/resume-E.pth|ckpt  model + optimizer + RNG after epoch E: the commit point of epoch E
-    RUN/.lock              held (flock) by the trainer that owns the folder
+    RUN/.lock              locked (POSIX record lock) by the trainer that owns the folder
 
 States, read by :meth:`Run.state` and acted on by :meth:`Run.open` (the one place they are defined):
 
@@ -26,6 +26,7 @@ process, so a killed trainer never leaves a stale lock behind.
 """
 
 import csv
+import errno
 import fcntl
 import json
 import os
@@ -175,8 +176,13 @@ class Run:
             return
         fh = open(os.path.join(self.path, LOCK_FILE), "a+")
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            # A POSIX record lock, not flock: flock is shared with children forked after it is taken
+            # (DataLoader and MindSpore dataset workers), which would keep a killed trainer's folder
+            # locked until they noticed; a POSIX lock belongs to this process alone and dies with it.
+            fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
             fh.seek(0)
             holder = fh.read().strip() or "another process"
             fh.close()
