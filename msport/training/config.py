@@ -75,9 +75,8 @@ class TrainConfig:
     seed: int = option(0, "seed of the weights, the batch order and the augmentation", min=0)
     device: str = option("cpu", {TORCH: "device: cpu or cuda[:N]", MINDSPORE: "device: cpu, gpu or ascend",
                                  PARITY: "device of both frameworks: cpu (or cuda/gpu where each has one)"})
-    threads: Optional[int] = option(None, "intra-op threads of each framework (default: the framework's own "
-                                          "choice); set it when two trainers share a small machine", min=1,
-                                    metavar="N")
+    threads: Optional[int] = option(None, "intra-op threads of the framework(s); set it when two trainers share "
+                                          "a small machine", min=1, metavar="N")
     mode: str = option("graph", "MindSpore execution mode", choices=MODES, used_by=(MINDSPORE, PARITY))
     # torch on CUDA only; the defaults compute what a plain fp32 eager loop computes
     precision: str = option("fp32", "arithmetic on CUDA: fp32 (TF32 off), tf32, or bf16 autocast",
@@ -168,7 +167,7 @@ def add_arguments(parser, program=TORCH):
 
 def _help_line(meta, default, program):
     text = meta["help"][program] if isinstance(meta["help"], dict) else meta["help"]
-    shown = "the framework's" if default is None and meta["metavar"] == "N" else (
+    shown = "the framework's own choice" if default is None and meta["metavar"] == "N" else (
         "none" if default is None or default == [] else default)
     return f"{text} (default: {shown})"
 
