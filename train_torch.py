@@ -9,24 +9,26 @@ best.json and checkpoint/{epoch}_{val_acc}_{model}.pth; ``--resume`` continues
 from the newest finished epoch.
 """
 
-import argparse
 import sys
 
-from msport.errors import UserError
-from msport.training import torch_side as side
-from msport.training.config import add_arguments, resolve, run_dir
+from msport.errors import OneLineParser, run_guarded
+from msport.training.config import TORCH, add_arguments, resolve, run_dir
 from msport.training.data import load_splits
 from msport.training.loop import train
-from msport.training.run import Run
+from msport.training.run import RESUME_FILES, Run
 
 
 def main(argv=None):
     # ---- config ------------------------------------------------------------------------
-    parser = add_arguments(argparse.ArgumentParser(description="Train a zoo model with PyTorch."))
-    try:
-        cfg = resolve(parser.parse_args(argv))
+    parser = add_arguments(OneLineParser(prog="train_torch.py", description="Train a zoo model with PyTorch."), TORCH)
+    args = parser.parse_args(argv)
+
+    def run():
+        cfg = resolve(args)
+        Run.check(run_dir(cfg, "torch"), cfg, RESUME_FILES["torch"])  # a refusal comes before the framework loads
+        from msport.training import torch_side as side
+
         device = side.setup(cfg)
-        run = Run.open(run_dir(cfg, side.FRAMEWORK), cfg, side.RESUME_FILE, write=side.world().is_main)
         # ---- data --------------------------------------------------------------------------
         train_set, val_set = load_splits(cfg)
         train_loader = side.make_loader(train_set, cfg, train=True)
@@ -34,12 +36,14 @@ def main(argv=None):
         # ---- model and optimiser -------------------------------------------------------------
         model = side.build_model(cfg, device)
         optimizer = side.build_optimizer(cfg, model)
+        # ---- run folder: checked, locked and first written only now that all input is valid ----
+        run = Run.open(run_dir(cfg, side.FRAMEWORK), cfg, side.RESUME_FILE, write=side.world().is_main,
+                       restore=lambda path, epoch: side.load_resume(model, optimizer, path, epoch))
         # ---- loop, eval, checkpoint ------------------------------------------------------------
         train(side, run, model, optimizer, train_loader, val_loader, device)
-    except UserError as exc:
-        print(f"train_torch.py: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return run_guarded("train_torch.py", run)
 
 
 if __name__ == "__main__":

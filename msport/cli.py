@@ -1,17 +1,17 @@
 """The ``msport`` command: one subcommand per module in :mod:`msport.commands`.
 
 Each command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
-``run(args) -> int`` (the exit code). Expected failures raise
-:class:`msport.errors.UserError` (or another ``ValueError`` subclass of ours)
-and become one line on stderr with exit code 2; nothing is half-written.
+``run(args) -> int`` (the exit code). Expected failures (a
+:class:`msport.errors.UserError`, a failed read or write, a usage error) become
+one line on stderr with exit code 2 (:func:`msport.errors.run_guarded`);
+nothing is half-written. A traceback means a bug.
 """
 
-import argparse
 import importlib
 import sys
 
 from msport import __version__
-from msport.errors import UserError
+from msport.errors import OneLineParser, run_guarded
 
 COMMAND_MODULES = (
     "msport.commands.convert",
@@ -26,7 +26,7 @@ COMMAND_MODULES = (
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="msport", description="Find and fix the accuracy gap of a PyTorch model ported to MindSpore.")
     parser.add_argument("--version", action="version", version=f"msport {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -40,17 +40,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        return args._run(args)
-    except UserError as exc:
-        print(f"msport {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"msport {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # output piped into e.g. head, which has exited
-        sys.stderr.close()
-        return 0
+    return run_guarded(f"msport {args.command}", lambda: args._run(args))
 
 
 if __name__ == "__main__":

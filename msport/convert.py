@@ -29,15 +29,18 @@ What has no twin is handled on purpose and listed in the returned
 Arrays are converted bit-exactly: a round trip returns identical bytes.
 """
 
+import hashlib
 import os
+import pickle
 import re
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from msport import registry
-from msport.errors import UserError
+from msport.errors import UserError, first_line
 from msport.files import atomic_write
 
 
@@ -357,10 +360,15 @@ def load_torch_state(path):
 
     _require_file(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "pickle protocol 4": noise beside the one-line verdict
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ConversionError(f"{path}: not a loadable torch checkpoint: it holds pickled Python objects besides "
+                              f"tensors, which msport never runs (weights_only); re-save its state_dict") from exc
     except Exception as exc:  # noqa: BLE001 - torch raises several types for bad files
         raise ConversionError(f"{path}: not a loadable torch checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0]})") from exc
+                              f"{first_line(exc)})") from exc
     if isinstance(obj, dict):
         for key in _TORCH_WRAPPER_KEYS:
             if key in obj and isinstance(obj[key], dict):
@@ -368,11 +376,53 @@ def load_torch_state(path):
                 break
     if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
         raise ConversionError(f"{path}: expected a state_dict (name -> tensor), found {type(obj).__name__}")
-    return OrderedDict((k, _to_numpy(v)) for k, v in obj.items())
+    odd = [k for k in obj if not isinstance(k, str)]
+    if odd:
+        raise ConversionError(f"{path}: a state_dict's keys are parameter names, found {type(odd[0]).__name__} "
+                              f"key {odd[0]!r}")
+    if not obj:
+        raise ConversionError(f"{path}: the state_dict holds no tensors")
+    return OrderedDict((k, _file_array(path, k, v)) for k, v in obj.items())
 
 
-def load_ms_params(path):
-    """A MindSpore checkpoint as ``{name: np.ndarray}`` (model and optimizer state alike)."""
+def _file_array(path, key, value):
+    try:
+        return _to_numpy(value)
+    except (TypeError, RuntimeError) as exc:  # e.g. bfloat16, which numpy lacks
+        raise ConversionError(f"{path}: tensor {key} ({getattr(value, 'dtype', '?')}) has no numpy equivalent; "
+                              f"save float32 weights (model.float())") from exc
+
+
+#: First record of every .ckpt msport writes: the tensor count and a SHA-256 of the rest, so a file cut at a
+#: record boundary (which protobuf, and MindSpore's own crc_check, accept) is caught on loading.
+INTEGRITY_KEY = "msport.integrity"
+
+
+def _integrity(arrays):
+    """int64 [count, digest as 4 int64] over ``(name, array)`` pairs, independent of their order."""
+    digest = hashlib.sha256()
+    for name, array in sorted(arrays, key=lambda item: item[0]):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{name}\0{array.dtype}\0{array.shape}\0".encode())
+        digest.update(array.tobytes())
+    return np.array([len(arrays), *np.frombuffer(digest.digest(), dtype=np.int64)], dtype=np.int64)
+
+
+def save_ms_checkpoint(arrays, path):
+    """Write ``{name: np.ndarray}`` as a .ckpt with msport's integrity mark; refuses an empty one."""
+    from msport._mindspore import ms
+
+    if not arrays:
+        raise ConversionError(f"refusing to write {path}: there are no tensors to save (an empty checkpoint)")
+    # np.ascontiguousarray turns a 0-d array (num_batches_tracked) into shape (1,): keep the shape
+    arrays = OrderedDict((k, np.ascontiguousarray(v).reshape(np.shape(v))) for k, v in arrays.items())
+    entries = [{"name": INTEGRITY_KEY, "data": ms.Tensor(_integrity(list(arrays.items())))}]
+    entries += [{"name": k, "data": ms.Tensor(v)} for k, v in arrays.items()]
+    atomic_write(path, lambda tmp: ms.save_checkpoint(entries, tmp))
+
+
+def load_ms_checkpoint(path):
+    """``{name: Parameter}`` of a .ckpt; an msport-written file's integrity mark is checked and removed."""
     from msport._mindspore import ms
 
     _require_file(path)
@@ -380,8 +430,29 @@ def load_ms_params(path):
         params = ms.load_checkpoint(str(path))
     except Exception as exc:  # noqa: BLE001
         raise ConversionError(f"{path}: not a loadable MindSpore checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
-    return OrderedDict((k, _to_numpy(v)) for k, v in params.items())
+                              f"{first_line(exc)})") from exc
+    if not params:
+        raise ConversionError(f"{path}: the checkpoint holds no tensors")
+    mark = params.pop(INTEGRITY_KEY, None)
+    if mark is not None:
+        try:
+            arrays = [(k, v.asnumpy()) for k, v in params.items() if not isinstance(v, str)]
+        except Exception as exc:  # noqa: BLE001 - a damaged tensor record
+            raise ConversionError(f"{path}: damaged ({first_line(exc)})") from exc
+        recorded, found = mark.asnumpy(), _integrity(arrays)
+        if recorded[0] != found[0]:
+            raise ConversionError(f"{path} is incomplete: msport wrote {recorded[0]} tensors, the file holds "
+                                  f"{found[0]} (a cut or damaged file; use an intact copy)")
+        if not np.array_equal(recorded, found):
+            raise ConversionError(f"{path} is damaged: its tensors do not match the digest msport wrote "
+                                  f"(use an intact copy)")
+    return params
+
+
+def load_ms_params(path):
+    """A MindSpore checkpoint as ``{name: np.ndarray}`` (model and optimizer state alike)."""
+    params = load_ms_checkpoint(path)
+    return OrderedDict((k, _file_array(path, k, v)) for k, v in params.items() if not isinstance(v, str))
 
 
 def load_any(path):
@@ -393,20 +464,56 @@ def load_any(path):
 def save_torch_state(state, path):
     import torch
 
-    tensors = OrderedDict((k, torch.from_numpy(np.array(v, order="C"))) for k, v in state.items())
+    if not state:
+        raise ConversionError(f"refusing to write {path}: there are no tensors to save (an empty checkpoint)")
+    # np.ascontiguousarray turns a 0-d array (num_batches_tracked) into shape (1,): keep the shape
+    tensors = OrderedDict((k, torch.from_numpy(np.ascontiguousarray(v).reshape(np.shape(v)))) for k, v in state.items())
     atomic_write(path, lambda tmp: torch.save(tensors, tmp))
 
 
 def save_ms_params(params, path):
-    from msport._mindspore import ms
-
-    entries = [{"name": k, "data": ms.Tensor(np.array(v, order="C"))} for k, v in params.items()]  # keeps 0-d shapes
-    atomic_write(path, lambda tmp: ms.save_checkpoint(entries, tmp))
+    save_ms_checkpoint(params, path)
 
 
 def _require_file(path):
+    if os.path.isdir(path):
+        raise ConversionError(f"{path} is a folder; give a checkpoint file")
     if not os.path.isfile(path):
         raise ConversionError(f"{path}: no such checkpoint file")
+
+
+def structural_check(names, kind):
+    """What is wrong with a set of parameter names that needs no model to see; a list of problems.
+
+    Every BatchNorm has all four tensors, and a weight has its bias where its siblings (the modules
+    at the same place in other blocks) do. A file cut short or pruned by hand fails these; a file that
+    merely lacks whole layers needs ``--model`` to be caught.
+    """
+    batchnorm = (("weight", "bias", "running_mean", "running_var") if kind == "torch"
+                 else ("gamma", "beta", "moving_mean", "moving_variance"))
+    bn_only = batchnorm[2:] if kind == "torch" else batchnorm
+    names = [n for n in names if not (kind == "mindspore" and MS_OPTIMIZER_STATE.match(n))]
+    suffixes = OrderedDict()
+    for name in names:
+        module, suffix = _split(name)
+        suffixes.setdefault(module, set()).add(suffix)
+    problems = []
+    siblings = OrderedDict()
+    for module, have in suffixes.items():
+        if have & set(bn_only):
+            lacking = [s for s in batchnorm if s not in have]
+            if lacking:
+                problems.append(f"BatchNorm {module} lacks {', '.join(lacking)}")
+        elif "weight" in have or "bias" in have:
+            siblings.setdefault(re.sub(r"\.\d+\.", ".#.", f".{module}."), []).append(module)
+    for group in siblings.values():
+        with_bias = [m for m in group if "bias" in suffixes[m]]
+        for module in group:
+            if "weight" not in suffixes[module]:
+                problems.append(f"{module} has a bias but no weight")
+            elif with_bias and "bias" not in suffixes[module]:
+                problems.append(f"{module} lacks the bias its siblings ({with_bias[0]}...) have")
+    return problems
 
 
 def convert_file(src, dst, *, model=None, num_classes=10, overwrite=False):
@@ -415,14 +522,27 @@ def convert_file(src, dst, *, model=None, num_classes=10, overwrite=False):
     With ``model`` (a zoo name, or a built model of the target framework: a
     ``mindspore.nn.Cell`` for a .ckpt, a ``torch.nn.Module`` for a .pth) the
     result is checked against that model's parameter names and shapes before
-    anything is written.
+    anything is written; without, the structural checks that need no model are run.
     """
     src_kind, dst_kind = file_kind(src), file_kind(dst)
     if src_kind == dst_kind:
         raise ConversionError(f"{src} and {dst} are both {src_kind} checkpoints; give one .pth and one .ckpt")
+    _require_file(src)
     if os.path.exists(dst) and not overwrite:
         raise ConversionError(f"{dst} exists; pass --overwrite to replace it")
+    if os.path.isdir(dst):
+        raise ConversionError(f"{dst} is a folder; give the file to write")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(dst))):
+        raise ConversionError(f"{dst}: folder {os.path.dirname(os.path.abspath(dst))} does not exist")
+    if model is not None:
+        _require_zoo_model(model, src_kind)
+    if num_classes < 1:
+        raise ConversionError(f"--num-classes must be at least 1, got {num_classes}")
     _, weights = load_any(src)
+    if model is None:
+        problems = structural_check(list(weights), src_kind)
+        if problems:
+            raise ConversionError(f"{src} is incomplete: {_few(problems, 3)}")
     if src_kind == "torch":
         expected = layers = None
         if model is not None and not isinstance(model, str):
@@ -450,6 +570,15 @@ def convert_file(src, dst, *, model=None, num_classes=10, overwrite=False):
         params, report = mindspore_to_torch(weights, expected, layers=layers)
         save_torch_state(params, dst)
     return report
+
+
+def _require_zoo_model(model, src_kind):
+    if src_kind == "torch":
+        from msport.models import list_models
+    else:
+        from reference_torch import list_models
+    if model not in list_models():
+        raise ConversionError(f"unknown model {model!r}: choose one of {', '.join(list_models())}")
 
 
 # --- in-memory models -------------------------------------------------------------------
@@ -488,15 +617,20 @@ def load_file_into_torch(module, path):
         return load_ms_weights_into_torch(module, weights)
     report = ConversionReport()
     state = _strip_data_parallel(weights, report)
-    for key in torch_state_shapes(module):
+    expected = torch_state_shapes(module)
+    for key in expected:
         if key.endswith("num_batches_tracked") and key not in state:
             state[key] = np.array(0, np.int64)
             report.added[key] = "BatchNorm step counter set to 0"
-    try:
-        module.load_state_dict(OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in state.items()),
-                               strict=True)
-    except RuntimeError as exc:
-        raise ConversionError(f"{path} does not fit the torch model: {str(exc).splitlines()[0]}") from exc
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(state[k].shape)} vs {expected[k]}" for k in expected
+             if k in state and tuple(state[k].shape) != expected[k]
+             and not (expected[k] == () and tuple(state[k].shape) == (1,))]  # torch loads (1,) into a scalar
+    if missing or unexpected or wrong:
+        raise ConversionError(f"{path} does not fit the torch {type(module).__name__}: missing {_few(missing)}; "
+                              f"unexpected {_few(unexpected)}; shape mismatch {_few(wrong)}")
+    module.load_state_dict(OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in state.items()), strict=True)
     report.converted = len(state) - len(report.added)
     return report
 

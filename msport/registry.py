@@ -30,7 +30,7 @@ import inspect
 import math
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
 from msport.errors import UserError

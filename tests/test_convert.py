@@ -124,7 +124,7 @@ def test_cli_refuses_bad_input_without_touching_files(resnet18_state, tmp_path, 
 
     assert main(["convert", str(tmp_path / "m.pth"), str(tmp_path / "x.ckpt"), "--model", "resnet50"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "do not fit" in err or "shape mismatch" in err
+    assert len(err.splitlines()) == 1 and "do not fit the MindSpore model" in err
     assert not (tmp_path / "x.ckpt").exists()
 
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
@@ -133,3 +133,44 @@ def test_cli_refuses_bad_input_without_touching_files(resnet18_state, tmp_path, 
 
     assert main(["convert", str(tmp_path / "m.pth"), str(tmp_path / "z.ckpt"), "--model", "resnet18"]) == 0
     assert "converted 102 tensors" in capsys.readouterr().out
+
+
+# ---- integrity of the files msport writes ------------------------------------------------------------
+
+def test_a_ckpt_msport_wrote_is_checked_against_its_integrity_mark(resnet18_state, tmp_path):
+    from msport.convert import INTEGRITY_KEY
+
+    params, _ = torch_to_mindspore(resnet18_state)
+    save_ms_params(params, tmp_path / "m.ckpt")
+    loaded = load_ms_params(tmp_path / "m.ckpt")
+    assert INTEGRITY_KEY not in loaded and list(loaded) == list(params)
+    data = bytearray((tmp_path / "m.ckpt").read_bytes())
+    data[-5] ^= 0xFF  # one byte of the last tensor's data: protobuf still parses it
+    (tmp_path / "flipped.ckpt").write_bytes(bytes(data))
+    with pytest.raises(ConversionError, match="is damaged: its tensors do not match the digest"):
+        load_ms_params(tmp_path / "flipped.ckpt")
+
+
+def test_an_empty_checkpoint_is_never_written(tmp_path):
+    from msport.convert import save_torch_state
+
+    for save, name in ((save_ms_params, "e.ckpt"), (save_torch_state, "e.pth")):
+        with pytest.raises(ConversionError, match="no tensors to save"):
+            save({}, tmp_path / name)
+        assert not (tmp_path / name).exists()
+
+
+def test_structural_check_needs_no_model(resnet18_state):
+    from msport.convert import structural_check
+
+    names = list(resnet18_state)
+    assert structural_check(names, "torch") == []
+    cut = [n for n in names if n not in ("layer2.0.bn1.running_var", "layer3.1.conv2.weight")]
+    problems = structural_check(cut + ["layer3.1.conv2.bias"], "torch")
+    assert "BatchNorm layer2.0.bn1 lacks running_var" in problems
+    assert "layer3.1.conv2 has a bias but no weight" in problems
+    no_bias = [n for n in names if n != "linear.bias"] + ["linear2.weight", "linear2.bias"]
+    assert structural_check(no_bias, "torch") == []  # linear and linear2 are not siblings
+    ms_names = list(torch_to_mindspore(resnet18_state)[0])
+    assert structural_check([n for n in ms_names if n != "bn1.gamma"] + ["moments.bn1.beta"], "mindspore") == \
+        ["BatchNorm bn1 lacks gamma"]

@@ -474,13 +474,10 @@ def test_help_for_every_command(capsys):
 
 
 def test_layer_diff_takes_a_data_batch(capsys):
-    data = pytest.importorskip("msport.data")
-    if not hasattr(data, "load_dataset"):
-        pytest.skip("msport.data.load_dataset is not there yet")
-    pytest.importorskip("sklearn")
     code, out, _ = run_cli(["layer-diff", "--model", "resnet18", "--data", "digits", "--batch-size", "2",
                             "--ms-init", "torch"], capsys)
-    assert code in (0, 1) and "input: digits test images" in out
+    assert "input: digits test images" in out
+    assert code == 0, out  # two independent torch-scheme inits stay within magnitude ratio [0.5, 2]
 
 
 # --- slow: the seed's model --------------------------------------------------------------------------------

@@ -40,16 +40,19 @@ def _pytorch_cifar_state_dict(model):
 
 
 def test_pytorch_cifar_checkpoint_loads_strictly(tmp_path):
-    from msport.convert import load_torch_state
+    from msport.convert import load_file_into_torch, load_torch_state
 
+    torch.manual_seed(1)
     source = reference_torch.create_model("resnet18")
     path = tmp_path / "ckpt.pth"
     torch.save(_pytorch_cifar_state_dict(source), path)
-    state = load_torch_state(path)
-    assert all(k.startswith("module.") for k in state)
+    assert all(k.startswith("module.") for k in load_torch_state(path))
+    torch.manual_seed(2)
     target = reference_torch.create_model("resnet18")
-    stripped = OrderedDict((k[len("module."):], torch.from_numpy(v)) for k, v in state.items())
-    assert target.load_state_dict(stripped, strict=True).missing_keys == []
+    report = load_file_into_torch(target, path)  # msport's own unwrapping and module. stripping
+    assert "module." in report.dropped
+    for key, value in source.state_dict().items():
+        assert torch.equal(target.state_dict()[key], value), key
 
 
 def test_unknown_model_and_scheme_name_the_choices():
@@ -61,12 +64,18 @@ def test_unknown_model_and_scheme_name_the_choices():
         create_model("resnet18", init="xavier")
 
 
+def _weights_off_normal_001(model):
+    """Conv and Dense weights whose std is not Normal(0.01)'s (within 10%; each holds >= 1,728 values)."""
+    return [p.name for p in model.get_parameters()
+            if p.name.endswith("weight") and abs(p.asnumpy().std() - 0.01) > 0.001]
+
+
 def test_init_scheme_reaches_every_conv_and_dense():
     legacy = create_model("resnet18", init="legacy")
-    for p in legacy.get_parameters():
-        if p.name.endswith("weight"):
-            assert p.asnumpy().std() < 0.012, p.name
+    assert _weights_off_normal_001(legacy) == []
     assert not legacy.linear.bias.asnumpy().any()
+    # the check can fail: torch's kaiming-uniform is off Normal(0.01) in most layers
+    assert len(_weights_off_normal_001(create_model("resnet18", init="torch"))) > 10
 
 
 def test_check_zoo_command_reports_every_requested_model(capsys):

@@ -63,15 +63,56 @@ def test_unknown_keys_are_errors_in_the_file_and_in_set(tmp_path):
     with pytest.raises(UserError, match="--set 'momentun=0.8'"):
         _resolve(["--set", "momentun=0.8"])
     with pytest.raises(UserError, match="schedule 'linear' unknown"):
-        _resolve(["--schedule", "linear"])
+        _resolve(["--set", "schedule=linear"])
     with pytest.raises(UserError, match="not found"):
         _resolve(["--config", str(tmp_path / "missing.yaml")])
 
 
-def test_every_config_key_has_a_flag():
-    parser = add_arguments(argparse.ArgumentParser())
-    flags = {a.dest for a in parser._actions}
-    assert set(config_mod.FIELDS) <= flags
+def _flags(program):
+    parser = add_arguments(argparse.ArgumentParser(), program)
+    return {a.dest: a for a in parser._actions if a.dest not in ("help", "config", "set")}
+
+
+def test_each_program_lists_its_own_flags_with_help_and_default():
+    from msport.training.config import MINDSPORE, PARITY, TORCH
+
+    torch_flags, ms_flags, parity_flags = _flags(TORCH), _flags(MINDSPORE), _flags(PARITY)
+    assert set(config_mod.FIELDS) == set(torch_flags) | set(ms_flags)  # every key has a flag somewhere
+    assert {"precision", "compile", "device_data"} <= set(torch_flags) and "init" not in torch_flags
+    assert {"init", "mode", "ckpt_prefix"} <= set(ms_flags) and "precision" not in ms_flags
+    assert not {"epochs", "resume", "output_dir", "progress", "init_from"} & set(parity_flags)
+    for flags in (torch_flags, ms_flags, parity_flags):
+        for name, action in flags.items():
+            assert action.help and "(default: " in action.help, name
+    assert torch_flags["compile"].choices == config_mod.COMPILE_MODES
+    assert ms_flags["mode"].choices == config_mod.MODES
+
+
+def test_values_are_type_and_range_checked_naming_their_origin(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: abc\n")
+    with pytest.raises(UserError, match=r"config file .*c.yaml: lr must be a number, got 'abc'"):
+        _resolve(["--config", str(path)])
+    with pytest.raises(UserError, match=r"--set 'epochs=2.5': epochs must be an integer, got 2.5"):
+        _resolve(["--set", "epochs=2.5"])
+    with pytest.raises(UserError, match="is not a YAML value"):
+        _resolve(["--set", "milestones=["])
+    with pytest.raises(UserError, match="nesterov must be true or false, got 'yes please'"):
+        _resolve(["--set", "nesterov=yes please"])
+    with pytest.raises(UserError, match="momentum must be below 1, got 1.5"):
+        _resolve(["--momentum", "1.5"])
+    assert _resolve(["--set", "lr=1"]).lr == 1.0 and isinstance(_resolve(["--set", "lr=1"]).lr, float)
+
+
+def test_threads_sets_torch_intra_op_threads():
+    from msport.training import torch_side
+
+    before = torch.get_num_threads()
+    try:
+        torch_side.setup(TrainConfig(model="resnet10_w16", threads=1))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 # ---- schedule ----------------------------------------------------------------------------
@@ -125,7 +166,7 @@ def test_mindspore_trainer_writes_model_checkpoint_names(tmp_path, cifar_dir):
     result = _train("train_ms.py", out, cifar_dir, "--epochs", "2", "--init", "legacy")
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(out / "checkpoint")) == ["train_resnet_cifar10-1_3.ckpt", "train_resnet_cifar10-2_3.ckpt"]
-    assert len(_metrics(out)) == 2 and (out / "resume.ckpt").is_file()
+    assert len(_metrics(out)) == 2 and (out / "resume-2.ckpt").is_file()
 
 
 def test_refuses_to_overwrite_a_run_and_to_resume_with_other_settings(tmp_path, cifar_dir):
@@ -133,7 +174,7 @@ def test_refuses_to_overwrite_a_run_and_to_resume_with_other_settings(tmp_path, 
     assert _train("train_torch.py", out, cifar_dir, "--epochs", "1").returncode == 0
     before = (out / "metrics.csv").read_bytes()
     again = _train("train_torch.py", out, cifar_dir, "--epochs", "1")
-    assert again.returncode == 2 and "already holds a run; pass --resume" in again.stderr
+    assert again.returncode == 2 and "holds a finished run of 1 epochs" in again.stderr
     changed = _train("train_torch.py", out, cifar_dir, "--epochs", "1", "--resume", "--lr", "0.3")
     assert changed.returncode == 2 and "lr 0.05 -> 0.3" in changed.stderr
     assert (out / "metrics.csv").read_bytes() == before
@@ -145,7 +186,7 @@ def _kill_after_first_epoch(script, out, data_dir, epochs):
     cmd = [sys.executable, str(REPO / script), "--data", "cifar10", "--data-dir", data_dir, "--output-dir", str(out),
            *TINY, "--epochs", str(epochs), "--deterministic"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    resume = out / ("resume.pth" if script == "train_torch.py" else "resume.ckpt")
+    resume = out / ("resume-1.pth" if script == "train_torch.py" else "resume-1.ckpt")
     deadline = time.time() + 240
     while not resume.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)

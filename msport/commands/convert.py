@@ -11,7 +11,7 @@ def add_arguments(parser):
     parser.add_argument("dst", help="checkpoint to write (the other kind)")
     parser.add_argument("--model", help="model to check names and shapes against: a zoo name (e.g. resnet50), or "
                                         "MODULE:CALLABLE returning your model of DST's framework")
-    parser.add_argument("--num-classes", type=int, default=10)
+    parser.add_argument("--num-classes", type=int, default=10, help="classifier outputs of a zoo --model (default: 10)")
     parser.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
 
 
@@ -30,4 +30,7 @@ def run(args):
     print(f"wrote {args.dst}")
     for line in report.lines():
         print(f"  {line}")
+    if args.model is None:
+        print("  structure checked (BatchNorm tensors, biases); completeness against an architecture was not: "
+              "pass --model NAME for that")
     return 0

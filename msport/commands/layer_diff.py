@@ -211,6 +211,15 @@ def add_arguments(parser):
     add_output_arguments(parser)
 
 
+def _check_channels(torch_module, x, batch):
+    import torch
+
+    first = next((m for m in torch_module.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    if first is not None and x.shape[1] != first.in_channels:
+        raise UserError(f"input {batch}: {x.shape[1]} channel(s), but the model's first convolution takes "
+                        f"{first.in_channels}; give an (N, {first.in_channels}, H, W) array")
+
+
 def run(args):
     from msport import specs
 
@@ -223,6 +232,8 @@ def run(args):
     torch_module, ms_cell, models = build_model_pair(args)
     if args.example:
         (x, batch), y = example_inputs(args), None
+    else:
+        _check_channels(torch_module, x, batch)
     result = layer_diff(torch_module, ms_cell, x, y, grads=args.grads, train_mode=args.train_mode,
                         mode=args.mode, name_map=args.name_map, torch_loss_fn=torch_loss, loss_fn=ms_loss)
     result.notes[:0] = [models, f"input: {batch}"]

@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 from msport.errors import UserError
+from msport.files import atomic_write_text
 
 NAME = "parity-train"
 HELP = "train torch and MindSpore in lockstep and compare losses and parameters per step"
@@ -15,9 +16,9 @@ CONTROL_FACTOR = 10.0
 
 
 def add_arguments(parser):
-    from msport.training.config import add_arguments as add_train_arguments
+    from msport.training.config import PARITY, add_arguments as add_train_arguments
 
-    add_train_arguments(parser)
+    add_train_arguments(parser, PARITY)
     parser.add_argument("--steps", type=int, default=20, help="steps to compare (default 20)")
     parser.add_argument("--loss-rtol", type=float, default=LOSS_RTOL,
                         help=f"flag a step whose losses differ by more than this, relative (default {LOSS_RTOL})")
@@ -60,11 +61,10 @@ def run(args):
     print("verdict: " + (f"MindSpore departs from torch beyond rounding noise at step(s) {flagged}" if flagged else
                          "MindSpore follows torch within float32 rounding noise"))
     if args.json_file:
-        with open(args.json_file, "w") as fh:
-            json.dump({"config": dataclasses.asdict(cfg), "loss_rtol": args.loss_rtol,
-                       "steps": [dataclasses.asdict(r) for r in records],
-                       "control_factor": CONTROL_FACTOR,
-                       "summary": {"flagged_steps": flagged, "steps_over_rtol": beyond_rtol,
-                                   "noise_floor": floor, "max_loss_rel_diff": worst.loss_rel_diff,
-                                   "max_param_diff_after_step_1": records[0].max_param_diff}}, fh, indent=2)
+        report = {"config": dataclasses.asdict(cfg), "loss_rtol": args.loss_rtol,
+                  "steps": [dataclasses.asdict(r) for r in records], "control_factor": CONTROL_FACTOR,
+                  "summary": {"flagged_steps": flagged, "steps_over_rtol": beyond_rtol, "noise_floor": floor,
+                              "max_loss_rel_diff": worst.loss_rel_diff,
+                              "max_param_diff_after_step_1": records[0].max_param_diff}}
+        atomic_write_text(args.json_file, json.dumps(report, indent=2))
     return 1 if flagged else 0

@@ -3,7 +3,7 @@
 from msport.reproduce.report import build_results, console_summary, write_report
 import dataclasses
 
-from msport.reproduce.runner import Launch, load_config, missing_runs, parse_shard, run_all
+from msport.reproduce.runner import Launch, load_config, missing_runs, parse_shard, run_all, with_other_finished_runs
 
 NAME = "reproduce"
 HELP = ("train torch, MindSpore with legacy init and MindSpore with parity init over several seeds and "
@@ -40,6 +40,9 @@ def run(args):
     missing = missing_runs(cfg, outcomes)
     if missing:
         print(f"\nnot finished yet, so not in the results: {', '.join(missing)}", flush=True)
+    # runs of this folder trained earlier with the same settings (say all three arms, where this
+    # invocation asked for --arms torch) are reported too, so a partial rerun never shrinks the report
+    cfg, outcomes = with_other_finished_runs(cfg, outcomes)
     reported = dataclasses.replace(cfg, arms=[a for a in cfg.arms if any(o.arm == a for o in outcomes)])
     if not reported.arms:
         print("no run has finished yet: no report written")

@@ -11,8 +11,10 @@ The trainers' output goes to ``RUN/train.log``; the console gets one line as
 each run starts and one as it ends.
 """
 
+import ctypes
 import dataclasses
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -25,9 +27,10 @@ from typing import List, Optional, Tuple
 
 import msport
 from msport.errors import UserError
-from msport.training.config import FIELDS, TrainConfig, load_resolved, read_mapping, save_resolved, validate
+from msport.training.config import (FIELDS, TrainConfig, check_model, from_mapping, load_resolved, read_mapping,
+                                    save_resolved)
 from msport.training.parallel import free_port, launch_command, launcher_env
-from msport.training.run import Run
+from msport.training.run import FINISHED as RUN_FINISHED, RESUMABLE, Run
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,9 @@ ARMS = {arm.name: arm for arm in (
 PER_RUN_KEYS = ("seed", "init", "device", "output_dir", "resume", "progress", "world_size")
 #: TrainConfig keys that may differ between a run folder and the request: they do not change what is computed
 #: (world_size: a run may resume at another number of ranks, as the trainers allow).
-NOT_IDENTITY_KEYS = ("resume", "output_dir", "progress", "num_workers", "keep_checkpoint_max", "world_size")
+NOT_IDENTITY_KEYS = ("resume", "output_dir", "progress", "num_workers", "keep_checkpoint_max", "threads",
+                     "world_size")
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 #: Lines of a failed run's log shown on the console.
 FAILED_LOG_TAIL = 20
 
@@ -135,9 +140,7 @@ def _check(cfg, path):
     per_run = sorted(set(cfg.train) & set(PER_RUN_KEYS))
     need(not per_run, f"train: {', '.join(per_run)} set by reproduce for each run; use seeds, arms, "
                       f"output_dir, torch_device and ms_device (and --nproc-per-run for world_size) instead")
-    for key, value in cfg.train.items():
-        need(_has_type(value, FIELDS[key].type), f"train: {key} {value!r} is not a {_type_name(FIELDS[key].type)}")
-    need(isinstance(cfg.seeds, list) and cfg.seeds and all(_has_type(s, int) for s in cfg.seeds),
+    need(isinstance(cfg.seeds, list) and cfg.seeds and all(_has_type(s, int) and s >= 0 for s in cfg.seeds),
          f"seeds must be a list of integers such as [0, 1], got {cfg.seeds!r}")
     need(len(set(cfg.seeds)) == len(cfg.seeds), f"seeds {cfg.seeds} repeat a seed")
     need(isinstance(cfg.arms, list) and cfg.arms and all(a in ARMS for a in cfg.arms),
@@ -145,27 +148,19 @@ def _check(cfg, path):
     need(len(set(cfg.arms)) == len(cfg.arms), f"arms {cfg.arms} repeat an arm")
     for key in ("output_dir", "torch_device", "ms_device"):
         need(isinstance(getattr(cfg, key), str), f"{key} must be a string, got {getattr(cfg, key)!r}")
-    try:
-        validate(TrainConfig(**cfg.train))  # bad values (schedule, epochs...) fail here, not in the first run
+    try:  # types, ranges and the model name fail here, not in the first run
+        from_mapping(cfg.train)
+        import reference_torch
+
+        check_model(TrainConfig(**cfg.train), reference_torch.list_models())
     except UserError as exc:
         need(False, f"train: {exc}")
 
 
 def _has_type(value, annotation):
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
     if annotation is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if annotation == Optional[str]:
-        return value is None or isinstance(value, str)
-    if annotation == List[int]:
-        return isinstance(value, list) and all(_has_type(v, int) for v in value)
-    return not isinstance(annotation, type) or isinstance(value, annotation)  # unchecked: a kind not seen yet
-
-
-def _type_name(annotation):
-    return {Optional[str]: "string or null", List[int]: "list of integers"}.get(
-        annotation, getattr(annotation, "__name__", str(annotation)))
+    return isinstance(value, annotation)
 
 
 # -- plan ------------------------------------------------------------------------------------
@@ -210,22 +205,8 @@ def run_state(run):
             raise UserError(f"{run.path} holds a run with " + ", ".join(
                 f"{k} {getattr(saved, k)!r} (requested {getattr(run.config, k)!r})" for k in changed) +
                 "; pass another --output-dir, or delete that folder to retrain it")
-    folder = run.folder()
-    if len(folder.completed_epochs()) >= run.config.epochs and folder.best() is not None:
-        return FINISHED
-    if os.path.isfile(folder.resume_file):
-        return INTERRUPTED
-    return NEW
-
-
-def _clear_unfinished_first_epoch(run):
-    """A process killed during epoch 1 may leave metrics without a resume file: the trainer neither
-    resumes nor restarts such a folder, and nothing in it is worth keeping."""
-    folder = run.folder()
-    for path in (folder.metrics_file, folder.best_file):
-        if os.path.exists(path):
-            os.remove(path)
-    shutil.rmtree(folder.checkpoint_dir, ignore_errors=True)
+    state, _ = run.folder().state()  # the trainer's own reading of the folder (msport/training/run.py)
+    return {RUN_FINISHED: FINISHED, RESUMABLE: INTERRUPTED}.get(state, NEW)
 
 
 # -- several runs at once, several ranks per run, several invocations (nodes) ------------------
@@ -361,8 +342,6 @@ def run_all(cfg, launch=Launch()):
         done = len(run.folder().completed_epochs()) if state == INTERRUPTED else 0
         say(f"{tag}: " + (f"resuming after epoch {done}" if state == INTERRUPTED else "training") +
             f" ({run.config.epochs} epochs; log {log})")
-        if state == NEW:
-            _clear_unfinished_first_epoch(run)
         start = time.perf_counter()
         slot = slots.take()
         try:
@@ -404,7 +383,7 @@ def _train(run, trainers, log, resume, launch=Launch(), slot=0):
                  f"{' '.join(command)}\n")
         fh.flush()
         code = subprocess.run(command, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                              env=env).returncode
+                              env=env, preexec_fn=_die_with_parent(os.getpid())).returncode
     _append_rank_logs(run, log)
     if code != 0:
         with open(log) as fh:
@@ -414,6 +393,52 @@ def _train(run, trainers, log, resume, launch=Launch(), slot=0):
             raise UserError(f"run {run.label} was stopped by signal {-code}; its log is {log}; "
                             f"rerun the same command to continue it")
         raise UserError(f"run {run.label} failed (exit {code}); its log is {log}")
+
+
+def _die_with_parent(parent):
+    """A ``preexec_fn`` that makes the trainer stop when this process dies (Linux ``PR_SET_PDEATHSIG``).
+
+    Without it a trainer whose ``msport reproduce`` was killed trains on, unseen; the run folder's lock
+    then refuses the rerun's trainer rather than let both write it. Elsewhere it does nothing.
+    """
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def arm():
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return arm
+
+
+def with_other_finished_runs(cfg, outcomes):
+    """``(cfg, outcomes)`` widened to every finished run in the output folder trained with these settings.
+
+    So ``--arms torch`` (or fewer ``--seeds``) rerun in a folder of three arms reports all three, rather
+    than replace the full report with a partial one.
+    """
+    planned = {(o.arm, o.seed) for o in outcomes}
+    runs_dir = os.path.join(cfg.output_dir, "runs")
+    found = []
+    for name in sorted(os.listdir(runs_dir)) if os.path.isdir(runs_dir) else []:
+        arm, sep, seed = name.rpartition("-seed")
+        if not sep or arm not in ARMS or not seed.isdigit() or (arm, int(seed)) in planned:
+            continue
+        run = plan_runs(dataclasses.replace(cfg, seeds=[int(seed)], arms=[arm]))[0]
+        try:
+            if run_state(run) == FINISHED:
+                found.append(read_outcome(run))
+        except UserError:  # trained with other settings: not part of this comparison
+            continue
+    if not found:
+        return cfg, outcomes
+    arms = [a for a in ARMS if a in cfg.arms or any(o.arm == a for o in found)]
+    seeds = sorted(set(cfg.seeds) | {o.seed for o in found})
+    everything = sorted(outcomes + found, key=lambda o: (seeds.index(o.seed), arms.index(o.arm)))
+    return dataclasses.replace(cfg, arms=arms, seeds=seeds), everything
 
 
 def read_outcome(run):

@@ -1,7 +1,10 @@
 """One configuration for both trainers: YAML file -> command-line overrides -> resolved copy in the run.
 
-Unknown keys are errors, in the file and on the command line alike, so a typo
-never silently trains with a default.
+Each key of :class:`TrainConfig` is declared once, with its type, default,
+help line, choices, range and the programs that use it; the flags, ``--help``
+and the checks are all read from that declaration. Every value from the file,
+``--set`` or a flag is checked for type and range before anything is written,
+and unknown keys are errors, so a typo never silently trains with a default.
 """
 
 import argparse
@@ -12,74 +15,112 @@ from typing import List, Optional
 
 import yaml
 
-from msport.errors import UserError
+from msport.errors import UserError, first_line
 from msport.files import atomic_write_text
+from msport.training.schedule import EPOCH_COUNT_DEPENDENT, SCHEDULES
 
-SCHEDULES = ("constant", "step", "multistep", "cosine")
 PRECISIONS = ("fp32", "tf32", "bf16")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 DATA_SOURCES = ("cifar10", "digits")
+DATA_CLASSES = {"cifar10": 10, "digits": 10}
 INITS = ("torch", "legacy", "mindspore")
+MODES = ("graph", "pynative")
+
+# The programs that read the config; each lists only the flags it uses (YAML files may hold any key).
+TORCH, MINDSPORE, PARITY = "train_torch.py", "train_ms.py", "parity-train"
+TRAINERS = (TORCH, MINDSPORE)
+ALL = (TORCH, MINDSPORE, PARITY)
+
+
+def option(default, help, *, choices=None, min=None, above=None, max=None, below=None, used_by=ALL,
+           metavar=None):
+    """A config key: its default, one help line, its allowed values and the programs that take it as a flag."""
+    meta = dict(help=help, choices=choices, min=min, above=above, max=max, below=below, used_by=used_by,
+                metavar=metavar)
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class TrainConfig:
     # model
-    model: str = "resnet18"
-    num_classes: int = 10
-    init: str = "torch"               # MindSpore only; the torch side is the reference
-    init_from: Optional[str] = None   # .pth or .ckpt to start from (converted as needed)
+    model: str = option("resnet18", "zoo model name, e.g. resnet10_w16, resnet18, resnet50")
+    num_classes: int = option(10, "classifier outputs; at least the data set's classes", min=1)
+    init: str = option("torch", "MindSpore init scheme: torch (PyTorch's defaults), legacy (MindSpore 1.x), "
+                                "mindspore (the installed version's)", choices=INITS, used_by=(MINDSPORE,))
+    init_from: Optional[str] = option(None, "start from these weights (.pth or .ckpt, converted as needed)",
+                                      used_by=TRAINERS, metavar="FILE")
     # data
-    data: str = "digits"
-    data_dir: Optional[str] = None
-    download: bool = False
-    deterministic: bool = False       # the seed's set-up: no shuffle, no crop/flip
-    num_workers: int = 0               # batches cost ~2 ms of numpy: workers only compete for 2 cores
+    data: str = option("digits", "data set: digits (embedded, offline) or cifar10", choices=DATA_SOURCES)
+    data_dir: Optional[str] = option(None, "folder holding cifar-10-batches-py/ or cifar-10-batches-bin/",
+                                     metavar="DIR")
+    download: bool = option(False, "fetch CIFAR-10 into --data-dir when it is missing")
+    deterministic: bool = option(False, "the seed's set-up: no shuffle, no crop/flip", used_by=TRAINERS)
+    num_workers: int = option(0, "data loader worker processes (batches cost ~2 ms of numpy: workers only "
+                                 "compete with compute on a small machine)", min=0, used_by=TRAINERS)
     # optimisation (SGD with momentum, weight decay on every parameter as torch does)
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    nesterov: bool = False
-    schedule: str = "cosine"
-    milestones: List[int] = field(default_factory=list)  # multistep; step uses step_size
-    step_size: int = 30
-    gamma: float = 0.1
-    warmup_epochs: int = 0
+    epochs: int = option(10, "epochs to train", min=1, used_by=TRAINERS)
+    batch_size: int = option(128, "images per step", min=1)
+    lr: float = option(0.1, "peak learning rate", above=0)
+    momentum: float = option(0.9, "SGD momentum", min=0, below=1)
+    weight_decay: float = option(5e-4, "L2 weight decay on every parameter, BatchNorm's included", min=0)
+    nesterov: bool = option(False, "Nesterov momentum")
+    schedule: str = option("cosine", "learning-rate schedule", choices=SCHEDULES)
+    milestones: List[int] = option([], "epochs at which multistep multiplies the rate by gamma", metavar="EPOCH")
+    step_size: int = option(30, "epochs between step's multiplications by gamma", min=1)
+    gamma: float = option(0.1, "factor of the step and multistep schedules", above=0)
+    warmup_epochs: int = option(0, "epochs of linear per-step warm-up before the schedule", min=0)
     # run
-    seed: int = 0
-    device: str = "cpu"               # cpu / cuda (torch); cpu / gpu / ascend (MindSpore)
-    mode: str = "graph"               # MindSpore execution mode: graph / pynative
+    seed: int = option(0, "seed of the weights, the batch order and the augmentation", min=0)
+    device: str = option("cpu", {TORCH: "device: cpu or cuda[:N]", MINDSPORE: "device: cpu, gpu or ascend",
+                                 PARITY: "device of both frameworks: cpu (or cuda/gpu where each has one)"})
+    threads: Optional[int] = option(None, "intra-op threads of the framework(s); set it when two trainers share "
+                                          "a small machine", min=1, metavar="N")
+    mode: str = option("graph", "MindSpore execution mode", choices=MODES, used_by=(MINDSPORE, PARITY))
     # torch on CUDA only; the defaults compute what a plain fp32 eager loop computes
-    precision: str = "fp32"           # fp32 (TF32 off) / tf32 / bf16 (autocast)
-    compile: str = "off"              # off / default / reduce-overhead (CUDA graphs) / max-autotune
-    device_data: bool = True          # keep the data set on the GPU and build batches there
-    output_dir: Optional[str] = None
-    resume: bool = False
-    keep_checkpoint_max: int = 5
-    ckpt_prefix: str = "train_resnet_cifar10"
-    progress: bool = True
+    precision: str = option("fp32", "arithmetic on CUDA: fp32 (TF32 off), tf32, or bf16 autocast",
+                            choices=PRECISIONS, used_by=(TORCH,))
+    compile: str = option("off", "torch.compile mode on CUDA (reduce-overhead uses CUDA graphs)",
+                          choices=COMPILE_MODES, used_by=(TORCH,))
+    device_data: bool = option(True, "on CUDA keep the data set in GPU memory and build batches there",
+                               used_by=(TORCH,))
+    output_dir: Optional[str] = option(None, "run folder (default runs/{framework}-{model}-{data}-{init}-seed{seed})",
+                                       used_by=TRAINERS, metavar="DIR")
+    resume: bool = option(False, "continue the run in the folder after its newest finished epoch",
+                          used_by=TRAINERS)
+    keep_checkpoint_max: int = option(5, "per-epoch checkpoints kept (the best one is kept too)", min=1,
+                                      used_by=TRAINERS)
+    ckpt_prefix: str = option("train_resnet_cifar10", "MindSpore checkpoint names: {prefix}-{epoch}_{steps}.ckpt",
+                              used_by=(MINDSPORE,))
+    progress: bool = option(True, "progress bar on stderr", used_by=TRAINERS)
     # data parallel (started by torchrun / msrun; batch_size stays the global batch)
-    sync_bn: bool = False             # synchronised BatchNorm across ranks: torch on CUDA only
-    world_size: int = 1               # recorded: the trainer replaces it with the launcher's number of ranks
+    sync_bn: bool = option(False, "synchronised BatchNorm across ranks (torch on CUDA only; refused elsewhere)",
+                           used_by=TRAINERS)
+    world_size: int = option(1, "ranks the run was trained with: recorded, the launcher's count replaces it",
+                             min=1, used_by=())
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
+# --- reading -------------------------------------------------------------------------------------------
+
 def read_mapping(path, valid_keys, example, hint=""):
     """A YAML file's top-level mapping; a missing file, bad YAML or an unknown key is a one-line error."""
     if not os.path.isfile(path):
         raise UserError(f"config file {path} not found; pass a YAML file such as {example}")
-    with open(path) as fh:
-        try:
-            data = yaml.safe_load(fh) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    try:
+        with open(path) as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise UserError(f"config file {path} is not valid YAML: {first_line(exc)}") from exc
+    except UnicodeDecodeError as exc:
+        raise UserError(f"config file {path} is not a text file ({exc.reason})") from exc
+    data = {} if data is None else data
     if not isinstance(data, dict):
-        raise UserError(f"config file {path} must be a mapping of keys to values")
-    unknown = sorted(set(data) - set(valid_keys))
+        raise UserError(f"config file {path} must be a mapping of keys to values, found a {type(data).__name__}")
+    unknown = sorted(map(str, set(data) - set(valid_keys)))
     if unknown:
         raise UserError(f"config file {path}: unknown key(s) {', '.join(unknown)}; "
                         f"valid keys: {', '.join(valid_keys)}{hint}")
@@ -90,56 +131,154 @@ def load_yaml(path):
     return read_mapping(path, FIELDS, "configs/digits.yaml")
 
 
-def add_arguments(parser):
-    """The flags both trainers accept; every flag overrides the config key of the same name."""
-    parser.add_argument("--config", help="YAML file of TrainConfig keys")
+def parse_set(pair):
+    """``KEY=VALUE`` (VALUE in YAML syntax) from ``--set``."""
+    key, sep, raw = pair.partition("=")
+    if not sep or key not in FIELDS:
+        raise UserError(f"--set {pair!r}: expected KEY=VALUE with KEY one of {', '.join(FIELDS)}")
+    try:
+        return key, yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise UserError(f"--set {pair!r}: {raw!r} is not a YAML value ({first_line(exc)})") from exc
+
+
+# --- command line --------------------------------------------------------------------------------------
+
+def add_arguments(parser, program=TORCH):
+    """The flags ``program`` takes (one of TORCH, MINDSPORE, PARITY); each overrides the config key of its name."""
+    parser.add_argument("--config", metavar="FILE", help="YAML file of config keys (e.g. configs/digits.yaml); "
+                                                         "flags override it")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any config key (YAML value syntax), repeatable")
+                        help="override any config key, VALUE in YAML syntax (repeatable)")
     for name, f in FIELDS.items():
+        meta = f.metadata
+        if program not in meta["used_by"]:
+            continue
         flag = "--" + name.replace("_", "-")
-        if f.type in (bool, "bool"):
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None)
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        help_line = _help_line(meta, default, program)
+        if f.type is bool:
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_line)
         elif name == "milestones":
-            parser.add_argument(flag, dest=name, type=int, nargs="+", default=None)
+            parser.add_argument(flag, dest=name, type=int, nargs="+", default=None, metavar=meta["metavar"],
+                                help=help_line)
         else:
-            parser.add_argument(flag, dest=name, type=f.type if f.type in (int, float) else str, default=None)
+            kind = {int: int, float: float, Optional[int]: int}.get(f.type, str)
+            parser.add_argument(flag, dest=name, type=kind, default=None, choices=meta["choices"],
+                                metavar=meta["metavar"] or (None if meta["choices"] else name.upper()),
+                                help=help_line)
     return parser
 
 
+def _help_line(meta, default, program):
+    text = meta["help"][program] if isinstance(meta["help"], dict) else meta["help"]
+    shown = "the framework's own choice" if default is None and meta["metavar"] == "N" else (
+        "none" if default is None or default == [] else default)
+    return f"{text} (default: {shown})"
+
+
 def resolve(args):
-    """File values, then ``--set`` pairs, then explicit flags; validated."""
-    values = load_yaml(args.config) if args.config else {}
+    """File values, then ``--set`` pairs, then explicit flags; every value checked before it is used."""
+    values, origin = {}, {}
+    if args.config:
+        values = load_yaml(args.config)
+        origin = {k: f"config file {args.config}" for k in values}
     for pair in args.set:
-        key, sep, raw = pair.partition("=")
-        if not sep or key not in FIELDS:
-            raise UserError(f"--set {pair!r}: expected KEY=VALUE with KEY one of {', '.join(FIELDS)}")
-        values[key] = yaml.safe_load(raw)
+        key, value = parse_set(pair)
+        values[key], origin[key] = value, f"--set {pair!r}"
     for name in FIELDS:
         value = getattr(args, name, None)
         if value is not None:
-            values[name] = value
-    return validate(TrainConfig(**values))
+            values[name], origin[name] = value, "--" + name.replace("_", "-")
+    return from_mapping(values, origin)
 
 
-def validate(cfg):
+def from_mapping(values, origin=None, check_files=True):
+    """A checked :class:`TrainConfig` from ``{key: value}``; ``origin`` names where each value came from."""
+    origin = origin or {}
+    typed = {}
+    for key, value in values.items():
+        if key not in FIELDS:
+            raise UserError(f"unknown config key {key!r}; valid keys: {', '.join(FIELDS)}")
+        typed[key] = _typed(key, value, origin.get(key))
+    return validate(TrainConfig(**typed), check_files)
+
+
+def _typed(key, value, where):
+    annotation = FIELDS[key].type
+    ok = {
+        bool: lambda v: isinstance(v, bool),
+        int: _is_int,
+        float: lambda v: _is_int(v) or isinstance(v, float),
+        str: lambda v: isinstance(v, str),
+        Optional[str]: lambda v: v is None or isinstance(v, str),
+        Optional[int]: lambda v: v is None or _is_int(v),
+        List[int]: lambda v: isinstance(v, list) and all(_is_int(x) for x in v),
+    }[annotation]
+    if not ok(value):
+        prefix = f"{where}: " if where else ""
+        raise UserError(f"{prefix}{key} must be {_TYPE_NAMES[annotation]}, got {value!r}")
+    return float(value) if annotation is float else value
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+               Optional[str]: "a string or null", Optional[int]: "an integer or null",
+               List[int]: "a list of integers such as [100, 150]"}
+
+
+def validate(cfg, check_files=True):
+    """Every key's range and choices, then the rules that tie keys together; raises :class:`UserError`.
+
+    ``check_files=False`` skips what depends on files (``init_from`` exists), for a saved config.
+    """
+    for name, f in FIELDS.items():
+        value, meta = getattr(cfg, name), f.metadata
+        if value is None:
+            continue
+        if meta["choices"] and value not in meta["choices"]:
+            raise UserError(f"{name} {value!r} unknown: choose one of {', '.join(meta['choices'])}")
+        for bound, ok, words in (("min", lambda v, b: v >= b, "at least"), ("above", lambda v, b: v > b, "above"),
+                                 ("max", lambda v, b: v <= b, "at most"), ("below", lambda v, b: v < b, "below")):
+            if meta[bound] is not None and not ok(value, meta[bound]):
+                raise UserError(f"{name} must be {words} {meta[bound]}, got {value}")
+
     def need(ok, message):
         if not ok:
             raise UserError(message)
 
-    need(cfg.schedule in SCHEDULES, f"schedule {cfg.schedule!r} unknown: choose one of {', '.join(SCHEDULES)}")
-    need(cfg.data in DATA_SOURCES, f"data {cfg.data!r} unknown: choose one of {', '.join(DATA_SOURCES)}")
-    need(cfg.init in INITS, f"init {cfg.init!r} unknown: choose one of {', '.join(INITS)}")
-    need(cfg.mode in ("graph", "pynative"), f"mode {cfg.mode!r} unknown: choose graph or pynative")
-    need(cfg.precision in PRECISIONS, f"precision {cfg.precision!r} unknown: choose one of {', '.join(PRECISIONS)}")
-    need(cfg.compile in COMPILE_MODES, f"compile {cfg.compile!r} unknown: choose one of {', '.join(COMPILE_MODES)}")
-    need(cfg.epochs >= 1, f"epochs must be at least 1, got {cfg.epochs}")
-    need(cfg.batch_size >= 1, f"batch_size must be at least 1, got {cfg.batch_size}")
-    need(cfg.lr > 0, f"lr must be positive, got {cfg.lr}")
-    need(0 <= cfg.warmup_epochs < cfg.epochs, f"warmup_epochs must be in [0, epochs), got {cfg.warmup_epochs}")
-    need(cfg.keep_checkpoint_max >= 1, "keep_checkpoint_max must be at least 1")
+    need(cfg.warmup_epochs < cfg.epochs, f"warmup_epochs must be below epochs ({cfg.epochs}), got {cfg.warmup_epochs}")
     need(cfg.schedule != "multistep" or cfg.milestones, "schedule multistep needs milestones, e.g. --milestones 100 150")
-    need(cfg.init_from is None or os.path.isfile(cfg.init_from), f"--init-from {cfg.init_from}: no such file")
+    need(all(m >= 1 for m in cfg.milestones) and cfg.milestones == sorted(set(cfg.milestones)),
+         f"milestones must be increasing epochs from 1, got {cfg.milestones}")
+    need(cfg.num_classes >= DATA_CLASSES[cfg.data],
+         f"num_classes must be at least {DATA_CLASSES[cfg.data]} for data {cfg.data} (its labels run "
+         f"0-{DATA_CLASSES[cfg.data] - 1}), got {cfg.num_classes}")
+    need(not cfg.nesterov or cfg.momentum > 0, "nesterov needs a momentum above 0")
+    need(bool(cfg.ckpt_prefix) and os.sep not in cfg.ckpt_prefix,
+         f"ckpt_prefix must be a file name prefix without {os.sep}, got {cfg.ckpt_prefix!r}")
+    need(not check_files or cfg.init_from is None or os.path.isfile(cfg.init_from), f"--init-from {cfg.init_from}: no such file")
+    need(cfg.data != "cifar10" or cfg.download or cfg.data_dir,
+         "data cifar10 needs --data-dir (the folder holding cifar-10-batches-py/ or -bin/), or --download")
     return cfg
+
+
+def check_model(cfg, model_names):
+    """The model name against a zoo's list (each trainer passes its own framework's zoo). A spec
+    (``port:DIR`` for MindSpore, ``module:callable`` for torch) is checked when the model is built."""
+    if cfg.model not in model_names and ":" not in cfg.model:
+        raise UserError(f"unknown model {cfg.model!r}: choose one of {', '.join(model_names)}")
+
+
+def epochs_change_allowed(saved, wanted):
+    """Why a run of ``saved.epochs`` cannot become ``wanted.epochs`` long, or None when it can."""
+    if saved.schedule in EPOCH_COUNT_DEPENDENT:
+        return (f"the {saved.schedule} schedule spreads over the epoch count, so {saved.epochs} -> {wanted.epochs} "
+                f"would change the learning rate of epochs already trained")
+    return None
 
 
 def run_dir(cfg, framework):
@@ -149,9 +288,25 @@ def run_dir(cfg, framework):
                         f"-seed{cfg.seed}")
 
 
+#: First line of every config.yaml msport writes: a run folder's config.yaml without it is the user's.
+CONFIG_HEADER = "# msport run configuration: the resolved settings this run trains with\n"
+
+
 def save_resolved(cfg, path):
-    atomic_write_text(path, yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+    atomic_write_text(path, CONFIG_HEADER + yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+
+
+def written_by_msport(path):
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(CONFIG_HEADER)) == CONFIG_HEADER.encode()
+    except OSError:
+        return False
 
 
 def load_resolved(path):
-    return TrainConfig(**load_yaml(path))
+    try:
+        return from_mapping(load_yaml(path), {}, check_files=False)
+    except UserError as exc:
+        raise UserError(f"{path} is not a run configuration msport can read ({exc}); "
+                        f"choose another --output-dir") from exc

@@ -31,12 +31,14 @@ def train(side, run, model, optimizer, train_loader, val_loader, device):
     stepper = side.Stepper(model, optimizer, cfg, device)
     world = side.world()
     say = _say if world.is_main else _quiet
-    start_epoch = 0
-    if cfg.resume:  # every rank loads the same file: rank 0's state, whatever world size wrote it
-        start_epoch = side.load_resume(model, optimizer, run.resume_file)
+    # every rank restored the same state (rank 0's, whatever world size wrote it) in Run.open
+    start_epoch = run.resume_epoch
+    if start_epoch:
         if world.is_main:
-            run.truncate_metrics(start_epoch)
+            run.rollback(start_epoch)
         say(f"resumed {run.path} after epoch {start_epoch}")
+    elif cfg.resume:
+        say(f"{run.path} had no finished epoch to resume from: starting at epoch 1")
     for epoch in range(start_epoch, cfg.epochs):  # 0-based here, 1-based in files and logs
         timer = EpochTimer()
         train_loader.set_epoch(epoch)
@@ -61,16 +63,17 @@ def train(side, run, model, optimizer, train_loader, val_loader, device):
                "seconds": timer.seconds(), "images_per_second": count / train_seconds}
         if not world.is_main:
             continue
-        # Commit order: metrics, checkpoint, best.json, then the resume file last. A process killed
-        # anywhere before that last rename resumes from the previous epoch and redoes this one.
+        # Commit order (msport/training/run.py): metrics, checkpoint, best.json, then the resume file,
+        # whose rename commits the epoch. A process killed before it resumes from the previous epoch.
         run.log_epoch(row)
         name = side.checkpoint_name(cfg, epoch + 1, steps, val_acc)
         side.save_checkpoint(model, os.path.join(run.checkpoint_dir, name))
         run.record_checkpoint(epoch + 1, val_acc, name)
-        side.save_resume(model, optimizer, epoch + 1, run.resume_file)
+        side.save_resume(model, optimizer, epoch + 1, run.resume_path(epoch + 1))
+        run.commit(epoch + 1)
         say(f"epoch {epoch + 1}/{cfg.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}  "
-             f"val loss {val_loss:.4f} acc {val_acc:.2f}  lr {row['lr']:.4g}  {row['seconds']:.1f}s  "
-                  f"{row['images_per_second']:.0f} img/s")
+            f"val loss {val_loss:.4f} acc {val_acc:.2f}  lr {row['lr']:.4g}  {row['seconds']:.1f}s  "
+            f"{row['images_per_second']:.0f} img/s")
     best = run.best() if world.is_main else None
     if best:
         say(f"best val acc {best['val_acc']:.2f} at epoch {best['epoch']} ({best['checkpoint']}); run in {run.path}")

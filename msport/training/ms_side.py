@@ -8,18 +8,20 @@ with mean reduction. Under msrun it trains data parallel
 """
 
 import os
+from collections import OrderedDict
 
 import numpy as np
 
 from msport._mindspore import ms, nn, ops
-from msport.convert import load_file_into_ms
-from msport.errors import UserError
-from msport.files import atomic_write
-from msport.models import create_model
+from msport.convert import load_file_into_ms, load_ms_checkpoint, save_ms_checkpoint
+from msport.errors import UserError, first_line
+from msport.models import create_model, list_models
+from msport.training.config import check_model
 from msport.training.parallel import SINGLE, World, check_batch_size, msrun_world
+from msport.training.run import RESUME_FILES
 
 FRAMEWORK = "mindspore"
-RESUME_FILE = "resume.ckpt"
+RESUME_FILE = RESUME_FILES[FRAMEWORK]
 DEVICE_TARGETS = {"cpu": "CPU", "gpu": "GPU", "cuda": "GPU", "ascend": "Ascend"}
 _world = SINGLE  # set by setup(): this process's place in an msrun group
 
@@ -33,6 +35,9 @@ def setup(cfg):
     if cfg.precision != "fp32" or cfg.compile != "off":
         print("note: precision and compile are train_torch.py options; train_ms.py runs fp32 as compiled by "
               "its own GRAPH_MODE", flush=True)
+    check_model(cfg, list_models())
+    if cfg.threads and not _threads_set():
+        ms.device_context.cpu.op_tuning.threads_num(cfg.threads)  # CPU kernels' pool; may be set once a process
     if cfg.sync_bn:
         raise UserError("--sync-bn: MindSpore's nn.SyncBatchNorm runs on Ascend only and train_ms.py does not "
                         "swap it in; drop --sync-bn (each rank keeps its own BatchNorm statistics)")
@@ -71,6 +76,12 @@ def _cap_cpu_threads():
     threads = os.environ.get("OMP_NUM_THREADS", "")
     if threads.isdigit() and int(threads) > 0 and not RuntimeConf.get_instance().is_op_threads_num_configured():
         op_tuning.threads_num(int(threads))
+
+
+def _threads_set():
+    from mindspore._c_expression import RuntimeConf
+
+    return RuntimeConf.get_instance().is_op_threads_num_configured()
 
 
 def build_model(cfg, device):
@@ -256,24 +267,29 @@ def checkpoint_name(cfg, epoch, steps, val_acc):
 
 
 def save_checkpoint(net, path):
-    atomic_write(path, lambda tmp: ms.save_checkpoint(net, tmp))
+    save_ms_checkpoint(parameters_numpy(net), path)
 
 
 def save_resume(net, optimizer, epoch, path):
-    params = [{"name": p.name, "data": p} for p in net.get_parameters()]
-    params += [{"name": p.name, "data": p} for p in optimizer.get_parameters() if p.name not in
-               {q["name"] for q in params}]
-    atomic_write(path, lambda tmp: ms.save_checkpoint(params, tmp, append_dict={"epoch": epoch}))
+    arrays = parameters_numpy(net)
+    arrays.update((p.name, p.asnumpy()) for p in optimizer.get_parameters() if p.name not in arrays)
+    arrays["epoch"] = np.array(epoch, np.int64)
+    save_ms_checkpoint(arrays, path)
 
 
-def load_resume(net, optimizer, path):
-    """Restore weights, momentum buffers and the optimizer's step; returns the last finished epoch."""
-    saved = ms.load_checkpoint(path)
-    epoch = int(saved.pop("epoch").asnumpy())
-    ms.load_param_into_net(net, saved, strict_load=True)
-    ms.load_param_into_net(optimizer, saved, strict_load=False)
-    return epoch
+def load_resume(net, optimizer, path, epoch):
+    """Restore weights, momentum buffers and the optimizer's step saved after ``epoch``."""
+    saved = load_ms_checkpoint(path)
+    try:
+        found = int(saved.pop("epoch").asnumpy())
+        if found != epoch:
+            raise ValueError(f"it holds epoch {found}")
+        ms.load_param_into_net(net, saved, strict_load=True)
+        ms.load_param_into_net(optimizer, saved, strict_load=False)
+    except Exception as exc:  # noqa: BLE001 - a replaced or foreign file
+        raise UserError(f"{path} is not this run's resume file after epoch {epoch} ({first_line(exc)}); the run "
+                        f"cannot continue from it: start a new one in another --output-dir") from exc
 
 
 def parameters_numpy(net):
-    return {p.name: p.asnumpy().copy() for p in net.get_parameters()}
+    return OrderedDict((p.name, p.asnumpy().copy()) for p in net.get_parameters())

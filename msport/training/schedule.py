@@ -9,6 +9,10 @@ import math
 
 import numpy as np
 
+SCHEDULES = ("constant", "step", "multistep", "cosine")
+#: Schedules whose value at an epoch depends on the epoch count: a run of them cannot be made longer.
+EPOCH_COUNT_DEPENDENT = ("cosine",)
+
 
 def epoch_lr(cfg, epoch):
     """The schedule's value for a (0-based) epoch, before warm-up."""

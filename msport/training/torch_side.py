@@ -10,12 +10,14 @@ import torch.nn.functional as F
 
 import reference_torch
 from msport.convert import load_file_into_torch
-from msport.errors import UserError
+from msport.errors import UserError, first_line
 from msport.files import atomic_write
+from msport.training.config import check_model
 from msport.training.parallel import SINGLE, World, check_batch_size, torchrun_world
+from msport.training.run import RESUME_FILES
 
 FRAMEWORK = "torch"
-RESUME_FILE = "resume.pth"
+RESUME_FILE = RESUME_FILES[FRAMEWORK]
 GPU_EVAL_BATCH = 1024
 _world = SINGLE  # set by setup(): this process's place in a torchrun group
 
@@ -29,6 +31,9 @@ def setup(cfg):
         raise UserError(f"--device {cfg.device}: train_torch.py runs on cpu or cuda")
     if cfg.device == "cpu" and (cfg.precision != "fp32" or cfg.compile != "off"):
         raise UserError("--precision and --compile are for --device cuda; drop them on the CPU")
+    check_model(cfg, reference_torch.list_models())
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     if cfg.sync_bn and not _on_cuda(cfg):
         raise UserError("--sync-bn: torch's SyncBatchNorm needs CUDA; on the CPU each rank keeps its own "
                         "BatchNorm statistics (drop --sync-bn)")
@@ -214,13 +219,19 @@ def save_resume(model, optimizer, epoch, path):
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
-def load_resume(model, optimizer, path):
-    """Restore model, optimizer and RNG; returns the last finished epoch."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"])
-    return int(state["epoch"])
+def load_resume(model, optimizer, path, epoch):
+    """Restore model, optimizer and RNG saved after ``epoch``."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if int(state["epoch"]) != epoch:
+            raise ValueError(f"it holds epoch {state['epoch']}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+    except Exception as exc:  # noqa: BLE001 - torch raises several types for cut or replaced files
+        raise UserError(f"{path} is not this run's resume file after epoch {epoch} ({type(exc).__name__}: "
+                        f"{first_line(exc)}); the run cannot continue from it: start a new one in another "
+                        f"--output-dir") from exc
 
 
 def parameters_numpy(model):

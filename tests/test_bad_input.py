@@ -1,0 +1,302 @@
+"""Bad input, as a hostile new user gives it: every case is one line on stderr, exit 2, nothing touched.
+
+Each case runs the real ``msport`` command or trainer as a subprocess and checks: exit code 2,
+stderr one line naming the problem, no traceback, every file that existed before byte-identical
+afterwards, and no file or folder created. Cases that fail before a framework loads take well under a
+second, those that load torch a few; the ones that load MindSpore or train are marked slow.
+"""
+
+import hashlib
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from data_helpers import write_both_formats
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--model", "resnet10_w16", "--batch-size", "64", "--epochs", "1", "--no-progress"]
+MARKER = "pwned"  # what the malicious pickle would create in the working folder
+
+
+class Evil:
+    def __reduce__(self):
+        return os.system, (f"touch {MARKER}",)
+
+
+def _record_boundaries(data):
+    """Offsets after each top-level record of a MindSpore .ckpt (protobuf field 1, length-delimited)."""
+    offsets, i = [], 0
+    while i < len(data):
+        assert data[i] == 0x0A, "not a MindSpore checkpoint record"
+        i += 1
+        length = shift = 0
+        while True:
+            byte = data[i]
+            i += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        i += length
+        offsets.append(i)
+    return offsets
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Every bad (and one good) input file, written once for the whole module."""
+    import reference_torch
+    from msport._mindspore import ms
+    from msport.convert import save_ms_params, torch_to_mindspore
+
+    root = tmp_path_factory.mktemp("inputs")
+    torch.manual_seed(0)
+    state = reference_torch.create_model("resnet10_w16").state_dict()
+    torch.save(state, root / "good.pth")
+    raw = (root / "good.pth").read_bytes()
+    (root / "truncated.pth").write_bytes(raw[: len(raw) // 2])
+    (root / "empty.pth").write_bytes(b"")
+    (root / "random.pth").write_bytes(np.random.default_rng(0).bytes(4096))
+    (root / "evil.pth").write_bytes(pickle.dumps({"weight": Evil()}))
+    torch.save(reference_torch.create_model("resnet18").state_dict(), root / "resnet18.pth")
+    torch.save({k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in state.items()}, root / "bf16.pth")
+    torch.save({1: torch.zeros(2), "fc.weight": torch.zeros(2)}, root / "int_keys.pth")
+    torch.save({}, root / "empty_dict.pth")
+    params, _ = torch_to_mindspore(state)
+    save_ms_params(params, root / "good.ckpt")
+    data = (root / "good.ckpt").read_bytes()
+    (root / "cut.ckpt").write_bytes(data[: _record_boundaries(data)[len(params) // 2]])
+    # A checkpoint msport did not write (no integrity mark), cut after conv1, bn1.gamma and bn1.beta.
+    ms.save_checkpoint([{"name": k, "data": ms.Tensor(v)} for k, v in params.items()], str(root / "foreign.ckpt"))
+    data = (root / "foreign.ckpt").read_bytes()
+    (root / "foreign_cut.ckpt").write_bytes(data[: _record_boundaries(data)[2]])
+    np.save(root / "gray.npy", np.zeros((2, 1, 32, 32), np.float32))
+    # Data sets: missing, truncated, wrong labels, wrong format.
+    cifar = write_both_formats(root / "cifar_truncated", n_train=20, n_test=10)
+    batch = cifar.python_dir / "data_batch_1"
+    batch.write_bytes(batch.read_bytes()[:1000])
+    cifar = write_both_formats(root / "cifar_labels", n_train=20, n_test=10)
+    import shutil
+
+    shutil.rmtree(cifar.python_dir)
+    record = bytearray((cifar.binary_dir / "data_batch_1.bin").read_bytes())
+    record[0] = 12  # the first record's label byte
+    (cifar.binary_dir / "data_batch_1.bin").write_bytes(bytes(record))
+    text = root / "cifar_text" / "cifar-10-batches-py"
+    text.mkdir(parents=True)
+    for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
+                 "batches.meta"):
+        (text / name).write_text("these are not pickles\n")
+    # Run folders whose resume file was cut short or replaced by something else.
+    from msport.training.config import TrainConfig, save_resolved
+
+    for name, content in (("run_cut", raw[: len(raw) // 3]), ("run_replaced", raw)):
+        (root / name).mkdir()
+        save_resolved(TrainConfig(model="resnet10_w16", batch_size=64, epochs=2, progress=False,
+                                  output_dir=str(root / name)), root / name / "config.yaml")
+        (root / name / "resume-1.pth").write_bytes(content)
+    # A finished reproduction (one torch run) whose report meets a full disk.
+    from msport.reproduce.runner import load_config, plan_runs
+
+    (root / "reproduce_done.yaml").write_text(yaml.safe_dump({"seeds": [0], "arms": ["torch"],
+                                                              "output_dir": str(root / "rep"),
+                                                              "train": {"model": "resnet10_w16", "epochs": 1}}))
+    folder = plan_runs(load_config(str(root / "reproduce_done.yaml")))[0].folder()
+    os.makedirs(folder.checkpoint_dir)
+    save_resolved(folder.cfg, folder.config_file)
+    folder.log_epoch({"epoch": 1, "train_loss": 1.0, "train_acc": 50.0, "val_loss": 1.0, "val_acc": 50.0, "lr": 0.1,
+                      "seconds": 1.0, "images_per_second": 100.0})
+    (Path(folder.checkpoint_dir) / "1_50.00_resnet10_w16.pth").write_bytes(b"weights")
+    folder.record_checkpoint(1, 50.0, "1_50.00_resnet10_w16.pth")
+    Path(folder.resume_path(1)).write_bytes(b"state")
+    # Config files.
+    (root / "lr_abc.yaml").write_text("model: resnet10_w16\nlr: abc\n")
+    (root / "batch_float.yaml").write_text("batch_size: 2.5\n")
+    (root / "unknown_key.yaml").write_text("learning_rate: 0.1\n")
+    (root / "a_list.yaml").write_text("- lr\n- 0.1\n")
+    (root / "bad_yaml.yaml").write_text("lr: [0.1\n")
+    (root / "binary.yaml").write_bytes(b"\xff\xfe\x00\x01garbage")
+    (root / "reproduce_model.yaml").write_text("seeds: [0]\ntrain: {model: resnet999, data: digits}\n")
+    (root / "reproduce_types.yaml").write_text("seeds: [0]\ntrain: {epochs: two}\n")
+    (root / "reproduce_seeds.yaml").write_text("seeds: [-1]\ntrain: {model: resnet10_w16}\n")
+    return root
+
+
+def _snapshot(*folders):
+    out = {}
+    for folder in folders:
+        for dirpath, dirnames, filenames in os.walk(folder):
+            out[dirpath] = None
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                with open(path, "rb") as fh:
+                    out[path] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+def _msport(*args):
+    return [sys.executable, "-m", "msport", *args]
+
+
+def _trainer(script, *args):
+    return [sys.executable, str(REPO / script), *args]
+
+
+def _torch(*args):
+    return _trainer("train_torch.py", *TINY, *args)
+
+
+SLOW = pytest.mark.slow
+# (id, argv from (inputs folder F, working folder W), what the line must name[, env, marks])
+CASES = [
+    # -- checkpoints ---------------------------------------------------------------------------------
+    ("convert-truncated-pth", lambda F, W: _msport("convert", F / "truncated.pth", W / "o.ckpt"), "not a loadable torch"),
+    ("convert-empty-pth", lambda F, W: _msport("convert", F / "empty.pth", W / "o.ckpt"), "empty.pth: not a loadable"),
+    ("convert-random-bytes", lambda F, W: _msport("convert", F / "random.pth", W / "o.ckpt"), "not a loadable torch"),
+    ("convert-malicious-pickle", lambda F, W: _msport("convert", F / "evil.pth", W / "o.ckpt"), "not a loadable torch"),
+    ("convert-non-string-keys", lambda F, W: _msport("convert", F / "int_keys.pth", W / "o.ckpt"), "int key 1"),
+    ("convert-empty-state-dict", lambda F, W: _msport("convert", F / "empty_dict.pth", W / "o.ckpt"), "holds no tensors"),
+    ("convert-bfloat16", lambda F, W: _msport("convert", F / "bf16.pth", W / "o.ckpt"), "no numpy equivalent"),
+    ("convert-wrong-architecture", lambda F, W: _msport("convert", F / "resnet18.pth", W / "o.ckpt", "--model",
+                                                        "resnet10_w16"), "do not fit the MindSpore model", None, SLOW),
+    ("convert-cut-msport-ckpt", lambda F, W: _msport("convert", F / "cut.ckpt", W / "o.pth"), "is incomplete: msport wrote", None, SLOW),
+    ("convert-cut-foreign-ckpt", lambda F, W: _msport("convert", F / "foreign_cut.ckpt", W / "o.pth"),
+     "BatchNorm bn1 lacks moving_mean", None, SLOW),
+    ("convert-ckpt-as-pth", lambda F, W: _msport("convert", F / "random.pth", W / "o.pth"), "both torch checkpoints"),
+    ("convert-missing-source", lambda F, W: _msport("convert", F / "nothing.pth", W / "o.ckpt"), "no such checkpoint"),
+    ("convert-unknown-model", lambda F, W: _msport("convert", F / "good.pth", W / "o.ckpt", "--model", "resnet999"),
+     "unknown model 'resnet999'"),
+    ("convert-existing-output", lambda F, W: _msport("convert", F / "good.pth", W / "notes.ckpt"), "exists; pass --overwrite"),
+    ("convert-output-folder-missing", lambda F, W: _msport("convert", F / "good.pth", W / "no" / "o.ckpt"),
+     "does not exist"),
+    ("convert-disk-full", lambda F, W: _msport("convert", F / "good.pth", W / "o.ckpt"), "no space left on",
+     {"MSPORT_FAULT": "enospc:o.ckpt"}, SLOW),
+    ("compare-ckpt-empty", lambda F, W: _msport("compare-ckpt", F / "empty.pth", F / "good.pth"), "empty.pth"),
+    ("compare-ckpt-int-keys", lambda F, W: _msport("compare-ckpt", F / "int_keys.pth", F / "good.pth"), "int key 1"),
+    ("layer-diff-wrong-architecture", lambda F, W: _msport("layer-diff", "--model", "resnet10_w16", "--torch-weights",
+                                                           F / "resnet18.pth"), "shape mismatch conv1.weight", None, SLOW),
+    ("layer-diff-gray-input", lambda F, W: _msport("layer-diff", "--model", "resnet10_w16", "--input", F / "gray.npy"),
+     "1 channel(s)", None, SLOW),
+    ("layer-diff-json-unwritable", lambda F, W: _msport("layer-diff", "--model", "resnet10_w16", "--batch-size", "2",
+                                                        "--json", W / "notes.ckpt" / "l.json"), "notes.ckpt", None, SLOW),
+    ("init-from-empty-pth", lambda F, W: _torch("--init-from", F / "empty.pth", "--output-dir", W / "run"),
+     "empty.pth: not a loadable", None, SLOW),
+    ("init-from-wrong-architecture", lambda F, W: _torch("--init-from", F / "resnet18.pth", "--output-dir", W / "run"),
+     "shape mismatch conv1.weight (64, 3, 3, 3) vs (16, 3, 3, 3)", None, SLOW),
+    ("init-from-malicious-pickle", lambda F, W: _torch("--init-from", F / "evil.pth", "--output-dir", W / "run"),
+     "not a loadable torch", None, SLOW),
+    ("init-from-cut-ckpt", lambda F, W: _trainer("train_ms.py", *TINY, "--init-from", F / "cut.ckpt",
+                                                 "--output-dir", W / "run"), "is incomplete", None, SLOW),
+    # -- data ------------------------------------------------------------------------------------------
+    ("data-missing", lambda F, W: _torch("--data", "cifar10", "--data-dir", W / "nowhere", "--output-dir", W / "run"),
+     "nowhere", None, SLOW),
+    ("data-truncated", lambda F, W: _torch("--data", "cifar10", "--data-dir", F / "cifar_truncated",
+                                           "--output-dir", W / "run"), "data_batch_1", None, SLOW),
+    ("data-wrong-labels", lambda F, W: _torch("--data", "cifar10", "--data-dir", F / "cifar_labels",
+                                              "--output-dir", W / "run"), "label", None, SLOW),
+    ("data-wrong-format", lambda F, W: _torch("--data", "cifar10", "--data-dir", F / "cifar_text",
+                                              "--output-dir", W / "run"), "not a readable CIFAR-10", None, SLOW),
+    ("data-cifar-without-dir", lambda F, W: _torch("--data", "cifar10", "--output-dir", W / "run"), "needs --data-dir"),
+    # -- config ----------------------------------------------------------------------------------------
+    ("yaml-wrong-type", lambda F, W: _torch("--config", F / "lr_abc.yaml", "--output-dir", W / "run"),
+     "lr must be a number, got 'abc'"),
+    ("yaml-float-batch", lambda F, W: _trainer("train_torch.py", "--config", F / "batch_float.yaml",
+                                               "--output-dir", W / "run"),
+     "batch_size must be an integer, got 2.5"),
+    ("yaml-unknown-key", lambda F, W: _torch("--config", F / "unknown_key.yaml"), "unknown key(s) learning_rate"),
+    ("yaml-not-a-mapping", lambda F, W: _torch("--config", F / "a_list.yaml"), "must be a mapping"),
+    ("yaml-syntax", lambda F, W: _torch("--config", F / "bad_yaml.yaml"), "not valid YAML"),
+    ("yaml-binary", lambda F, W: _torch("--config", F / "binary.yaml"), "binary.yaml"),
+    ("yaml-missing", lambda F, W: _torch("--config", W / "none.yaml"), "none.yaml not found"),
+    ("set-bad-yaml", lambda F, W: _torch("--set", "lr=[", "--output-dir", W / "run"), "is not a YAML value"),
+    ("set-wrong-type", lambda F, W: _trainer("train_torch.py", "--set", "epochs=abc", "--output-dir", W / "run"),
+     "epochs must be an integer, got 'abc'"),
+    ("set-unknown-key", lambda F, W: _torch("--set", "learning_rate=0.1"), "expected KEY=VALUE"),
+    ("num-classes-zero", lambda F, W: _torch("--num-classes", "0", "--output-dir", W / "run"), "num_classes must be"),
+    ("num-classes-below-data", lambda F, W: _torch("--num-classes", "5", "--output-dir", W / "run"),
+     "num_classes must be at least 10 for data digits"),
+    ("momentum-negative", lambda F, W: _torch("--momentum", "-1", "--output-dir", W / "run"), "momentum must be at least 0"),
+    ("momentum-one", lambda F, W: _torch("--momentum", "1", "--output-dir", W / "run"), "momentum must be below 1"),
+    ("lr-zero", lambda F, W: _torch("--lr", "0"), "lr must be above 0"),
+    ("epochs-zero", lambda F, W: _torch("--epochs", "0"), "epochs must be at least 1"),
+    ("warmup-past-epochs", lambda F, W: _torch("--warmup-epochs", "1"), "warmup_epochs must be below epochs"),
+    ("milestones-unordered", lambda F, W: _torch("--schedule", "multistep", "--milestones", "5", "3"),
+     "milestones must be increasing"),
+    ("threads-zero", lambda F, W: _torch("--threads", "0"), "threads must be at least 1"),
+    ("seed-negative", lambda F, W: _torch("--seed", "-1"), "seed must be at least 0"),
+    ("init-from-missing", lambda F, W: _torch("--init-from", W / "none.pth"), "none.pth: no such file"),
+    ("model-unknown-torch", lambda F, W: _torch("--model", "resnet999", "--output-dir", W / "run"),
+     "unknown model 'resnet999'", None, SLOW),
+    ("model-unknown-mindspore", lambda F, W: _trainer("train_ms.py", *TINY, "--model", "resnet999",
+                                                      "--output-dir", W / "run"), "unknown model 'resnet999'", None, SLOW),
+    ("model-unknown-parity-train", lambda F, W: _msport("parity-train", "--model", "resnet999"),
+     "unknown model 'resnet999'", None, SLOW),
+    ("device-unknown", lambda F, W: _torch("--device", "tpu", "--output-dir", W / "run"), "runs on cpu or cuda",
+     None, SLOW),
+    ("reproduce-unknown-model", lambda F, W: _msport("reproduce", "--config", F / "reproduce_model.yaml",
+                                                     "--output-dir", W / "rep"), "unknown model 'resnet999'"),
+    ("reproduce-wrong-type", lambda F, W: _msport("reproduce", "--config", F / "reproduce_types.yaml",
+                                                  "--output-dir", W / "rep"), "epochs must be an integer"),
+    ("reproduce-negative-seed", lambda F, W: _msport("reproduce", "--config", F / "reproduce_seeds.yaml",
+                                                     "--output-dir", W / "rep"), "seeds must be a list"),
+    # -- flags -----------------------------------------------------------------------------------------
+    ("flag-not-an-int", lambda F, W: _torch("--epochs", "abc"), "invalid int value: 'abc'"),
+    ("flag-unknown", lambda F, W: _torch("--bogus"), "unrecognized arguments: --bogus"),
+    ("flag-bad-choice", lambda F, W: _torch("--schedule", "linear"), "invalid choice: 'linear'"),
+    ("flag-of-the-other-framework", lambda F, W: _torch("--init", "legacy"), "unrecognized arguments: --init"),
+    ("flag-msport-command", lambda F, W: _msport("convrt"), "invalid choice: 'convrt'"),
+    ("flag-parity-train-epochs", lambda F, W: _msport("parity-train", "--epochs", "3"), "unrecognized arguments"),
+    # -- run folders -----------------------------------------------------------------------------------
+    ("users-own-config-yaml", lambda F, W: _torch("--output-dir", W / "mine"), "was not written by msport"),
+    ("resume-file-cut", lambda F, W: _torch("--epochs", "2", "--resume", "--output-dir", F / "run_cut"),
+     "resume-1.pth is not this run's resume file", None, SLOW),
+    ("resume-file-replaced", lambda F, W: _torch("--epochs", "2", "--resume", "--output-dir", F / "run_replaced"),
+     "resume-1.pth is not this run's resume file", None, SLOW),
+    ("reproduce-report-disk-full", lambda F, W: _msport("reproduce", "--config", F / "reproduce_done.yaml"),
+     "no space left on", {"MSPORT_FAULT": "enospc:results.json"}),
+    ("resume-nothing", lambda F, W: _torch("--output-dir", W / "run", "--resume"), "holds no run to continue"),
+]
+
+
+def _params():
+    for name, argv, message, *rest in CASES:
+        yield pytest.param(argv, message, rest[0] if rest else None, id=name, marks=rest[1:])
+
+
+@pytest.mark.parametrize("argv,message,env", list(_params()))
+def test_bad_input_is_one_line_exit_2_and_touches_nothing(argv, message, env, files, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.ckpt").write_bytes(b"a file of the user's")
+    (work / "mine").mkdir()
+    (work / "mine" / "config.yaml").write_text("my own notes: msport must not overwrite them\n")
+    before = _snapshot(files, work)
+    command = [str(a) for a in argv(files, work)]
+    result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1, result.stderr[-3000:]
+    assert message in lines[0], lines[0]
+    assert _snapshot(files, work) == before  # nothing changed, nothing created
+    assert not (work / MARKER).exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders: run the suite as a user")
+def test_a_read_only_output_folder_is_one_line(files, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    result = subprocess.run([str(a) for a in _msport("convert", files / "good.pth", folder / "o.ckpt")],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "cannot write" in result.stderr
+    assert os.listdir(folder) == []
