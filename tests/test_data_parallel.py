@@ -182,7 +182,7 @@ def test_killed_torchrun_group_resumes_bit_identical_at_world_2_and_also_at_worl
 
     proc = _train("torch", 2, broken, cifar_dir, *epochs, wait=False)
     deadline = time.time() + LAUNCH_TIMEOUT
-    while not (broken / "resume.pth").exists() and proc.poll() is None and time.time() < deadline:
+    while not any(broken.glob("resume-*.pth")) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     _kill_everything(proc.pid)  # torchrun and both ranks, wherever they are
     proc.communicate()
@@ -214,7 +214,7 @@ def test_killed_msrun_group_resumes_at_world_2_and_at_world_1(tmp_path, cifar_di
     broken = tmp_path / "broken"
     proc = _train("mindspore", 2, broken, cifar_dir, *epochs, wait=False)
     deadline = time.time() + LAUNCH_TIMEOUT
-    while not (broken / "resume.ckpt").exists() and proc.poll() is None and time.time() < deadline:
+    while not any(broken.glob("resume-*.ckpt")) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     _kill_everything(proc.pid)  # msrun, its scheduler and both workers
     proc.communicate()

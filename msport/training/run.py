@@ -26,6 +26,7 @@ process, so a killed trainer never leaves a stale lock behind.
 """
 
 import csv
+import dataclasses
 import errno
 import fcntl
 import json
@@ -135,6 +136,11 @@ class Run:
         if action == "start":
             run._clear()
             save_resolved(cfg, run.config_file)
+        else:  # what a resume may change is recorded: a longer run, another number of ranks
+            saved = load_resolved(run.config_file)
+            if (saved.epochs, saved.world_size) != (cfg.epochs, cfg.world_size):
+                save_resolved(dataclasses.replace(saved, epochs=cfg.epochs, world_size=cfg.world_size),
+                              run.config_file)
         os.makedirs(run.checkpoint_dir, exist_ok=True)
         return run
 
