@@ -47,7 +47,7 @@ ARMS = {arm.name: arm for arm in (
 #: TrainConfig keys that reproduce sets for each run; a ``train:`` mapping may not set them.
 PER_RUN_KEYS = ("seed", "init", "device", "output_dir", "resume", "progress")
 #: TrainConfig keys that may differ between a run folder and the request: they do not change what is computed.
-NOT_IDENTITY_KEYS = ("resume", "output_dir", "progress", "num_workers", "keep_checkpoint_max")
+NOT_IDENTITY_KEYS = ("resume", "output_dir", "progress", "num_workers", "keep_checkpoint_max", "ckpt_prefix")
 #: Lines of a failed run's log shown on the console.
 FAILED_LOG_TAIL = 20
 

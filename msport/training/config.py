@@ -58,7 +58,7 @@ class TrainConfig:
     output_dir: Optional[str] = None
     resume: bool = False
     keep_checkpoint_max: int = 5
-    ckpt_prefix: str = "train_resnet_cifar10"
+    ckpt_prefix: Optional[str] = None  # MindSpore checkpoint prefix; None: train_{model}_{data}
     progress: bool = True
 
 
@@ -142,8 +142,8 @@ def validate(cfg):
 def run_dir(cfg, framework):
     if cfg.output_dir:
         return cfg.output_dir
-    return os.path.join("runs", f"{framework}-{cfg.model}-{cfg.data}-{cfg.init if framework == 'mindspore' else 'torch'}"
-                        f"-seed{cfg.seed}")
+    init = f"-init-{cfg.init}" if framework == "mindspore" else ""  # the torch side has no init choice
+    return os.path.join("runs", f"{framework}-{cfg.model}-{cfg.data}{init}-seed{cfg.seed}")
 
 
 def save_resolved(cfg, path):

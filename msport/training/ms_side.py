@@ -162,9 +162,14 @@ def make_loader(ds, cfg, *, train, epoch=0):
 
 
 def checkpoint_name(cfg, epoch, steps, val_acc):
-    """``ModelCheckpoint``'s naming: ``{prefix}-{epoch}_{steps per epoch}.ckpt``."""
+    """``ModelCheckpoint``'s naming: ``{prefix}-{epoch}_{steps per epoch}.ckpt``.
+
+    The prefix defaults to ``train_{model}_{data}``; the seed's scripts wrote
+    ``train_resnet_cifar10`` for ResNet50 on CIFAR-10 (set ``ckpt_prefix`` to match them).
+    """
     del val_acc
-    return f"{cfg.ckpt_prefix}-{epoch}_{steps}.ckpt"
+    prefix = cfg.ckpt_prefix or f"train_{cfg.model}_{cfg.data}"
+    return f"{prefix}-{epoch}_{steps}.ckpt"
 
 
 def save_checkpoint(net, path):

@@ -5,6 +5,7 @@ Layout (same for both frameworks)::
     RUN/config.yaml        the resolved configuration
     RUN/metrics.csv        one row per finished epoch
     RUN/best.json          the epoch with the best validation accuracy and its checkpoint
+    RUN/environment.json   versions, CPU and thread counts of each process that trained it
     RUN/checkpoint/        per-epoch weights, named as the seed's scripts name them
     RUN/resume.*           model + optimizer + epoch of the newest finished epoch
 
@@ -17,6 +18,7 @@ import json
 import os
 import time
 
+from msport import environment
 from msport.errors import UserError
 from msport.files import atomic_write, atomic_write_text
 from msport.training.config import TrainConfig, load_resolved, save_resolved
@@ -55,7 +57,18 @@ class Run:
             raise UserError(f"{path} already holds a run; pass --resume to continue it or --output-dir for a new one")
         os.makedirs(run.checkpoint_dir, exist_ok=True)
         save_resolved(cfg, config_file)
+        run.record_environment()
         return run
+
+    def record_environment(self):
+        """Append this process's environment to environment.json (a resumed run may change machine)."""
+        path = os.path.join(self.path, environment.ENVIRONMENT_FILE)
+        records = []
+        if self.cfg.resume and os.path.isfile(path):
+            with open(path) as fh:
+                records = json.load(fh)
+        records.append(dict(environment.describe(), resumed=bool(self.cfg.resume)))
+        atomic_write_text(path, json.dumps(records, indent=2) + "\n")
 
     # -- metrics ---------------------------------------------------------------------------
     def completed_epochs(self):
@@ -90,7 +103,7 @@ class Run:
         best = self.best()
         if best is None or val_acc > best["val_acc"]:
             best = {"epoch": epoch, "val_acc": val_acc, "checkpoint": os.path.join("checkpoint", filename)}
-            atomic_write_text(self.best_file, json.dumps(best, indent=2))
+            atomic_write_text(self.best_file, json.dumps(best, indent=2) + "\n")
         keep = set(sorted(self._epoch_files(), key=lambda f: os.path.getmtime(os.path.join(self.checkpoint_dir, f)))
                    [-self.cfg.keep_checkpoint_max:])
         keep.add(os.path.basename(best["checkpoint"]))
