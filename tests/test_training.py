@@ -250,14 +250,28 @@ def test_parity_flags_a_planted_learning_rate_bug(cifar_dir, monkeypatch):
     assert records[1].loss_rel_diff > 1e-3 and records[1].loss_rel_diff > 10 * records[1].control_loss_rel_diff
 
 
-def test_parity_train_command_prints_table_and_json(tmp_path, cifar_dir, capsys):
+def test_parity_train_command_prints_each_row_as_its_step_finishes_and_json(tmp_path, cifar_dir, capsys,
+                                                                             monkeypatch):
     from msport.cli import main
+    from msport.training import parity
 
+    real = parity.iter_parity
+    printed_before = []
+
+    def watched(*args):  # the real steps; notes what the console shows before each next step starts
+        for record in real(*args):
+            yield record
+            printed_before.append(capsys.readouterr().out)
+
+    monkeypatch.setattr(parity, "iter_parity", watched)
     code = main(["parity-train", "--data", "cifar10", "--data-dir", cifar_dir, "--model", "resnet10_w16",
                  "--batch-size", "16", "--steps", "3", "--json", str(tmp_path / "p.json")])
-    out = capsys.readouterr().out
+    out = "".join(printed_before) + capsys.readouterr().out
     assert code == 0, out
     assert "verdict: MindSpore follows torch" in out
+    rows = [[line.split()[0] for line in chunk.splitlines() if line.split() and line.split()[0].isdigit()]
+            for chunk in printed_before]
+    assert rows == [["1"], ["2"], ["3"]]  # step 1's row was on the console before step 2 began
     report = json.loads((tmp_path / "p.json").read_text())
     assert len(report["steps"]) == 3 and report["summary"]["flagged_steps"] == []
 
