@@ -11,8 +11,10 @@ import os
 import numpy as np
 
 from msport.diagnose.layer_diff import MODES, SORT_KEY, TABLE_COLUMNS, layer_diff, plots_for, write_dump
+from msport.diagnose.layer_diff import STAGES as LIBRARY_STAGES
 from msport.diagnose.report import add_output_arguments, emit
 from msport.errors import UserError
+from msport.progress import Stages
 
 NAME = "layer-diff"
 HELP = ("run the torch and MindSpore model on one batch and compare every layer's output "
@@ -146,9 +148,11 @@ def add_arguments(parser):
 
 def run(args):
     x, y, batch = load_batch(args, args.num_classes)  # bad input fails before models are built
-    torch_module, ms_cell, models = build_model_pair(args)
-    result = layer_diff(torch_module, ms_cell, x, y, grads=args.grads, train_mode=args.train_mode,
-                        mode=args.mode)
+    with Stages(NAME, 1 + LIBRARY_STAGES) as progress:
+        progress(f"building {args.model} in torch and MindSpore")
+        torch_module, ms_cell, models = build_model_pair(args)
+        result = layer_diff(torch_module, ms_cell, x, y, grads=args.grads, train_mode=args.train_mode,
+                            mode=args.mode, progress=progress)
     result.notes[:0] = [models, f"input: {batch}"]
     if args.dump:
         paths = write_dump(result, args.dump, x)

@@ -43,20 +43,24 @@ import numpy as np
 
 from msport.diagnose.capture import capture_mindspore
 from msport.diagnose.compare_ckpt import mindspore_to_torch_names
-from msport.diagnose.report import Column, DiagnosisResult, Plot, flag_mark
+from msport.diagnose import plots
+from msport.diagnose.report import Column, DiagnosisResult, Figure, flag_mark
 from msport.diagnose.stats import (BN_EPS_RTOL, BN_MOMENTUM_ATOL, FORWARD_RTOL_EVAL, INIT_KS_ALPHA,
                                    INIT_MIN_SAMPLES, INIT_STD_RATIO_RANGE, LOSS_RTOL, WEIGHT_DECAY_RTOL,
                                    compare, ks_two_sample, ks_uniform)
 from msport.errors import UserError
+from msport.progress import no_progress
 
 CHECKS = ("parameters", "init", "batchnorm", "conv", "linear", "weight_decay", "loss")
 #: Values a constant-initialised parameter (BatchNorm's 1 and 0) may deviate by.
 CONSTANT_ATOL = 1e-6
 DEFAULT_INPUT_SHAPE = (2, 3, 32, 32)
+STAGES = 3  # the calls audit makes to ``progress``
 
 
 def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_fn=None,
-          torch_loss_fn=None, input_shape=DEFAULT_INPUT_SHAPE, check_init=True, name_map=None, seed=0):
+          torch_loss_fn=None, input_shape=DEFAULT_INPUT_SHAPE, check_init=True, name_map=None, seed=0,
+          progress=no_progress):
     """Run every check (see the module docstring); returns a :class:`DiagnosisResult`.
 
     ``optimizer``: the MindSpore optimizer built the port's way (checks weight
@@ -65,7 +69,8 @@ def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_f
     does). ``loss_fn``: the MindSpore loss cell; ``torch_loss_fn`` defaults to
     ``torch.nn.CrossEntropyLoss()``. ``input_shape``: a probe batch for shapes
     and convolution probes. ``check_init=False`` for trained weights.
-    ``name_map``: ``{torch_layer_name: mindspore_layer_name}``.
+    ``name_map``: ``{torch_layer_name: mindspore_layer_name}``. ``progress(stage)``
+    is called as each of its :data:`STAGES` starts.
     """
     rng = np.random.default_rng(seed)
     name_map = dict(name_map or {})
@@ -79,13 +84,16 @@ def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_f
     ms_values = OrderedDict((ms_to_torch[k], np.array(p.asnumpy(), copy=True))
                             for k, p in ms_params.items() if k in ms_to_torch)
 
+    progress("parameters and initial distributions")
     records = _parameter_records(torch_state, ms_values)
     if check_init:
         records += _init_records(torch_state, ms_values, torch_layers)
+    progress("probing every layer in both frameworks")
     probe = rng.standard_normal(input_shape).astype(np.float32)
     torch_shapes = _torch_layer_shapes(torch_module, probe)
     ms_out_shapes = _ms_layer_output_shapes(ms_cell, probe)
     records += _layer_records(torch_layers, ms_layers, ms_params, torch_shapes, ms_out_shapes, name_map, rng)
+    progress("weight decay and loss")
     if optimizer is not None:
         records += _weight_decay_records(optimizer, torch_optimizer, torch_module, ms_to_torch)
     if loss_fn is not None:
@@ -167,7 +175,9 @@ def _init_records(torch_state, ms_values, torch_layers):
             continue  # reported by the parameters check
         layer_name, _, suffix = name.rpartition(".")
         bound = _torch_default_bound(torch_layers.get(layer_name), suffix)
-        records.append(_init_record(name, torch_value, ms_value, bound))
+        record = _init_record(name, torch_value, ms_value, bound)
+        record["layer_type"] = type(torch_layers[layer_name]).__name__ if layer_name in torch_layers else None
+        records.append(record)
     return records
 
 
@@ -593,13 +603,10 @@ TABLE_COLUMNS = [
     Column("name", "name", left=True),
     Column("torch", "torch", left=True),
     Column("mindspore", "mindspore", left=True),
-    Column("", "flagged", flag_mark),
+    Column("flag", "flagged", flag_mark),
 ]
 
-PLOTS = [
-    Plot("init_std.png", "initial std per parameter: MindSpore vs the reference", "std",
-         (("reference", "expected_std"), ("MindSpore", "ms_std")), select=lambda r: r["check"] == "init"),
-]
+PLOTS = [Figure("init_std.png", plots.init_std)]  # std ratio per layer type; constants counted, not drawn
 
 #: --top N shows flagged records first, in check order.
 SORT_KEY = "flagged"

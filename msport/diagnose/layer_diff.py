@@ -37,8 +37,10 @@ from msport.diagnose.stats import (FORWARD_RTOL_EVAL, FORWARD_RTOL_TRAIN, GRAD_M
                                    GRAD_VANISHING_FRACTION, MAGNITUDE_RATIO_RANGE, SAME_WEIGHTS_ATOL, compare,
                                    within_magnitude_range)
 from msport.errors import UserError
+from msport.progress import no_progress
 
 MODES = ("auto", "values", "magnitude")
+STAGES = 3  # torch pass, MindSpore pass, comparison: the calls layer_diff makes to ``progress``
 KINDS = ("output", "output_grad", "param_grad")
 
 
@@ -51,12 +53,13 @@ class LayerDiffResult(DiagnosisResult):
 
 
 def layer_diff(torch_module, ms_cell, x, y=None, *, grads=False, train_mode=False, mode="auto",
-               name_map=None):
+               name_map=None, progress=no_progress):
     """Compare every common layer's output (and with ``grads`` every gradient) of the two models.
 
     ``x``: float32 array (N, C, H, W); ``y``: integer labels for the loss
     (default: :func:`~msport.diagnose.capture.default_labels`). ``name_map``:
     ``{torch_layer_name: mindspore_layer_name}`` for layers named differently.
+    ``progress(stage)`` is called as each of its :data:`STAGES` starts.
     Returns a :class:`LayerDiffResult`; the models are left as they were.
     """
     if mode not in MODES:
@@ -68,8 +71,12 @@ def layer_diff(torch_module, ms_cell, x, y=None, *, grads=False, train_mode=Fals
         mode = "values" if same else "magnitude"
         notes.append(f"mode {mode}: {why}")
     x = np.ascontiguousarray(x, dtype=np.float32)
+    passes = "forward and backward" if grads else "forward"
+    progress(f"torch {passes}")
     torch_capture = capture_torch(torch_module, x, y, grads=grads, train_mode=train_mode)
+    progress(f"MindSpore {passes}")
     ms_capture = capture_mindspore(ms_cell, x, torch_capture.labels, grads=grads, train_mode=train_mode)
+    progress("comparing every layer")
     name_map = dict(name_map or {})
 
     forward_rtol = FORWARD_RTOL_TRAIN if train_mode else FORWARD_RTOL_EVAL
@@ -259,26 +266,42 @@ TABLE_COLUMNS = [
     Column("torch std", "torch_std"),
     Column("ms std", "ms_std"),
     Column("x tol", "score"),
-    Column("", "flagged", flag_mark),
+    Column("flag", "flagged", flag_mark),
 ]
 
 def plots_for(result):
-    """The ``--report`` plots; the difference plot draws the tolerance this run was judged by."""
-    forward_rtol = result.summary.get("forward_rtol")
-    return [
-        Plot("magnitude.png", "mean |output| per layer", "mean |x|",
-             (("torch", "torch_mean_abs"), ("MindSpore", "ms_mean_abs")), select=lambda r: r["kind"] == "output"),
-        Plot("difference.png", "relative difference of outputs ||torch-ms|| / ||torch||", "relative difference",
-             (("outputs", "rel_diff"),), select=lambda r: r["kind"] == "output", threshold=forward_rtol),
-        Plot("magnitude_ratio.png", "mean|ms| / mean|torch| per layer", "ratio",
-             (("outputs", "magnitude_ratio"),), select=lambda r: r["kind"] == "output"),
-        Plot("grad_magnitude.png", "mean |d loss / d output| per layer (backward order)", "mean |grad|",
-             (("torch", "torch_mean_abs"), ("MindSpore", "ms_mean_abs")),
-             select=lambda r: r["kind"] == "output_grad"),
-        Plot("grad_difference.png", "relative difference of output gradients", "relative difference",
-             (("output grads", "rel_diff"),), select=lambda r: r["kind"] == "output_grad",
-             threshold=result.summary.get("grad_rtol")),
-    ]
+    """The ``--report`` plots of the figure this run was judged by.
+
+    values mode (same weights): how far each output departs, against the tolerance.
+    magnitude mode (independent inits): the mean|ms| / mean|torch| ratio with the band
+    that passes; a values difference means nothing there (every value is ~1).
+    """
+    summary = result.summary
+    output = lambda r: r["kind"] == "output"  # noqa: E731
+    output_grad = lambda r: r["kind"] == "output_grad"  # noqa: E731
+    plots = [Plot("magnitude.png", "mean |output| per layer", "mean |x|",
+                  (("torch", "torch_mean_abs"), ("MindSpore", "ms_mean_abs")), select=output)]
+    if summary.get("mode") == "magnitude":
+        band = tuple(summary["magnitude_ratio_range"])
+        plots.append(Plot("magnitude_ratio.png", "mean|ms| / mean|torch| of each layer's output", "ratio (log)",
+                          (("outputs", "magnitude_ratio"),), select=output, band=band))
+    else:
+        plots.append(Plot("difference.png", "relative difference of outputs ||torch-ms|| / ||torch||",
+                          "relative difference", (("outputs", "rel_diff"),), select=output,
+                          threshold=summary.get("forward_rtol")))
+    if summary.get("grads"):
+        plots.append(Plot("grad_magnitude.png", "mean |d loss / d output| per layer (backward order)",
+                          "mean |grad|", (("torch", "torch_mean_abs"), ("MindSpore", "ms_mean_abs")),
+                          select=output_grad))
+        if summary.get("mode") == "magnitude":
+            plots.append(Plot("grad_magnitude_ratio.png", "mean|ms| / mean|torch| of each output gradient (backward order)",
+                              "ratio (log)", (("output grads", "magnitude_ratio"),), select=output_grad,
+                              band=tuple(summary["magnitude_ratio_range"])))
+        else:
+            plots.append(Plot("grad_difference.png", "relative difference of output gradients",
+                              "relative difference", (("output grads", "rel_diff"),), select=output_grad,
+                              threshold=summary.get("grad_rtol")))
+    return plots
 
 
 #: --top N shows the N records furthest outside their tolerance (in either mode).
