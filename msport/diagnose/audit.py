@@ -41,9 +41,9 @@ from collections import OrderedDict
 
 import numpy as np
 
+from msport.diagnose import plots
 from msport.diagnose.capture import capture_mindspore
 from msport.diagnose.compare_ckpt import mindspore_to_torch_names
-from msport.diagnose import plots
 from msport.diagnose.report import Column, DiagnosisResult, Figure, flag_mark
 from msport.diagnose.stats import (BN_EPS_RTOL, BN_MOMENTUM_ATOL, FORWARD_RTOL_EVAL, INIT_KS_ALPHA,
                                    INIT_MIN_SAMPLES, INIT_STD_RATIO_RANGE, LOSS_RTOL, WEIGHT_DECAY_RTOL,
