@@ -8,7 +8,7 @@ own: a rerun skips finished runs, continues interrupted ones with
 ``--resume``, and refuses a folder whose run was trained with other settings
 rather than mix the two.
 The trainers' output goes to ``RUN/train.log``; the console gets one line as
-each run starts and one as it ends.
+each run starts and one as it ends; on a terminal a bar between them counts its epochs.
 """
 
 import dataclasses
@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import List, Optional
 
+from tqdm import tqdm
 
 import msport
 from msport.errors import UserError
@@ -50,6 +51,8 @@ PER_RUN_KEYS = ("seed", "init", "device", "output_dir", "resume", "progress")
 NOT_IDENTITY_KEYS = ("resume", "output_dir", "progress", "num_workers", "keep_checkpoint_max", "ckpt_prefix")
 #: Lines of a failed run's log shown on the console.
 FAILED_LOG_TAIL = 20
+#: How often the console's epoch bar looks at a running trainer's metrics.csv.
+EPOCH_POLL_SECONDS = 2.0
 
 
 @dataclass
@@ -266,7 +269,7 @@ def _train(run, trainers, log, resume):
     with open(log, "a") as fh:
         fh.write(f"# msport reproduce, {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(command)}\n")
         fh.flush()
-        code = subprocess.run(command, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+        code = _run_with_epoch_bar(command, fh, run)
     if code != 0:
         with open(log) as fh:
             tail = fh.readlines()[-FAILED_LOG_TAIL:]
@@ -275,6 +278,23 @@ def _train(run, trainers, log, resume):
             raise UserError(f"run {run.label} was stopped by signal {-code}; its log is {log}; "
                             f"rerun the same command to continue it")
         raise UserError(f"run {run.label} failed (exit {code}); its log is {log}")
+
+
+def _run_with_epoch_bar(command, log, run):
+    """Run the trainer; on a terminal, a bar on stderr counts its finished epochs (read from metrics.csv)."""
+    folder = run.folder()
+    with subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL) as process, \
+            tqdm(total=run.config.epochs, initial=len(folder.completed_epochs()), desc=f"  {run.label}",
+                 unit="epoch", file=sys.stderr, disable=None, leave=False, dynamic_ncols=True) as bar:
+        try:
+            while True:
+                try:
+                    return process.wait(timeout=EPOCH_POLL_SECONDS)
+                except subprocess.TimeoutExpired:
+                    bar.update(len(folder.completed_epochs()) - bar.n)
+        except BaseException:  # Ctrl-C included: never leave a trainer running behind us
+            process.kill()
+            raise
 
 
 def read_outcome(run):
