@@ -191,6 +191,32 @@ def test_legacy_init_is_named_by_audit_and_by_layer_diff_magnitudes():
     assert first["name"] == "conv1" and first["magnitude_ratio"] < MAGNITUDE_RATIO_RANGE[0] / 4
 
 
+def test_long_diagnoses_report_each_stage_and_plot_what_they_judged(tmp_path):
+    from msport.diagnose import plots
+    from msport.diagnose.audit import STAGES as AUDIT_STAGES
+    from msport.diagnose.layer_diff import STAGES as LAYER_DIFF_STAGES, TABLE_COLUMNS, plots_for
+    from msport.diagnose.report import write_report
+
+    torch_model, ms_model = tiny_pair(copy_weights=False, init="legacy")
+    stages = []
+    result = audit(torch_model, ms_model, input_shape=TINY_INPUT, progress=stages.append)
+    assert len(stages) == AUDIT_STAGES
+    init = [r for r in result.records if r["check"] == "init"]
+    assert {r["layer_type"] for r in init if r["name"].startswith("conv1.")} == {"Conv2d"}
+    assert plots.init_std(init, tmp_path / "init_std.png") and (tmp_path / "init_std.png").stat().st_size > 1000
+    constants = [r for r in init if r["expected_std"] == 0]
+    assert constants and not plots.init_std(constants, tmp_path / "none.png")  # constants are not drawn
+    assert not (tmp_path / "none.png").exists()
+
+    stages.clear()
+    result = layer_diff(torch_model, ms_model, tiny_batch(), grads=True, progress=stages.append)
+    assert stages == ["torch forward and backward", "MindSpore forward and backward", "comparing every layer"]
+    assert len(stages) == LAYER_DIFF_STAGES
+    write_report(result, tmp_path / "rep", TABLE_COLUMNS, plots_for(result))
+    assert sorted(p.name for p in (tmp_path / "rep").glob("*.png")) == [
+        "grad_magnitude.png", "grad_magnitude_ratio.png", "magnitude.png", "magnitude_ratio.png"]
+
+
 def test_fresh_torch_init_passes_audit_and_magnitude_check():
     torch_model, ms_model = tiny_pair(copy_weights=False, init="torch", seed=3)
     assert audit(torch_model, ms_model, input_shape=TINY_INPUT).flagged == []
@@ -429,7 +455,8 @@ def test_layer_diff_cli_names_the_seeds_first_conv_on_legacy_init(tmp_path, caps
     summary = json.loads((tmp_path / "l.json").read_text())["summary"]
     assert summary["mode"] == "magnitude" and summary["first_divergence"] == "conv1"
     assert "RESULT:" in out and "first: conv1" in out
-    assert (tmp_path / "rep" / "difference.png").exists()
+    # magnitude mode draws what it judged: the ratio, with the band; a values difference means nothing here
+    assert (tmp_path / "rep" / "magnitude_ratio.png").exists() and not (tmp_path / "rep" / "difference.png").exists()
     assert "## Flagged" in (tmp_path / "rep" / "report.md").read_text()
 
 

@@ -72,8 +72,10 @@ def test_conv_padding_gives_torch_outputs_exactly(kernel, stride, padding, size,
 
 
 def test_mindspore_same_padding_at_stride_2_is_what_the_factory_avoids(rng):
-    # Guard for the trap the factory exists for: if MindSpore ever pads 'same' symmetrically,
-    # this fails and the note in PORTING_NOTES needs revisiting.
+    # Guard for the trap the factory exists for: MindSpore's pad_mode='same' at stride 2 puts the extra
+    # pixel right/bottom, where torch's padding=1 pads symmetrically. If MindSpore ever pads 'same'
+    # symmetrically, this fails, and conv2d's explicit pad_mode='pad' and the audit's padding probe
+    # should be revisited.
     same = nn.Conv2d(4, 6, 3, stride=2, pad_mode="same")
     ref = torch.nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=False)
     with torch.no_grad():

@@ -384,7 +384,10 @@ def test_report_files_are_written(tmp_path):
     assert [os.path.basename(p) for p in paths] == ["results.json", "results.md", "val_acc.png"]
     with open(paths[2], "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert json.loads(open(paths[0]).read())["plot"] == "val_acc.png"
+    results = json.loads(open(paths[0]).read())
+    assert results["plot"] == "val_acc.png"
+    assert results["environment"]["packages"]["numpy"] == np.__version__ and results["environment"]["cpu_count"]
+    assert "environment.json" in results["determinism"] and "Reproducibility:" in open(paths[1]).read()
 
 
 # -- end to end, real trainers ---------------------------------------------------------------
@@ -411,6 +414,8 @@ def test_reproduce_end_to_end_then_rerun_skips_finished_runs(tmp_path, capsys):
         assert run["final_val_acc"] == pytest.approx(curve[-1])
         with open(os.path.join(run["path"], "train.log")) as fh:
             assert "best val acc" in fh.read()  # the trainer's own output went to its log
+        framework = "torch" if run["arm"] == "torch" else "mindspore"
+        assert run["environment"][0]["packages"][framework]  # what the trainer process itself ran on
     for arm in ("torch", "ms_parity"):
         values = [r["best_val_acc"] for r in results["runs"] if r["arm"] == arm]
         assert results["arms"][arm]["best"]["mean"] == pytest.approx(np.mean(values))

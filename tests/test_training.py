@@ -117,6 +117,12 @@ def test_threads_sets_torch_intra_op_threads():
         torch.set_num_threads(before)
 
 
+def test_default_run_folder_names_the_init_scheme_as_such():
+    cfg = TrainConfig(model="resnet10_w16", data="digits", init="legacy", seed=3)
+    assert config_mod.run_dir(cfg, "mindspore") == os.path.join("runs", "mindspore-resnet10_w16-digits-init-legacy-seed3")
+    assert config_mod.run_dir(cfg, "torch") == os.path.join("runs", "torch-resnet10_w16-digits-seed3")
+
+
 # ---- schedule ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("schedule,make", [
@@ -161,14 +167,23 @@ def test_torch_trainer_writes_the_run_folder(tmp_path, cifar_dir):
     state = torch.load(out / "checkpoint" / names[1], weights_only=True)
     assert "layer1.0.bn1.running_mean" in state  # a plain state_dict, as the seed saved
     assert yaml.safe_load((out / "config.yaml").read_text())["epochs"] == 2
+    assert (out / "best.json").read_text().endswith("}\n")
+    env = json.loads((out / "environment.json").read_text())
+    assert len(env) == 1 and torch.__version__.startswith(env[0]["packages"]["torch"])
+    assert env[0]["threads"]["torch_intra_op"] >= 1 and env[0]["cpu_count"] == os.cpu_count()
+    assert "mindspore_runtime" not in env[0]["threads"]  # a torch-only process never started MindSpore
 
 
 def test_mindspore_trainer_writes_model_checkpoint_names(tmp_path, cifar_dir):
     out = tmp_path / "ms"
     result = _train("train_ms.py", out, cifar_dir, "--epochs", "2", "--init", "legacy")
     assert result.returncode == 0, result.stderr
-    assert sorted(os.listdir(out / "checkpoint")) == ["train_resnet_cifar10-1_3.ckpt", "train_resnet_cifar10-2_3.ckpt"]
+    # the prefix is derived from model and data, as ModelCheckpoint(prefix=...) would be set
+    assert sorted(os.listdir(out / "checkpoint")) == ["train_resnet10_w16_cifar10-1_3.ckpt",
+                                                       "train_resnet10_w16_cifar10-2_3.ckpt"]
     assert len(_metrics(out)) == 2 and (out / "resume-2.ckpt").is_file()
+    env = json.loads((out / "environment.json").read_text())[0]
+    assert env["packages"]["mindspore"] and env["threads"]["mindspore_runtime"] >= 1
 
 
 def test_refuses_to_overwrite_a_run_and_to_resume_with_other_settings(tmp_path, cifar_dir):
@@ -208,6 +223,7 @@ def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, cifar_d
     resumed = _train(script, broken, cifar_dir, "--epochs", str(epochs), "--resume", "--deterministic")
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed" in resumed.stdout
+    assert [e["resumed"] for e in json.loads((broken / "environment.json").read_text())] == [False, True]
     assert [r["epoch"] for r in _metrics(broken)] == [str(e) for e in range(1, epochs + 1)]
     final = sorted(os.listdir(whole / "checkpoint"))[-1]
     assert final in os.listdir(broken / "checkpoint")
@@ -277,14 +293,28 @@ def test_parity_flags_a_planted_learning_rate_bug(cifar_dir, monkeypatch):
     assert records[1].loss_rel_diff > 1e-3 and records[1].loss_rel_diff > 10 * records[1].control_loss_rel_diff
 
 
-def test_parity_train_command_prints_table_and_json(tmp_path, cifar_dir, capsys):
+def test_parity_train_command_prints_each_row_as_its_step_finishes_and_json(tmp_path, cifar_dir, capsys,
+                                                                             monkeypatch):
     from msport.cli import main
+    from msport.training import parity
 
+    real = parity.iter_parity
+    printed_before = []
+
+    def watched(*args):  # the real steps; notes what the console shows before each next step starts
+        for record in real(*args):
+            yield record
+            printed_before.append(capsys.readouterr().out)
+
+    monkeypatch.setattr(parity, "iter_parity", watched)
     code = main(["parity-train", "--data", "cifar10", "--data-dir", cifar_dir, "--model", "resnet10_w16",
                  "--batch-size", "16", "--steps", "3", "--json", str(tmp_path / "p.json")])
-    out = capsys.readouterr().out
+    out = "".join(printed_before) + capsys.readouterr().out
     assert code == 0, out
     assert "verdict: MindSpore follows torch" in out
+    rows = [[line.split()[0] for line in chunk.splitlines() if line.split() and line.split()[0].isdigit()]
+            for chunk in printed_before]
+    assert rows == [["1"], ["2"], ["3"]]  # step 1's row was on the console before step 2 began
     report = json.loads((tmp_path / "p.json").read_text())
     assert len(report["steps"]) == 3 and report["summary"]["flagged_steps"] == []
 

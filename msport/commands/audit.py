@@ -9,8 +9,10 @@ so the audit shows what that code really does.
 
 from msport.commands.layer_diff import add_model_arguments, build_model_pair, example_inputs
 from msport.diagnose.audit import DEFAULT_INPUT_SHAPE, PLOTS, SORT_KEY, TABLE_COLUMNS, audit
+from msport.diagnose.audit import STAGES as LIBRARY_STAGES
 from msport.diagnose.report import add_output_arguments, emit
 from msport.errors import UserError
+from msport.progress import Stages
 
 NAME = "audit"
 HELP = ("check a MindSpore port against its torch twin without training: init, norm eps/momentum, padding, "
@@ -44,13 +46,15 @@ def add_arguments(parser):
 
 def run(args):
     input_shape = _parse_shape(args.input_shape)
-    torch_module, ms_cell, models = build_model_pair(args)
-    inputs, described = example_inputs(args)
-    optimizer = _build_optimizer(ms_cell, args) if args.optimizer else None
-    loss_fn = _build_loss(args.ms_loss) if args.ms_loss else None
-    trained = bool(args.torch_weights or args.ms_weights or args.copy_weights)
-    result = audit(torch_module, ms_cell, optimizer=optimizer, loss_fn=loss_fn, inputs=inputs,
-                   input_shape=input_shape, check_init=not trained, name_map=args.name_map)
+    with Stages(NAME, 1 + LIBRARY_STAGES) as progress:
+        progress(f"building {args.model or 'the model pair'} in torch and MindSpore")
+        torch_module, ms_cell, models = build_model_pair(args)
+        inputs, described = example_inputs(args)
+        optimizer = _build_optimizer(ms_cell, args) if args.optimizer else None
+        loss_fn = _build_loss(args.ms_loss) if args.ms_loss else None
+        trained = bool(args.torch_weights or args.ms_weights or args.copy_weights)
+        result = audit(torch_module, ms_cell, optimizer=optimizer, loss_fn=loss_fn, inputs=inputs,
+                       input_shape=input_shape, check_init=not trained, name_map=args.name_map, progress=progress)
     result.notes.insert(0, models)
     if described:
         result.notes = [f"probe input: {described}" if n.startswith("probe input:") else n for n in result.notes]

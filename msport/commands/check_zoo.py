@@ -1,5 +1,6 @@
 """msport check-zoo: build each zoo model on both sides, copy torch's weights over, compare outputs."""
 
+import sys
 import time
 
 import numpy as np
@@ -21,6 +22,7 @@ def add_arguments(parser):
 
 def run(args):
     import torch
+    from tqdm import tqdm
 
     import reference_torch
     from msport._mindspore import ms
@@ -34,9 +36,12 @@ def run(args):
         raise UserError(f"unknown model {', '.join(unknown)}: choose from {', '.join(list_models())}")
     x = np.random.default_rng(args.seed).standard_normal((args.batch_size, 3, 32, 32)).astype(np.float32)
     print(f"{'model':<13} {'parameters':>12} {'eval max rel':>13} {'train max rel':>14} {'worst stage':>12} "
-          f"{'seconds':>8}  verdict")
+          f"{'seconds':>8}  verdict", flush=True)
     failures = 0
-    for name in names:
+    # a row per model as it finishes; on a terminal, a bar on stderr says which model is being checked
+    bar = tqdm(names, desc=NAME, unit="model", file=sys.stderr, leave=False, dynamic_ncols=True, disable=None)
+    for name in bar:
+        bar.set_postfix_str(name)
         start = time.perf_counter()
         torch.manual_seed(args.seed)
         torch_model = reference_torch.create_model(name)
@@ -55,9 +60,10 @@ def run(args):
         ok = all(e <= args.rtol for per_stage in errors.values() for e in per_stage.values())
         failures += not ok
         params = sum(p.numel() for p in torch_model.parameters())
-        print(f"{name:<13} {params:>12,} {max(errors['eval'].values()):>13.1e} "
-              f"{max(errors['train'].values()):>14.1e} {worst_stage:>12} {time.perf_counter() - start:>8.1f}  "
-              f"{'ok' if ok else 'MISMATCH'}")
+        tqdm.write(f"{name:<13} {params:>12,} {max(errors['eval'].values()):>13.1e} "
+                   f"{max(errors['train'].values()):>14.1e} {worst_stage:>12} {time.perf_counter() - start:>8.1f}  "
+                   f"{'ok' if ok else 'MISMATCH'}", file=sys.stdout)  # above the bar, not through it
+        sys.stdout.flush()
     return 1 if failures else 0
 
 

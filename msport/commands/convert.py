@@ -1,6 +1,9 @@
 """msport convert SRC DST: .pth <-> .ckpt with explicit rules and a report of what has no twin."""
 
+import os
+
 from msport.convert import convert_file
+from msport.progress import Stages
 
 NAME = "convert"
 HELP = "convert a PyTorch .pth to a MindSpore .ckpt or back"
@@ -25,8 +28,10 @@ def run(args):
             model = specs.ms_model(model, "--model")
         else:
             model = specs.torch_model(model, "--model")
-    report = convert_file(args.src, args.dst, model=model, num_classes=args.num_classes,
-                          overwrite=args.overwrite)
+    with Stages(NAME, 1) as progress:  # one call: a large checkpoint takes a while to read and write
+        progress(f"{args.src}{_size(args.src)} -> {args.dst}")
+        report = convert_file(args.src, args.dst, model=model, num_classes=args.num_classes,
+                              overwrite=args.overwrite)
     print(f"wrote {args.dst}")
     for line in report.lines():
         print(f"  {line}")
@@ -34,3 +39,7 @@ def run(args):
         print("  structure checked (BatchNorm tensors, biases); completeness against an architecture was not: "
               "pass --model NAME for that")
     return 0
+
+
+def _size(path):
+    return f" ({os.path.getsize(path) / 2**20:.0f} MiB)" if os.path.isfile(path) else ""

@@ -13,8 +13,10 @@ import os
 import numpy as np
 
 from msport.diagnose.layer_diff import MODES, SORT_KEY, TABLE_COLUMNS, layer_diff, plots_for, write_dump
+from msport.diagnose.layer_diff import STAGES as LIBRARY_STAGES
 from msport.diagnose.report import add_output_arguments, emit
 from msport.errors import UserError
+from msport.progress import Stages
 
 NAME = "layer-diff"
 HELP = ("run the torch and MindSpore model on one batch and compare every layer's output "
@@ -229,13 +231,16 @@ def run(args):
         x, y, batch = load_batch(args, args.num_classes)  # bad input fails before models are built
     torch_loss = specs.resolve(args.torch_loss_fn, "--torch-loss-fn") if args.torch_loss_fn else None
     ms_loss = specs.resolve(args.ms_loss_fn, "--ms-loss-fn") if args.ms_loss_fn else None
-    torch_module, ms_cell, models = build_model_pair(args)
-    if args.example:
-        (x, batch), y = example_inputs(args), None
-    else:
-        _check_channels(torch_module, x, batch)
-    result = layer_diff(torch_module, ms_cell, x, y, grads=args.grads, train_mode=args.train_mode,
-                        mode=args.mode, name_map=args.name_map, torch_loss_fn=torch_loss, loss_fn=ms_loss)
+    with Stages(NAME, 1 + LIBRARY_STAGES) as progress:
+        progress(f"building {args.model or 'the model pair'} in torch and MindSpore")
+        torch_module, ms_cell, models = build_model_pair(args)
+        if args.example:
+            (x, batch), y = example_inputs(args), None
+        else:
+            _check_channels(torch_module, x, batch)
+        result = layer_diff(torch_module, ms_cell, x, y, grads=args.grads, train_mode=args.train_mode,
+                            mode=args.mode, name_map=args.name_map, torch_loss_fn=torch_loss, loss_fn=ms_loss,
+                            progress=progress)
     result.notes[:0] = [models, f"input: {batch}"]
     if args.dump:
         paths = write_dump(result, args.dump, x)

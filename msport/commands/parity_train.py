@@ -28,7 +28,7 @@ def add_arguments(parser):
 def run(args):
     from msport.training.config import resolve
     from msport.training.data import load_splits
-    from msport.training.parity import run_parity
+    from msport.training.parity import iter_parity
 
     if args.steps < 1:
         raise UserError(f"--steps must be at least 1, got {args.steps}")
@@ -37,13 +37,15 @@ def run(args):
         raise UserError("parity-train starts MindSpore from torch's weights; drop --init / --init-from")
     cfg = dataclasses.replace(cfg, deterministic=True, progress=False)
     train_set, _ = load_splits(cfg)
-    records = run_parity(cfg, train_set, args.steps)
     print(f"{cfg.model} on {train_set.name}, batch {cfg.batch_size}, SGD momentum {cfg.momentum}, "
-          f"weight decay {cfg.weight_decay}, MindSpore {cfg.mode.upper()}_MODE, float32")
+          f"weight decay {cfg.weight_decay}, MindSpore {cfg.mode.upper()}_MODE, float32; {args.steps} steps, "
+          f"each row printed as its step finishes (the first waits for both models to build and compile)",
+          flush=True)
     print(f"{'step':>4} {'lr':>8} {'torch loss':>11} {'ms loss':>11} {'rel diff':>9} {'noise floor':>11} "
-          f"{'max param diff':>15} {'(relative)':>10}  worst parameter")
-    flagged, floor, beyond_rtol = [], 0.0, 0
-    for r in records:
+          f"{'max param diff':>15} {'(relative)':>10}  worst parameter", flush=True)
+    records, flagged, floor, beyond_rtol = [], [], 0.0, 0
+    for r in iter_parity(cfg, train_set, args.steps):
+        records.append(r)
         floor = max(floor, r.control_loss_rel_diff)
         over_rtol = r.loss_rel_diff > args.loss_rtol
         beyond_rtol += over_rtol
@@ -52,7 +54,7 @@ def run(args):
             flagged.append(r.step)
         print(f"{r.step:>4} {r.lr:>8.4g} {r.torch_loss:>11.6f} {r.ms_loss:>11.6f} {r.loss_rel_diff:>9.1e} "
               f"{floor:>11.1e} {r.max_param_diff:>15.2e} {r.max_param_rel_diff:>10.1e}  {r.worst_param}"
-              f"{'  <-- beyond rounding noise' if bad else ''}")
+              f"{'  <-- beyond rounding noise' if bad else ''}", flush=True)
     worst = max(records, key=lambda r: r.loss_rel_diff)
     print(f"largest loss difference {worst.loss_rel_diff:.1e} relative at step {worst.step}; "
           f"{beyond_rtol} of {len(records)} steps over {args.loss_rtol:g}; torch against itself (weights "

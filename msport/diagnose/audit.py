@@ -50,23 +50,26 @@ from collections import OrderedDict
 import numpy as np
 
 from msport import registry
+from msport.diagnose import plots
 from msport.diagnose.capture import as_inputs, describe_inputs
 from msport.diagnose.pairing import pair_models
-from msport.diagnose.report import Column, DiagnosisResult, Plot, flag_mark
+from msport.diagnose.report import Column, DiagnosisResult, Figure, flag_mark
 from msport.diagnose.stats import ks_normal, ks_two_sample, ks_uniform
 from msport.errors import UserError
 from msport.tolerances import (AUDIT_INIT_KS_ALPHA, BN_MOMENTUM_MAX_ABS, INIT_MIN_SAMPLES, INIT_STD_RATIO_RANGE,
                                LAYER_PROBE_MAX_REL, LOSS_REL, WEIGHT_DECAY_REL)
+from msport.progress import no_progress
 
 CHECKS = ("parameters", "init", "weight_decay", "loss")
 #: Values a constant-initialised parameter (BatchNorm's 1 and 0) may deviate by.
 CONSTANT_ATOL = 1e-6
 DEFAULT_INPUT_SHAPE = (2, 3, 32, 32)
+STAGES = 3  # the calls audit makes to ``progress``
 
 
 def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_fn=None,
           torch_loss_fn=None, inputs=None, input_shape=DEFAULT_INPUT_SHAPE, check_init=True, name_map=None,
-          seed=0, pairing=None):
+          seed=0, pairing=None, progress=no_progress):
     """Run every check (see the module docstring); returns a :class:`DiagnosisResult`.
 
     ``inputs``: example inputs (a tensor, a tuple or a dict, any dtype; token
@@ -78,7 +81,8 @@ def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_f
     ``torch_loss_fn`` defaults to ``torch.nn.CrossEntropyLoss()``.
     ``check_init=False`` for trained weights. ``name_map``: torch name ->
     MindSpore name (a dict, a callable or a file) for names neither the
-    registry nor the structure pairs.
+    registry nor the structure pairs. ``progress(stage)`` is called as each of
+    its :data:`STAGES` starts.
     """
     rng = np.random.default_rng(seed)
     pairing = pairing or pair_models(torch_module, ms_cell, name_map)
@@ -91,13 +95,16 @@ def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_f
     ms_params = OrderedDict((p.name, p) for p in ms_cell.get_parameters())
     ms_values = OrderedDict((t, np.array(ms_params[m].asnumpy(), copy=True)) for t, m in pairing.params.items())
 
+    progress("parameters and initial distributions")
     records = _parameter_records(torch_state, ms_values, pairing)
     if check_init:
         records += _init_records(torch_state, ms_values, torch_layers, torch_subs)
+    progress("probing every layer in both frameworks")
     if inputs is None:
         inputs = rng.standard_normal(input_shape).astype(np.float32)
     layer_inputs = _torch_layer_inputs(torch_module, inputs, torch_layers)
     records += _layer_records(torch_layers, torch_subs, ms_subs, ms_params, pairing, layer_inputs, rng)
+    progress("weight decay and loss")
     if optimizer is not None:
         records += _weight_decay_records(optimizer, torch_optimizer, torch_module, pairing.ms_to_torch)
     if loss_fn is not None:
@@ -175,7 +182,10 @@ def _init_records(torch_state, ms_values, torch_layers, torch_subs):
         ms_value = ms_values.get(name)
         if ms_value is None or ms_value.size != torch_value.size:
             continue  # reported by the parameters check
-        records.append(_init_record(name, torch_value, ms_value.reshape(torch_value.shape), specs.get(name)))
+        record = _init_record(name, torch_value, ms_value.reshape(torch_value.shape), specs.get(name))
+        layer_name = name.rpartition(".")[0]
+        record["layer_type"] = type(torch_subs[layer_name]).__name__ if layer_name in torch_subs else None
+        records.append(record)
     return records
 
 
@@ -693,13 +703,10 @@ TABLE_COLUMNS = [
     Column("name", "name", left=True),
     Column("torch", "torch", left=True),
     Column("mindspore", "mindspore", left=True),
-    Column("", "flagged", flag_mark),
+    Column("flag", "flagged", flag_mark),
 ]
 
-PLOTS = [
-    Plot("init_std.png", "initial std per parameter: MindSpore vs the reference", "std",
-         (("reference", "expected_std"), ("MindSpore", "ms_std")), select=lambda r: r["check"] == "init"),
-]
+PLOTS = [Figure("init_std.png", plots.init_std)]  # std ratio per layer type; constants counted, not drawn
 
 #: --top N shows flagged records first, in check order.
 SORT_KEY = "flagged"

@@ -19,7 +19,8 @@ from collections import OrderedDict
 import numpy as np
 
 from msport.convert import MS_OPTIMIZER_STATE, TORCH_ONLY_SUFFIXES, load_any, mindspore_to_torch
-from msport.diagnose.report import Column, DiagnosisResult, Plot, flag_mark
+from msport.diagnose import plots
+from msport.diagnose.report import Column, DiagnosisResult, Figure, flag_mark
 from msport.diagnose.stats import as_numpy, compare, summarize
 from msport.tolerances import CKPT_ELEMENT_REL, CKPT_MAX_ABS
 
@@ -270,14 +271,12 @@ TABLE_COLUMNS = [
     Column("B std", "b_std"),
     Column("B min", "b_min"),
     Column("B max", "b_max"),
-    Column("", "flagged", flag_mark),
+    Column("flag", "flagged", flag_mark),
 ]
 
 PLOTS = [
-    Plot("distribution.png", "std of each parameter in A and B", "std",
-         (("A", "a_std"), ("B", "b_std")), select=lambda r: r["max_abs_diff"] is not None),
-    Plot("difference.png", "relative difference ||A-B|| / ||A|| per parameter", "relative difference",
-         (("||A-B|| / ||A||", "rel_diff"),), select=lambda r: r["max_abs_diff"] is not None),
+    Figure("distribution.png", plots.distribution),  # weights, BatchNorm statistics, 1-D: separate panels
+    Figure("difference.png", plots.difference),
 ]
 
 #: --top N shows the N parameters that differ most, by this record key.

@@ -40,8 +40,10 @@ from msport.tolerances import (DROPOUT_ZERO_FRACTION_SIGMAS, GRAD_VANISHING_FRAC
                                LAYER_DIFF_GRAD_MIN_COSINE, LAYER_DIFF_GRAD_NORM_REL, LAYER_DIFF_TRAIN_NORM_REL,
                                MAGNITUDE_RATIO_RANGE, SAME_WEIGHTS_MAX_ABS)
 from msport.errors import UserError
+from msport.progress import no_progress
 
 MODES = ("auto", "values", "magnitude")
+STAGES = 3  # torch pass, MindSpore pass, comparison: the calls layer_diff makes to ``progress``
 KINDS = ("output", "output_grad", "param_grad")
 
 
@@ -54,7 +56,7 @@ class LayerDiffResult(DiagnosisResult):
 
 
 def layer_diff(torch_module, ms_cell, x, y=None, *, grads=False, train_mode=False, mode="auto",
-               name_map=None, torch_loss_fn=None, loss_fn=None, pairing=None):
+               name_map=None, torch_loss_fn=None, loss_fn=None, pairing=None, progress=no_progress):
     """Compare every common layer's output (and with ``grads`` every gradient) of the two models.
 
     ``x``: the example input, a tensor/array, a tuple (positional) or a dict
@@ -63,7 +65,8 @@ def layer_diff(torch_module, ms_cell, x, y=None, *, grads=False, train_mode=Fals
     / ``loss_fn``: each side's ``(output, labels) -> scalar`` loss for
     ``grads`` (default: cross-entropy, only where the output is logits).
     ``name_map``: torch name -> MindSpore name (dict, callable or file), for
-    names neither the registry nor the structure lines up.
+    names neither the registry nor the structure lines up. ``progress(stage)`` is
+    called as each of its :data:`STAGES` starts.
     Returns a :class:`LayerDiffResult`; the models are left as they were.
     """
     if mode not in MODES:
@@ -78,10 +81,14 @@ def layer_diff(torch_module, ms_cell, x, y=None, *, grads=False, train_mode=Fals
     args, kwargs = as_inputs(x)
     x = kwargs if kwargs else (args[0] if len(args) == 1 else args)
     described = f"input {describe_inputs(args, kwargs)}"
+    passes = "forward and backward" if grads else "forward"
+    progress(f"torch {passes}")
     torch_capture = _run("torch", capture_torch, torch_module, x, y, grads=grads, train_mode=train_mode,
                          loss_fn=torch_loss_fn, described=described)
+    progress(f"MindSpore {passes}")
     ms_capture = _run("MindSpore", capture_mindspore, ms_cell, x, torch_capture.labels, grads=grads,
                       train_mode=train_mode, loss_fn=loss_fn, described=described)
+    progress("comparing every layer")
     name_map = pairing.layers
 
     forward_rtol = LAYER_DIFF_TRAIN_NORM_REL if train_mode else LAYER_DIFF_EVAL_NORM_REL
@@ -346,26 +353,42 @@ TABLE_COLUMNS = [
     Column("torch std", "torch_std"),
     Column("ms std", "ms_std"),
     Column("x tol", "score"),
-    Column("", "flagged", flag_mark),
+    Column("flag", "flagged", flag_mark),
 ]
 
 def plots_for(result):
-    """The ``--report`` plots; the difference plot draws the tolerance this run was judged by."""
-    forward_rtol = result.summary.get("forward_rtol")
-    return [
-        Plot("magnitude.png", "mean |output| per layer", "mean |x|",
-             (("torch", "torch_mean_abs"), ("MindSpore", "ms_mean_abs")), select=lambda r: r["kind"] == "output"),
-        Plot("difference.png", "relative difference of outputs ||torch-ms|| / ||torch||", "relative difference",
-             (("outputs", "rel_diff"),), select=lambda r: r["kind"] == "output", threshold=forward_rtol),
-        Plot("magnitude_ratio.png", "mean|ms| / mean|torch| per layer", "ratio",
-             (("outputs", "magnitude_ratio"),), select=lambda r: r["kind"] == "output"),
-        Plot("grad_magnitude.png", "mean |d loss / d output| per layer (backward order)", "mean |grad|",
-             (("torch", "torch_mean_abs"), ("MindSpore", "ms_mean_abs")),
-             select=lambda r: r["kind"] == "output_grad"),
-        Plot("grad_difference.png", "relative difference of output gradients", "relative difference",
-             (("output grads", "rel_diff"),), select=lambda r: r["kind"] == "output_grad",
-             threshold=result.summary.get("grad_rtol")),
-    ]
+    """The ``--report`` plots of the figure this run was judged by.
+
+    values mode (same weights): how far each output departs, against the tolerance.
+    magnitude mode (independent inits): the mean|ms| / mean|torch| ratio with the band
+    that passes; a values difference means nothing there (every value is ~1).
+    """
+    summary = result.summary
+    output = lambda r: r["kind"] == "output"  # noqa: E731
+    output_grad = lambda r: r["kind"] == "output_grad"  # noqa: E731
+    plots = [Plot("magnitude.png", "mean |output| per layer", "mean |x|",
+                  (("torch", "torch_mean_abs"), ("MindSpore", "ms_mean_abs")), select=output)]
+    if summary.get("mode") == "magnitude":
+        band = tuple(summary["magnitude_ratio_range"])
+        plots.append(Plot("magnitude_ratio.png", "mean|ms| / mean|torch| of each layer's output", "ratio (log)",
+                          (("outputs", "magnitude_ratio"),), select=output, band=band))
+    else:
+        plots.append(Plot("difference.png", "relative difference of outputs ||torch-ms|| / ||torch||",
+                          "relative difference", (("outputs", "rel_diff"),), select=output,
+                          threshold=summary.get("forward_rtol")))
+    if summary.get("grads"):
+        plots.append(Plot("grad_magnitude.png", "mean |d loss / d output| per layer (backward order)",
+                          "mean |grad|", (("torch", "torch_mean_abs"), ("MindSpore", "ms_mean_abs")),
+                          select=output_grad))
+        if summary.get("mode") == "magnitude":
+            plots.append(Plot("grad_magnitude_ratio.png", "mean|ms| / mean|torch| of each output gradient (backward order)",
+                              "ratio (log)", (("output grads", "magnitude_ratio"),), select=output_grad,
+                              band=tuple(summary["magnitude_ratio_range"])))
+        else:
+            plots.append(Plot("grad_difference.png", "relative difference of output gradients",
+                              "relative difference", (("output grads", "rel_diff"),), select=output_grad,
+                              threshold=summary.get("grad_rtol")))
+    return plots
 
 
 #: --top N shows the N records furthest outside their tolerance (in either mode).

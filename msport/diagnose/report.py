@@ -68,6 +68,23 @@ class Plot:
     log_scale: bool = True
     threshold: Optional[float] = None  # drawn as a dashed line (a tolerance)
     threshold_label: str = "tolerance"
+    band: Optional[tuple] = None  # (low, high): the range that passes, shaded
+    band_label: str = "passes"
+
+    def render(self, records, directory):
+        """Write ``directory/filename``; False (and no file) when no record has a figure for it."""
+        return _draw(self, records, directory)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A plot drawn by its own function ``draw(records, path) -> bool`` (False: nothing to draw, no file)."""
+
+    filename: str
+    draw: Callable
+
+    def render(self, records, directory):
+        return self.draw(records, os.path.join(directory, self.filename))
 
 
 # --- formatting ---------------------------------------------------------------------------
@@ -172,7 +189,7 @@ def write_report(result, directory, columns, plots=(), title=None):
         os.makedirs(directory, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create report folder {directory}: {exc.strerror}") from exc
-    images = [plot.filename for plot in plots if _draw(plot, result.records, directory)]
+    images = [plot.filename for plot in plots if plot.render(result.records, directory)]
     lines = [f"# {title or 'msport ' + result.command}", ""]
     lines += ["## Summary", ""] + [f"- **{k}**: {format_value(v)}" for k, v in result.summary.items()]
     if result.notes:
@@ -222,15 +239,29 @@ def _draw(plot, records, directory):
         return False
     if plot.threshold is not None:
         ax.axhline(plot.threshold, color="red", linestyle="--", linewidth=1, label=plot.threshold_label)
+    flagged = [i for i, r in enumerate(rows) if r.get("flagged")]
     if plot.log_scale:
         ax.set_yscale("log")
-    flagged = [i for i, r in enumerate(rows) if r.get("flagged")]
+    if plot.band is not None:
+        low, high = plot.band
+        ax.axhspan(low, high, color="tab:green", alpha=0.15, label=f"{plot.band_label}: [{low:g}, {high:g}]")
+        key = plot.series[0][1]
+        values = [v for v in (_plottable(r.get(key), plot.log_scale) for r in rows) if v is not None]
+        ax.set_ylim(min(values + [low]) / 1.5, max(values + [high]) * 1.5)  # the band is always in view
+        marked = [(i, _plottable(rows[i].get(key), plot.log_scale)) for i in flagged]
+        marked = [(i, v) for i, v in marked if v is not None]
+        if marked:
+            ax.scatter(*zip(*marked), color="red", marker="x", s=18, zorder=3, label="flagged")
     if flagged:
         ax.axvline(flagged[0], color="gray", linestyle=":", linewidth=1,
                    label=f"first flagged: {rows[flagged[0]]['name']}")
     step = max(1, len(rows) // 40)
     ax.set_xticks(range(0, len(rows), step))
     ax.set_xticklabels([rows[i]["name"] for i in range(0, len(rows), step)], rotation=90, fontsize=6)
+    for label, i in zip(ax.get_xticklabels(), range(0, len(rows), step)):
+        if rows[i].get("flagged"):
+            label.set_color("red")
+    ax.set_xlabel("red names: flagged" if flagged else "")
     ax.set_title(plot.title)
     ax.set_ylabel(plot.ylabel)
     ax.legend(fontsize=7)
@@ -309,5 +340,5 @@ def emit(result, args, columns, plots=(), sort_key=None, out=None):
 REASONS_SHOWN = 12
 
 
-__all__ = ["DiagnosisResult", "Column", "Plot", "format_value", "format_table", "select_rows",
+__all__ = ["DiagnosisResult", "Column", "Plot", "Figure", "format_value", "format_table", "select_rows",
            "json_ready", "write_json", "write_report", "flag_mark", "add_output_arguments", "emit"]

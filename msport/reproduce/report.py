@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 
+from msport import environment
 from msport.errors import UserError
 from msport.files import atomic_write, atomic_write_text
 from msport.reproduce.runner import ARMS
@@ -26,11 +27,16 @@ SEED_DOCUMENT_HEADER = "seed document (CIFAR-10 ResNet50, 1 run)*"
 COMPARISONS = (("ms_parity", "torch"), ("ms_legacy", "torch"), ("ms_parity", "ms_legacy"))
 METRICS = {"best": "best epoch", "final": "final epoch"}
 ARM_COLORS = {"torch": "tab:blue", "ms_legacy": "tab:red", "ms_parity": "tab:green"}
+SEED_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 STATISTICS_METHOD = (f"mean and sample standard deviation (n - 1) over seeds; differences of means with a "
                      f"{CONFIDENCE:.0%} Welch t interval (unequal variances, Welch-Satterthwaite degrees of "
                      f"freedom, quantiles from scipy.stats.t); seeds needed: the two-sample planning formula for "
                      f"{PLANNING_POWER:.0%} power at the observed gap and pooled standard deviation")
 RESULTS_JSON, RESULTS_MD, CURVES_PNG = "results.json", "results.md", "val_acc.png"
+DETERMINISM = ("each run is deterministic on one machine: the same code, data, seed, package versions and thread "
+               "counts give the same numbers to the last digit; another CPU or thread count may round float32 "
+               "sums differently, which changes a few validation images' predictions and so the accuracies "
+               "(each run folder's environment.json records what it ran on)")
 
 
 def build_results(cfg, outcomes):
@@ -56,8 +62,19 @@ def build_results(cfg, outcomes):
                                 "verdict": verdict(a, b, d, needed)})
     return {"train": cfg.train, "seeds": cfg.seeds, "arms_run": cfg.arms, "output_dir": cfg.output_dir,
             "statistics": STATISTICS_METHOD, "seed_document": {"label": SEED_DOCUMENT_LABEL, **SEED_DOCUMENT},
-            "runs": [dataclasses.asdict(o) | {"final_val_acc": o.final_val_acc} for o in outcomes],
+            "environment": environment.describe(), "determinism": DETERMINISM,
+            "runs": [dataclasses.asdict(o) | {"final_val_acc": o.final_val_acc, "environment": _run_environment(o)}
+                     for o in outcomes],
             "arms": arms, "comparisons": comparisons, "plot": CURVES_PNG}
+
+
+def _run_environment(outcome):
+    """What the run's own trainer process(es) recorded: versions, CPU, thread counts (None if absent)."""
+    path = os.path.join(outcome.path, environment.ENVIRONMENT_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as fh:
+        return json.load(fh)
 
 
 def _metric(outcome, metric):
@@ -99,35 +116,53 @@ def write_report(results, outcomes, out_dir):
 
 
 def plot_curves(outcomes, results, path):
+    """val_acc.png. Left: every run, colour = arm, line style = seed. Right: the second half of
+    training, where the gaps live, as each arm's mean over seeds with a +-1 std band."""
     try:
         import matplotlib
     except ImportError:
         raise UserError("msport reproduce's plot needs matplotlib: pip install 'msport[report]'") from None
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
-    # The right panel zooms into the second half of training, where the arms' gaps live.
     fig, (whole, late) = plt.subplots(1, 2, figsize=(12, 5))
+    seeds = sorted({o.seed for o in outcomes})
+    style_of = {seed: SEED_STYLES[i % len(SEED_STYLES)] for i, seed in enumerate(seeds)}
     first_late_epoch = max(len(o.val_acc) for o in outcomes) // 2 + 1
-    labelled = set()
+    arms = [arm for arm in ARMS if any(o.arm == arm for o in outcomes)]
     for o in outcomes:
-        epochs = range(1, len(o.val_acc) + 1)
-        style = {"color": ARM_COLORS[o.arm], "alpha": 0.8, "linewidth": 1.2,
-                 "marker": "o" if len(o.val_acc) == 1 else None}
-        whole.plot(epochs, o.val_acc, label=None if o.arm in labelled else f"{o.arm}: {ARMS[o.arm].description}",
-                   **style)
-        late.plot(epochs[first_late_epoch - 1:], o.val_acc[first_late_epoch - 1:], **style)
-        labelled.add(o.arm)
-    for ax, title in ((whole, "every epoch"), (late, f"from epoch {first_late_epoch}")):
+        whole.plot(range(1, len(o.val_acc) + 1), o.val_acc, color=ARM_COLORS[o.arm], alpha=0.85, linewidth=1.2,
+                   linestyle=style_of[o.seed], marker="o" if len(o.val_acc) == 1 else None)
+    for arm in arms:
+        curves = [o.val_acc for o in outcomes if o.arm == arm]
+        length = min(map(len, curves))  # an interrupted run is shorter: average the epochs all have
+        epochs = np.arange(first_late_epoch, length + 1)
+        if len(epochs) == 0:
+            continue
+        values = np.array([c[first_late_epoch - 1:length] for c in curves])
+        mean = values.mean(axis=0)
+        late.plot(epochs, mean, color=ARM_COLORS[arm], linewidth=1.6, marker="o" if len(epochs) == 1 else None)
+        if len(curves) > 1:
+            std = values.std(axis=0, ddof=1)
+            late.fill_between(epochs, mean - std, mean + std, color=ARM_COLORS[arm], alpha=0.2, linewidth=0)
+    whole.set_title("every run (line style = seed)")
+    late.set_title(f"from epoch {first_late_epoch}: mean over seeds, band = \u00b11 std")
+    for ax in (whole, late):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("validation accuracy (%)")
-        ax.set_title(title)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{_setting(results)}: every run, colored by arm")
-    fig.legend(fontsize=8, loc="lower center", ncol=1)
-    fig.tight_layout(rect=(0, 0.04 * len(labelled) + 0.02, 1, 1))
+    fig.suptitle(f"{_setting(results)}: validation accuracy, colored by arm")
+    fig.legend(handles=[Line2D([], [], color=ARM_COLORS[arm], linewidth=2, label=f"{arm}: {ARMS[arm].description}")
+                        for arm in arms], fontsize=8, loc="lower left")
+    seed_columns = min(len(seeds), 3)
+    fig.legend(handles=[Line2D([], [], color="black", linestyle=style_of[seed], label=f"seed {seed}")
+                        for seed in seeds], fontsize=8, loc="lower right", ncol=seed_columns)
+    rows = max(len(arms), -(-len(seeds) // seed_columns))
+    fig.tight_layout(rect=(0, 0.045 * rows + 0.02, 1, 1))
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)
 
@@ -214,7 +249,17 @@ def markdown(results):
           if results.get("missing") else []),
         f"Statistics: {results['statistics']}.",
         "",
+        f"Reproducibility: {results['determinism']}. This report was written on: {_environment_line(results)}.",
+        "",
     ])
+
+
+def _environment_line(results):
+    env = results.get("environment") or {}
+    packages = env.get("packages", {})
+    versions = ", ".join(f"{name} {packages[name]}" for name in ("torch", "mindspore", "numpy") if packages.get(name))
+    return (f"{env.get('cpu_model')} ({env.get('cpus_usable')} usable CPUs), {env.get('os')}, "
+            f"Python {env.get('python')}, {versions}")
 
 
 def _mean_std(summary):

@@ -8,7 +8,7 @@ own: a rerun skips finished runs, continues interrupted ones with
 ``--resume``, and refuses a folder whose run was trained with other settings
 rather than mix the two.
 The trainers' output goes to ``RUN/train.log``; the console gets one line as
-each run starts and one as it ends.
+each run starts and one as it ends; on a terminal a bar between them counts its epochs.
 """
 
 import ctypes
@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
+from tqdm import tqdm
 
 import msport
 from msport.errors import UserError
@@ -56,10 +57,12 @@ PER_RUN_KEYS = ("seed", "init", "device", "output_dir", "resume", "progress", "w
 #: TrainConfig keys that may differ between a run folder and the request: they do not change what is computed
 #: (world_size: a run may resume at another number of ranks, as the trainers allow).
 NOT_IDENTITY_KEYS = ("resume", "output_dir", "progress", "num_workers", "keep_checkpoint_max", "threads",
-                     "world_size")
+                     "world_size", "ckpt_prefix")
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 #: Lines of a failed run's log shown on the console.
 FAILED_LOG_TAIL = 20
+#: How often the console's epoch bar looks at a running trainer's metrics.csv.
+EPOCH_POLL_SECONDS = 2.0
 
 
 @dataclass
@@ -382,8 +385,7 @@ def _train(run, trainers, log, resume, launch=Launch(), slot=0):
         fh.write(f"# msport reproduce, {time.strftime('%Y-%m-%d %H:%M:%S')}: {placed + ' ' if placed else ''}"
                  f"{' '.join(command)}\n")
         fh.flush()
-        code = subprocess.run(command, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                              env=env, preexec_fn=_die_with_parent(os.getpid())).returncode
+        code = _run_with_epoch_bar(command, fh, run, env=env, preexec_fn=_die_with_parent(os.getpid()))
     _append_rank_logs(run, log)
     if code != 0:
         with open(log) as fh:
@@ -439,6 +441,24 @@ def with_other_finished_runs(cfg, outcomes):
     seeds = sorted(set(cfg.seeds) | {o.seed for o in found})
     everything = sorted(outcomes + found, key=lambda o: (seeds.index(o.seed), arms.index(o.arm)))
     return dataclasses.replace(cfg, arms=arms, seeds=seeds), everything
+
+
+def _run_with_epoch_bar(command, log, run, env=None, preexec_fn=None):
+    """Run the trainer; on a terminal, a bar on stderr counts its finished epochs (read from metrics.csv)."""
+    folder = run.folder()
+    with subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                          preexec_fn=preexec_fn) as process, \
+            tqdm(total=run.config.epochs, initial=len(folder.completed_epochs()), desc=f"  {run.label}",
+                 unit="epoch", file=sys.stderr, disable=None, leave=False, dynamic_ncols=True) as bar:
+        try:
+            while True:
+                try:
+                    return process.wait(timeout=EPOCH_POLL_SECONDS)
+                except subprocess.TimeoutExpired:
+                    bar.update(len(folder.completed_epochs()) - bar.n)
+        except BaseException:  # Ctrl-C included: never leave a trainer running behind us
+            process.kill()
+            raise
 
 
 def read_outcome(run):

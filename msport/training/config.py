@@ -10,6 +10,7 @@ and unknown keys are errors, so a typo never silently trains with a default.
 import argparse
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -85,14 +86,14 @@ class TrainConfig:
                           choices=COMPILE_MODES, used_by=(TORCH,))
     device_data: bool = option(True, "on CUDA keep the data set in GPU memory and build batches there",
                                used_by=(TORCH,))
-    output_dir: Optional[str] = option(None, "run folder (default runs/{framework}-{model}-{data}-{init}-seed{seed})",
+    output_dir: Optional[str] = option(None, "run folder (default runs/{framework}-{model}-{data}[-init-{init}]-seed{seed})",
                                        used_by=TRAINERS, metavar="DIR")
     resume: bool = option(False, "continue the run in the folder after its newest finished epoch",
                           used_by=TRAINERS)
     keep_checkpoint_max: int = option(5, "per-epoch checkpoints kept (the best one is kept too)", min=1,
                                       used_by=TRAINERS)
-    ckpt_prefix: str = option("train_resnet_cifar10", "MindSpore checkpoint names: {prefix}-{epoch}_{steps}.ckpt",
-                              used_by=(MINDSPORE,))
+    ckpt_prefix: Optional[str] = option(None, "MindSpore checkpoint names {prefix}-{epoch}_{steps}.ckpt "
+                                              "(default train_{model}_{data})", used_by=(MINDSPORE,))
     progress: bool = option(True, "progress bar on stderr", used_by=TRAINERS)
     # data parallel (started by torchrun / msrun; batch_size stays the global batch)
     sync_bn: bool = option(False, "synchronised BatchNorm across ranks (torch on CUDA only; refused elsewhere)",
@@ -258,7 +259,7 @@ def validate(cfg, check_files=True):
          f"num_classes must be at least {DATA_CLASSES[cfg.data]} for data {cfg.data} (its labels run "
          f"0-{DATA_CLASSES[cfg.data] - 1}), got {cfg.num_classes}")
     need(not cfg.nesterov or cfg.momentum > 0, "nesterov needs a momentum above 0")
-    need(bool(cfg.ckpt_prefix) and os.sep not in cfg.ckpt_prefix,
+    need(cfg.ckpt_prefix is None or (bool(cfg.ckpt_prefix) and os.sep not in cfg.ckpt_prefix),
          f"ckpt_prefix must be a file name prefix without {os.sep}, got {cfg.ckpt_prefix!r}")
     need(not check_files or cfg.init_from is None or os.path.isfile(cfg.init_from), f"--init-from {cfg.init_from}: no such file")
     need(cfg.data != "cifar10" or cfg.download or cfg.data_dir,
@@ -284,8 +285,13 @@ def epochs_change_allowed(saved, wanted):
 def run_dir(cfg, framework):
     if cfg.output_dir:
         return cfg.output_dir
-    return os.path.join("runs", f"{framework}-{cfg.model}-{cfg.data}-{cfg.init if framework == 'mindspore' else 'torch'}"
-                        f"-seed{cfg.seed}")
+    init = f"-init-{cfg.init}" if framework == "mindspore" else ""  # the torch side has no init choice
+    return os.path.join("runs", f"{framework}-{name_slug(cfg.model)}-{cfg.data}{init}-seed{cfg.seed}")
+
+
+def name_slug(model):
+    """A model name fit for a file name: a spec (``port:DIR``, ``pkg.mod:build``) keeps letters, digits, . _ -."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_") or "model"
 
 
 #: First line of every config.yaml msport writes: a run folder's config.yaml without it is the user's.

@@ -16,7 +16,7 @@ from msport._mindspore import ms, nn, ops
 from msport.convert import load_file_into_ms, load_ms_checkpoint, save_ms_checkpoint
 from msport.errors import UserError, first_line
 from msport.models import create_model, list_models
-from msport.training.config import check_model
+from msport.training.config import check_model, name_slug
 from msport.training.parallel import SINGLE, World, check_batch_size, msrun_world
 from msport.training.run import RESUME_FILES
 
@@ -261,9 +261,14 @@ def make_loader(ds, cfg, *, train, epoch=0):
 
 
 def checkpoint_name(cfg, epoch, steps, val_acc):
-    """``ModelCheckpoint``'s naming: ``{prefix}-{epoch}_{steps per epoch}.ckpt``."""
+    """``ModelCheckpoint``'s naming: ``{prefix}-{epoch}_{steps per epoch}.ckpt``.
+
+    The prefix defaults to ``train_{model}_{data}``; the seed's scripts wrote
+    ``train_resnet_cifar10`` for ResNet50 on CIFAR-10 (set ``ckpt_prefix`` to match them).
+    """
     del val_acc
-    return f"{cfg.ckpt_prefix}-{epoch}_{steps}.ckpt"
+    prefix = cfg.ckpt_prefix or f"train_{name_slug(cfg.model)}_{cfg.data}"
+    return f"{prefix}-{epoch}_{steps}.ckpt"
 
 
 def save_checkpoint(net, path):

@@ -50,6 +50,11 @@ CONTROL_PERTURBATION = 1e-7  # relative, random sign: about one float32 rounding
 
 def run_parity(cfg, train_set, steps):
     """Train both sides (and the torch control) ``steps`` steps in train mode; a list of :class:`StepRecord`."""
+    return list(iter_parity(cfg, train_set, steps))
+
+
+def iter_parity(cfg, train_set, steps):
+    """:func:`run_parity` one step at a time: yields each :class:`StepRecord` as soon as its step is done."""
     batches = planned_batches(train_set, cfg.batch_size, train=True, augment=False, seed=cfg.seed, shuffle=False)
     device = torch_side.setup(cfg)
     ms_side.setup(cfg)
@@ -67,16 +72,14 @@ def run_parity(cfg, train_set, steps):
     ms_step = ms_side.Stepper(ms_model, ms_opt, cfg)
     torch_side.train_mode(torch_model, True)
     ms_side.train_mode(ms_model, True)
-    records = []
     for step in range(steps):
         x, y = batches.batch(*divmod(step, batches.steps))
         t_loss = torch_step(x, y, lrs[step])[0] / len(y)
         m_loss = ms_step(x, y, lrs[step])[0] / len(y)
         c_loss = control_step(x, y, lrs[step])[0] / len(y)
         diff, rel, worst = _param_difference(torch_model, ms_model)
-        records.append(StepRecord(step + 1, float(lrs[step]), t_loss, m_loss, abs(t_loss - m_loss),
-                                  _rel(t_loss, m_loss), diff, rel, worst, _rel(t_loss, c_loss)))
-    return records
+        yield StepRecord(step + 1, float(lrs[step]), t_loss, m_loss, abs(t_loss - m_loss), _rel(t_loss, m_loss),
+                         diff, rel, worst, _rel(t_loss, c_loss))
 
 
 def _rel(reference, other):

@@ -5,6 +5,7 @@ Layout (same for both frameworks)::
     RUN/config.yaml        the resolved configuration (its first line marks it as msport's)
     RUN/metrics.csv        one row per finished epoch
     RUN/best.json          the epoch with the best validation accuracy and its checkpoint
+    RUN/environment.json   versions, CPU and thread counts of each process that trained it
     RUN/checkpoint/        per-epoch weights, named as the seed's scripts name them
     RUN/resume-E.pth|ckpt  model + optimizer + RNG after epoch E: the commit point of epoch E
     RUN/.lock              locked (POSIX record lock) by the trainer that owns the folder
@@ -35,6 +36,7 @@ import re
 import shutil
 import time
 
+from msport import environment
 from msport.errors import UserError
 from msport.files import atomic_write, atomic_write_text, sweep_stale_temps
 from msport.training.config import (CONFIG_HEADER, epochs_change_allowed, load_resolved, save_resolved,
@@ -280,7 +282,7 @@ class Run:
 
     def _write_best(self, epoch, val_acc, filename):
         best = {"epoch": epoch, "val_acc": val_acc, "checkpoint": os.path.join("checkpoint", filename)}
-        atomic_write_text(self.best_file, json.dumps(best, indent=2))
+        atomic_write_text(self.best_file, json.dumps(best, indent=2) + "\n")
         return best
 
     def best(self):
