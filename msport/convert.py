@@ -534,7 +534,7 @@ def convert_file(src, dst, *, model=None, num_classes=10, overwrite=False):
         raise ConversionError(f"{dst} is a folder; give the file to write")
     if not os.path.isdir(os.path.dirname(os.path.abspath(dst))):
         raise ConversionError(f"{dst}: folder {os.path.dirname(os.path.abspath(dst))} does not exist")
-    if model is not None:
+    if isinstance(model, str):  # a built model (from a spec) is checked against below
         _require_zoo_model(model, src_kind)
     if num_classes < 1:
         raise ConversionError(f"--num-classes must be at least 1, got {num_classes}")

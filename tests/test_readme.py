@@ -72,6 +72,8 @@ def _is_python(word):
 def _split(command):
     """``(kind, target, args)``: kind is msport, script, module, make, source, diff or None."""
     command = _strip_environment(command)
+    if not command:  # a shell variable set for the lines below (E=examples.transformer_classifier)
+        return "external", None, []
     program, args = command[0], command[1:]
     if os.path.basename(program) == "msport":
         return "msport", None, args

@@ -11,7 +11,7 @@ backend, and returns False (writing nothing) when there is nothing to draw.
 import math
 from collections import OrderedDict
 
-from msport.diagnose.stats import INIT_STD_RATIO_RANGE
+from msport.tolerances import INIT_STD_RATIO_RANGE
 
 MAX_LABELLED = 70  # more parameters than this in one panel: label every n-th, and every flagged one
 

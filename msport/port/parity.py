@@ -72,7 +72,7 @@ def train_step_parity(torch_module, cell, x, y, lr=0.1, momentum=0.9, weight_dec
     from msport.convert import layer_map, mindspore_to_torch
     from msport.training import ms_side
 
-    cfg = types.SimpleNamespace(weight_decay=weight_decay, momentum=momentum, nesterov=False)
+    cfg = types.SimpleNamespace(weight_decay=weight_decay, momentum=momentum, nesterov=False, lr=lr)
     torch_module.train()
     optimizer = torch.optim.SGD(torch_module.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     optimizer.zero_grad(set_to_none=True)
@@ -82,8 +82,8 @@ def train_step_parity(torch_module, cell, x, y, lr=0.1, momentum=0.9, weight_dec
     torch_loss = float(loss.detach())
 
     cell.set_train(True)
-    step = ms_side.Stepper(cell, ms_side.build_optimizer(cfg, cell, [lr]), cfg)
-    loss_sum, _ = step(x, y.astype(np.int32))
+    step = ms_side.Stepper(cell, ms_side.build_optimizer(cfg, cell), cfg)
+    loss_sum, _ = step(x, y.astype(np.int32), lr)
     ms_loss = loss_sum / len(y)
 
     ms_state, _ = mindspore_to_torch(OrderedDict((p.name, p.asnumpy()) for p in cell.get_parameters()),

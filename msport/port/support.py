@@ -146,8 +146,10 @@ def shifted_window_attention(x, qkv_weight, proj_weight, relative_position_bias,
 
 def load_checkpoint(net, path):
     """Load a .ckpt written by ``msport port`` into ``net``: every parameter, nothing extra, or an error
-    naming the names that do not fit."""
-    params = ms.load_checkpoint(str(path))
+    naming the names that do not fit. msport's integrity mark (a file cut short is refused) is checked."""
+    from msport.convert import load_ms_checkpoint
+
+    params = load_ms_checkpoint(path)
     expected = {p.name: tuple(p.shape) for p in net.get_parameters()}
     missing = [k for k in expected if k not in params]
     unexpected = [k for k in params if k not in expected]

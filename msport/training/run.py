@@ -144,7 +144,18 @@ class Run:
                 save_resolved(dataclasses.replace(saved, epochs=cfg.epochs, world_size=cfg.world_size),
                               run.config_file)
         os.makedirs(run.checkpoint_dir, exist_ok=True)
+        run.record_environment()
         return run
+
+    def record_environment(self):
+        """Append this process's environment to environment.json (a resumed run may change machine)."""
+        path = os.path.join(self.path, environment.ENVIRONMENT_FILE)
+        records = []
+        if self.resume_epoch and os.path.isfile(path):
+            with open(path) as fh:
+                records = json.load(fh)
+        records.append(dict(environment.describe(), resumed=bool(self.resume_epoch)))
+        atomic_write_text(path, json.dumps(records, indent=2) + "\n")
 
     def _decide(self):
         """"start" (a new or restarted run) or "resume"; raises with what to do for every other case."""
