@@ -118,3 +118,12 @@ LOSS_REL = 1e-5
 #: A ported model's logits against torch's, same weights, eval mode, float32 on the CPU: max |a - b|.
 #: The goal ``msport port`` is held to (issue 13); the torchvision table in the README is measured by it.
 PORT_LOGITS_MAX_ABS = 1e-4
+
+# --- parity-train ----------------------------------------------------------------------------------
+
+#: A training step's loss, MindSpore against torch from the same weights on the same batch, relative: the
+#: goal parity-train was built for (20 float32 losses within 1e-3). Past step 1, float32 BatchNorm training
+#: drifts beyond it even for torch against itself, so a step is flagged only when it also exceeds
+#: PARITY_CONTROL_FACTOR times the drift of a torch control started from weights perturbed by 1e-7.
+PARITY_LOSS_REL = 1e-3
+PARITY_CONTROL_FACTOR = 10.0

@@ -14,7 +14,7 @@ import torchvision
 import reference_torch
 from msport import cli
 from msport._mindspore import ms, nn
-from msport.commands.parity_train import LOSS_RTOL
+from msport.tolerances import PARITY_LOSS_REL as LOSS_RTOL
 from msport.convert import load_torch_weights_into_ms
 from msport.models import create_model
 from msport.port import TraceFailed, UnsupportedModel, port, register_layer, register_op, unregister_layer, \

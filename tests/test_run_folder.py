@@ -277,14 +277,14 @@ def test_a_mindspore_trainer_killed_at_its_first_commit_restarts_and_finishes(tm
     command = [sys.executable, str(REPO / "train_ms.py"), *RUN_ARGS, "--epochs", "1", "--output-dir", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     killed = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO,
-                            env={**env, "MSPORT_FAULT": "kill:train_resnet_cifar10-1_*.ckpt"})
+                            env={**env, "MSPORT_FAULT": "kill:train_resnet10_w16_digits-1_*.ckpt"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert any(".tmp-" in n for n in os.listdir(out / "checkpoint"))  # what the kill left
     assert Run(str(out), None, "resume.ckpt").state() == (STARTED, 0)
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert os.listdir(out / "checkpoint") == ["train_resnet_cifar10-1_12.ckpt"]
-    assert sorted(os.listdir(out)) == [".lock", "best.json", "checkpoint", "config.yaml", "metrics.csv",
+    assert os.listdir(out / "checkpoint") == ["train_resnet10_w16_digits-1_12.ckpt"]
+    assert sorted(os.listdir(out)) == [".lock", "best.json", "checkpoint", "config.yaml", "environment.json", "metrics.csv",
                                        "resume-1.ckpt"]
 
 

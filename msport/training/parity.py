@@ -16,7 +16,11 @@ difference within 20 steps. So a fixed loss tolerance cannot tell a porting
 bug from rounding. The control run does: a second torch model, perturbed so,
 trained on the same batches, gives the noise floor each step, and a step is
 flagged only when MindSpore departs from torch by more than
-``CONTROL_FACTOR`` times that floor as well as by more than the tolerance.
+``PARITY_CONTROL_FACTOR`` times that floor as well as by more than the tolerance.
+
+:func:`run_parity` returns a :class:`ParityResult` (every step, the flagged ones,
+the noise floor and the verdict); :class:`ParityJudge` applies that rule one step
+at a time, for a caller that shows each step as it finishes.
 """
 
 import dataclasses
@@ -25,8 +29,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from msport.convert import layer_map, load_torch_weights_into_ms, torch_to_mindspore
+from msport.convert import layer_map, load_torch_weights_into_ms, mindspore_to_torch
 from msport.data import planned_batches
+from msport.tolerances import PARITY_CONTROL_FACTOR, PARITY_LOSS_REL
 from msport.training import ms_side, torch_side
 from msport.training.schedule import per_step_lr
 
@@ -48,9 +53,84 @@ class StepRecord:
 CONTROL_PERTURBATION = 1e-7  # relative, random sign: about one float32 rounding step
 
 
-def run_parity(cfg, train_set, steps):
-    """Train both sides (and the torch control) ``steps`` steps in train mode; a list of :class:`StepRecord`."""
-    return list(iter_parity(cfg, train_set, steps))
+@dataclasses.dataclass
+class JudgedStep:
+    record: StepRecord
+    noise_floor: float   # the control's largest loss difference up to this step
+    over_rtol: bool      # MindSpore's loss departs from torch's by more than the tolerance
+    flagged: bool        # ... and by more than PARITY_CONTROL_FACTOR times the noise floor
+
+
+@dataclasses.dataclass
+class ParityResult:
+    """What a parity run found: every step, judged, and the verdict."""
+
+    steps: list          # of JudgedStep
+    loss_rtol: float
+    control_factor: float
+
+    @property
+    def records(self):
+        return [j.record for j in self.steps]
+
+    @property
+    def flagged_steps(self):
+        return [j.record.step for j in self.steps if j.flagged]
+
+    @property
+    def noise_floor(self):
+        return max((j.noise_floor for j in self.steps), default=0.0)
+
+    @property
+    def passed(self):
+        return not self.flagged_steps
+
+    @property
+    def verdict(self):
+        if self.flagged_steps:
+            return f"MindSpore departs from torch beyond rounding noise at step(s) {self.flagged_steps}"
+        return "MindSpore follows torch within float32 rounding noise"
+
+    def summary(self):
+        worst = max(self.records, key=lambda r: r.loss_rel_diff)
+        return {"flagged_steps": self.flagged_steps, "steps_over_rtol": sum(j.over_rtol for j in self.steps),
+                "noise_floor": self.noise_floor, "max_loss_rel_diff": worst.loss_rel_diff,
+                "max_loss_rel_diff_step": worst.step, "max_param_diff_after_step_1": self.records[0].max_param_diff,
+                "verdict": self.verdict}
+
+    def to_dict(self):
+        return {"loss_rtol": self.loss_rtol, "control_factor": self.control_factor,
+                "steps": [dict(dataclasses.asdict(j.record), noise_floor=j.noise_floor, flagged=j.flagged)
+                          for j in self.steps],
+                "summary": self.summary()}
+
+
+class ParityJudge:
+    """The verdict rule, one step at a time: a step is flagged when its loss difference exceeds
+    ``loss_rtol`` and ``control_factor`` times the torch control's largest difference so far."""
+
+    def __init__(self, loss_rtol=PARITY_LOSS_REL, control_factor=PARITY_CONTROL_FACTOR):
+        self.loss_rtol, self.control_factor = loss_rtol, control_factor
+        self.steps = []
+        self._floor = 0.0
+
+    def add(self, record):
+        self._floor = max(self._floor, record.control_loss_rel_diff)
+        over = record.loss_rel_diff > self.loss_rtol
+        judged = JudgedStep(record, self._floor, over, over and record.loss_rel_diff > self.control_factor * self._floor)
+        self.steps.append(judged)
+        return judged
+
+    def result(self):
+        return ParityResult(list(self.steps), self.loss_rtol, self.control_factor)
+
+
+def run_parity(cfg, train_set, steps, loss_rtol=PARITY_LOSS_REL, control_factor=PARITY_CONTROL_FACTOR):
+    """Train both sides (and the torch control) ``steps`` steps in train mode; a :class:`ParityResult`."""
+    judge = ParityJudge(loss_rtol, control_factor)
+    for record in iter_parity(cfg, train_set, steps):
+        judge.add(record)
+    return judge.result()
 
 
 def iter_parity(cfg, train_set, steps):
@@ -101,11 +181,14 @@ def _perturbed_copy(model, seed):
 
 
 def _param_difference(torch_model, ms_model):
-    ms_params = ms_side.parameters_numpy(ms_model)
-    torch_params, _ = torch_to_mindspore(torch_side.parameters_numpy(torch_model),
-                                         OrderedDict((k, v.shape) for k, v in ms_params.items()), layer_map(ms_model))
+    """Largest difference over every parameter and running statistic, in torch naming."""
+    torch_params = torch_side.parameters_numpy(torch_model)
+    ms_params, _ = mindspore_to_torch(ms_side.parameters_numpy(ms_model),
+                                      OrderedDict((k, v.shape) for k, v in torch_params.items()), layers=layer_map(ms_model))
     worst_abs, worst_rel, worst_name = 0.0, 0.0, ""
     for name, want in torch_params.items():
+        if name.endswith("num_batches_tracked"):
+            continue
         delta = float(np.abs(want.astype(np.float64) - ms_params[name]).max())
         rel = delta / max(float(np.abs(want).max()), 1e-12)
         worst_abs = max(worst_abs, delta)
