@@ -543,33 +543,36 @@ def convert_file(src, dst, *, model=None, num_classes=10, overwrite=False):
         problems = structural_check(list(weights), src_kind)
         if problems:
             raise ConversionError(f"{src} is incomplete: {_few(problems, 3)}")
+    expected, layers = _target(model, dst_kind, dst, num_classes)
     if src_kind == "torch":
-        expected = layers = None
-        if model is not None and not isinstance(model, str):
-            if not hasattr(model, "parameters_and_names"):
-                raise ConversionError(f"{dst} is a MindSpore checkpoint: check it against a mindspore.nn.Cell, "
-                                      f"not a {type(model).__name__}")
-            expected, layers = ms_param_shapes(model), layer_map(model)
-        elif model:
-            from msport.models import create_model
-            target = create_model(model, num_classes=num_classes)
-            expected, layers = ms_param_shapes(target), layer_map(target)
         params, report = torch_to_mindspore(weights, expected, layers)
         save_ms_params(params, dst)
     else:
-        expected = layers = None
-        if model is not None and not isinstance(model, str):
-            if not hasattr(model, "named_modules"):
-                raise ConversionError(f"{dst} is a torch checkpoint: check it against a torch.nn.Module, "
-                                      f"not a {type(model).__name__}")
-            expected, layers = torch_state_shapes(model), layer_map(model)
-        elif model:
-            import reference_torch
-            target = reference_torch.create_model(model, num_classes=num_classes)
-            expected, layers = torch_state_shapes(target), layer_map(target)
         params, report = mindspore_to_torch(weights, expected, layers=layers)
         save_torch_state(params, dst)
     return report
+
+
+def _target(model, dst_kind, dst, num_classes):
+    """(parameter shapes, layer map) of the model a conversion to ``dst_kind`` is checked against, or
+    (None, None) without one. ``model``: a zoo name, or a built model of ``dst``'s framework."""
+    if model is None:
+        return None, None
+    if isinstance(model, str):
+        if dst_kind == "mindspore":
+            from msport.models import create_model
+            model = create_model(model, num_classes=num_classes)
+        else:
+            import reference_torch
+            model = reference_torch.create_model(model, num_classes=num_classes)
+    if dst_kind == "mindspore" and not hasattr(model, "parameters_and_names"):
+        raise ConversionError(f"{dst} is a MindSpore checkpoint: check it against a mindspore.nn.Cell, "
+                              f"not a {type(model).__name__}")
+    if dst_kind == "torch" and not hasattr(model, "named_modules"):
+        raise ConversionError(f"{dst} is a torch checkpoint: check it against a torch.nn.Module, "
+                              f"not a {type(model).__name__}")
+    shapes = ms_param_shapes(model) if dst_kind == "mindspore" else torch_state_shapes(model)
+    return shapes, layer_map(model)
 
 
 def _require_zoo_model(model, src_kind):
