@@ -385,6 +385,20 @@ def _instance_norm_build(dims):
     return build
 
 
+def _instance_norm_entry(dims):
+    name = f"InstanceNorm{dims}d"
+    return LayerEntry(
+        name=name, torch_class=name, ms_class="GroupNorm",
+        signature=(("num_features", REQUIRED), ("eps", 1e-5), ("momentum", 0.1), ("affine", False),
+                   ("track_running_stats", False)),
+        build=_instance_norm_build(dims), fixed=_affine_fixed,
+        params=(Param("weight", "gamma", _ones, optional=True), Param("bias", "beta", _zeros, optional=True)),
+        attrs=(Attr("eps", lambda m: m.eps, lambda c: c.eps, kind="rel", rtol=1e-3),),
+        probe_input=lambda m: (2, m.num_features) + (5,) * dims,
+        doc="Built as GroupNorm(C, C): MindSpore 2.10 has no InstanceNorm kernel on the CPU.",
+    )
+
+
 def _embedding_build(a):
     for unsupported in ("max_norm",):
         _require(a[unsupported] is None, f"Embedding({unsupported}=...) has no MindSpore twin")
@@ -528,16 +542,7 @@ ENTRIES = (
                Attr("num_groups", lambda m: m.num_groups, lambda c: c.num_groups)),
         probe_input=lambda m: (2, m.num_channels, 4, 4),
     ),
-    LayerEntry(
-        name="InstanceNorm2d", torch_class="InstanceNorm2d", ms_class="GroupNorm",
-        signature=(("num_features", REQUIRED), ("eps", 1e-5), ("momentum", 0.1), ("affine", False),
-                   ("track_running_stats", False)),
-        build=_instance_norm_build(2), fixed=_affine_fixed,
-        params=(Param("weight", "gamma", _ones, optional=True), Param("bias", "beta", _zeros, optional=True)),
-        attrs=(Attr("eps", lambda m: m.eps, lambda c: c.eps, kind="rel", rtol=1e-3),),
-        probe_input=lambda m: (2, m.num_features, 5, 5),
-        doc="Built as GroupNorm(C, C): MindSpore 2.10 has no InstanceNorm kernel on the CPU.",
-    ),
+    _instance_norm_entry(1), _instance_norm_entry(2),
     LayerEntry(
         name="Embedding", torch_class="Embedding", ms_class="Embedding",
         signature=(("num_embeddings", REQUIRED), ("embedding_dim", REQUIRED), ("padding_idx", None),
