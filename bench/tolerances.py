@@ -16,20 +16,7 @@ import time
 
 import numpy as np
 
-
-def _max_rel(a, b):
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    return float(np.abs(a - b).max() / max(np.abs(a).max(), 1e-30))
-
-
-def _rel_norm(a, b):
-    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-30))
-
-
-def _cosine(a, b):
-    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
-    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
+from msport.tolerances import cosine, norm_rel
 
 
 def main():
@@ -37,7 +24,8 @@ def main():
 
     import reference_torch
     from msport._mindspore import ms, nn
-    from msport.convert import load_torch_weights_into_ms, mindspore_to_torch
+    from msport.commands.check_zoo import stage_errors
+    from msport.convert import layer_map, load_torch_weights_into_ms, map_names
     from msport.models import create_model, list_models
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -59,15 +47,9 @@ def main():
             ms_model = create_model(name)
             load_torch_weights_into_ms(ms_model, torch_model.state_dict())
             x = np.random.default_rng(seed).standard_normal((4, 3, 32, 32)).astype(np.float32)
-            for mode in ("eval", "train"):
-                torch_model.train(mode == "train")
-                ms_model.set_train(mode == "train")
-                with torch.no_grad():
-                    want = torch_model.stage_outputs(torch.from_numpy(x))
-                got = ms_model.stage_outputs(ms.Tensor(x))
-                err = max(_max_rel(want[s].numpy(), got[s].asnumpy()) for s in want)
+            for mode, per_stage in stage_errors(torch_model, ms_model, x).items():
                 key = (f"forward {mode} max-rel", name)
-                worst[key] = max(worst.get(key, 0.0), err)
+                worst[key] = max(worst.get(key, 0.0), max(per_stage.values()))
         print(f"{name}: {args.seeds} seeds in {time.perf_counter() - start:.0f} s: "
               f"eval {worst[('forward eval max-rel', name)]:.2e}, train {worst[('forward train max-rel', name)]:.2e}",
               flush=True)
@@ -91,12 +73,11 @@ def main():
             params = ms_model.trainable_params()
             grad_fn = ms.value_and_grad(lambda a, b: loss_fn(ms_model(a), b), None, params)
             _, ms_grads = grad_fn(ms.Tensor(x), ms.Tensor(y.astype(np.int32)))
-            names, _ = mindspore_to_torch({p.name: np.array(i) for i, p in enumerate(params)})
-            by_index = {int(v): k for k, v in names.items() if np.ndim(v) == 0 and k in torch_grads}
-            for i, grad in enumerate(ms_grads):
-                want = torch_grads[by_index[i]]
-                for metric, value in (("grad norm-rel", _rel_norm(want, grad.asnumpy())),
-                                      ("grad 1-cosine", 1.0 - _cosine(want, grad.asnumpy()))):
+            torch_names = map_names([p.name for p in params], "mindspore", layer_map(ms_model))
+            for p, grad in zip(params, ms_grads):
+                want = torch_grads[torch_names[p.name]]
+                for metric, value in (("grad norm-rel", norm_rel(want, grad.asnumpy())),
+                                      ("grad 1-cosine", 1.0 - cosine(want, grad.asnumpy()))):
                     key = (metric, name)
                     worst[key] = max(worst.get(key, 0.0), value)
         print(f"{name} grads: {args.grad_seeds} seeds in {time.perf_counter() - start:.0f} s: "

@@ -16,6 +16,31 @@ flake. The tools' bounds sit below what the bugs they hunt produce (padding, tra
 enough for a tool whose bugs are O(1) but is not a measurement over seeds.
 """
 
+import math
+
+import numpy as np
+
+
+def max_rel(a, b):
+    """max|a - b| / max|a| over one tensor (``a`` the reference); 0 for two empty or zero tensors."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    scale = float(np.max(np.abs(a))) if a.size else 0.0
+    diff = float(np.max(np.abs(a - b))) if a.size else 0.0
+    return diff / scale if scale > 0 else (0.0 if diff == 0 else math.inf)
+
+
+def norm_rel(a, b):
+    """||a - b|| / ||a|| over one tensor."""
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-30))
+
+
+def cosine(a, b):
+    """a . b / (||a|| ||b||) over one tensor."""
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
+
+
 # --- one layer ------------------------------------------------------------------------------------
 
 #: One registered layer's forward output, MindSpore against torch with the same weights, float32 on the CPU.

@@ -1,7 +1,6 @@
 """The worked ports in examples/ (models nobody here wrote): converted weights agree, the correct port
 audits clean, and every planted trap is named by audit and placed by layer-diff at the right layer."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -10,7 +9,7 @@ from msport._mindspore import ms
 from msport.cli import main
 from msport.convert import load_torch_weights_into_ms
 from msport.diagnose import audit, copy_torch_weights, layer_diff
-from msport.tolerances import MODEL_FORWARD_EVAL_MAX_REL
+from msport.tolerances import MODEL_FORWARD_EVAL_MAX_REL, max_rel
 
 EXAMPLES = {
     "resnet18": (resnet18_torchvision, lambda: resnet18_torchvision.example_input(batch=2, size=32)),
@@ -19,8 +18,6 @@ EXAMPLES = {
 }
 
 
-def _max_rel(a, b):
-    return float(np.abs(a - b).max() / np.abs(a).max())
 
 
 @pytest.mark.parametrize("name", list(EXAMPLES))
@@ -34,7 +31,7 @@ def test_converted_weights_give_torchs_outputs_and_the_correct_port_audits_clean
     with torch.no_grad():
         want = torch_model(torch.from_numpy(inputs)).numpy()
     got = ms_model(ms.Tensor(inputs)).asnumpy()
-    assert _max_rel(want, got) <= MODEL_FORWARD_EVAL_MAX_REL
+    assert max_rel(want, got) <= MODEL_FORWARD_EVAL_MAX_REL
 
     result = audit(example.build_torch(seed=1), example.build_ms(seed=1), inputs=inputs)
     assert result.flagged == [], [(r["name"], r["reason"]) for r in result.flagged]

@@ -17,7 +17,7 @@ from msport import registry
 from msport._mindspore import ms, nn
 from msport.convert import layer_map, mindspore_to_torch, ms_param_shapes, torch_state_shapes, torch_to_mindspore
 from msport.layers import apply_init, build
-from msport.tolerances import INIT_KS_ALPHA, LAYER_FORWARD_MAX_REL, TANH_FORWARD_MAX_REL
+from msport.tolerances import INIT_KS_ALPHA, LAYER_FORWARD_MAX_REL, TANH_FORWARD_MAX_REL, max_rel
 
 
 @dataclass
@@ -135,9 +135,6 @@ def _output(value, entry):
     return value.detach().numpy() if hasattr(value, "detach") else value.asnumpy()
 
 
-def _max_rel(a, b):
-    scale = max(float(np.abs(a).max()), 1e-30)
-    return float(np.abs(a.astype(np.float64) - b).max() / scale)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -152,14 +149,14 @@ def test_forward_equals_torch_with_converted_weights(case, rng):
         want = _output(torch_holder.layer(*[torch.from_numpy(a) for a in arrays]), entry)
         got = _output(ms_holder.layer(*[ms.Tensor(a) for a in arrays]), entry)
         assert got.shape == want.shape, f"{case.id}: shape {got.shape} vs torch {want.shape}"
-        diff = _max_rel(want, got)
+        diff = max_rel(want, got)
         assert diff <= case.tol, f"{case.id} train={train}: max rel diff {diff:.2e}"
     if case.train:  # the running statistics each framework updated in that train step
         back, _ = mindspore_to_torch(OrderedDict((p.name, p.asnumpy()) for p in ms_holder.get_parameters()),
                                      layers=layer_map(ms_holder))
         for key in ("layer.running_mean", "layer.running_var"):
             want = torch_holder.state_dict()[key].numpy()
-            assert _max_rel(want, back[key]) <= LAYER_FORWARD_MAX_REL, f"{case.id}: {key}"
+            assert max_rel(want, back[key]) <= LAYER_FORWARD_MAX_REL, f"{case.id}: {key}"
 
 
 PARAMETERISED = [c for c in CASES if registry.entry(c.name).params]
@@ -313,7 +310,7 @@ def test_msports_own_cells_compile_in_graph_mode(rng):
     finally:
         ms.set_context(mode=previous)
     assert graph.shape == (2, 4, 10, 12)
-    assert _max_rel(eager, graph) <= LAYER_FORWARD_MAX_REL
+    assert max_rel(eager, graph) <= LAYER_FORWARD_MAX_REL
 
 
 def test_docs_table_is_the_registry():

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from msport.tolerances import MODEL_FORWARD_TRAIN_MAX_REL
+from msport.tolerances import MODEL_FORWARD_TRAIN_MAX_REL, max_rel
 
 NAME = "check-zoo"
 HELP = "check forward parity of every zoo model (torch weights converted to MindSpore)"
@@ -25,7 +25,6 @@ def run(args):
     from tqdm import tqdm
 
     import reference_torch
-    from msport._mindspore import ms
     from msport.convert import load_torch_weights_into_ms
     from msport.errors import UserError
     from msport.models import create_model, list_models
@@ -47,14 +46,7 @@ def run(args):
         torch_model = reference_torch.create_model(name)
         ms_model = create_model(name)
         load_torch_weights_into_ms(ms_model, torch_model.state_dict())
-        errors = {}
-        for mode in ("eval", "train"):
-            torch_model.train(mode == "train")
-            ms_model.set_train(mode == "train")
-            with torch.no_grad():
-                want = torch_model.stage_outputs(torch.from_numpy(x))
-            got = ms_model.stage_outputs(ms.Tensor(x))
-            errors[mode] = {s: _max_rel(want[s].numpy(), got[s].asnumpy()) for s in want}
+        errors = stage_errors(torch_model, ms_model, x)
         worst_mode = max(errors, key=lambda m: max(errors[m].values()))
         worst_stage = max(errors[worst_mode], key=errors[worst_mode].get)
         ok = all(e <= args.rtol for per_stage in errors.values() for e in per_stage.values())
@@ -67,6 +59,18 @@ def run(args):
     return 1 if failures else 0
 
 
-def _max_rel(a, b):
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    return float(np.abs(a - b).max() / max(np.abs(a).max(), 1e-30))
+def stage_errors(torch_model, ms_model, x):
+    """``{mode: {stage: max_rel}}``: each zoo stage's output, torch against MindSpore, in eval and train mode."""
+    import torch
+
+    from msport._mindspore import ms
+
+    errors = {}
+    for mode in ("eval", "train"):
+        torch_model.train(mode == "train")
+        ms_model.set_train(mode == "train")
+        with torch.no_grad():
+            want = torch_model.stage_outputs(torch.from_numpy(x))
+        got = ms_model.stage_outputs(ms.Tensor(x))
+        errors[mode] = {s: max_rel(want[s].numpy(), got[s].asnumpy()) for s in want}
+    return errors

@@ -57,7 +57,7 @@ from msport.diagnose.report import Column, DiagnosisResult, Figure, flag_mark
 from msport.diagnose.stats import ks_normal, ks_two_sample, ks_uniform
 from msport.errors import UserError
 from msport.tolerances import (AUDIT_INIT_KS_ALPHA, BN_MOMENTUM_MAX_ABS, INIT_MIN_SAMPLES, INIT_STD_RATIO_RANGE,
-                               LAYER_PROBE_MAX_REL, LOSS_REL, WEIGHT_DECAY_REL)
+                               LAYER_PROBE_MAX_REL, LOSS_REL, WEIGHT_DECAY_REL, max_rel)
 from msport.progress import no_progress
 
 CHECKS = ("parameters", "init", "weight_decay", "loss")
@@ -546,7 +546,7 @@ def _probe(entry, layer, ms_layer, name, pairing, layer_input, rng):
         figures["probe_error"] = f"output shape {tuple(got.shape)} vs torch {tuple(want.shape)}"
         figures["probe_max_rel"] = math.inf
         return figures
-    figures["probe_max_rel"] = _max_rel(want, got)
+    figures["probe_max_rel"] = max_rel(want, got)
     return figures
 
 
@@ -558,11 +558,6 @@ def _pick(output, index, is_tensor):
     return next(o for o in output if is_tensor(o))
 
 
-def _max_rel(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    scale = float(np.max(np.abs(a))) if a.size else 0.0
-    diff = float(np.max(np.abs(a - b))) if a.size else 0.0
-    return diff / scale if scale > 0 else (0.0 if diff == 0 else math.inf)
 
 
 # --- weight decay -------------------------------------------------------------------------------
