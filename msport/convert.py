@@ -103,12 +103,14 @@ def _to_numpy(value):
     return np.asarray(value)
 
 
-def _split(key):
+def split_name(key):
+    """``"layer1.0.bn1.weight"`` -> ``("layer1.0.bn1", "weight")``."""
     module, _, suffix = key.rpartition(".")
     return module, suffix
 
 
-def _join(module, suffix):
+def join_name(module, suffix):
+    """The inverse of :func:`split_name`; a root-level parameter has no module."""
     return f"{module}.{suffix}" if module else suffix
 
 
@@ -138,7 +140,7 @@ def _owner(key, layers):
         prefix = ".".join(parts[:cut])
         if prefix in layers:
             return prefix, ".".join(parts[cut:])
-    return _split(key)
+    return split_name(key)
 
 
 def _plan(shapes, side, layers, report):
@@ -151,7 +153,7 @@ def _plan(shapes, side, layers, report):
     """
     groups = OrderedDict()
     for key in shapes:
-        module, suffix = _owner(key, layers) if layers is not None else _split(key)
+        module, suffix = _owner(key, layers) if layers is not None else split_name(key)
         groups.setdefault(module, []).append(suffix)
     plan = []
     unregistered = []
@@ -159,11 +161,11 @@ def _plan(shapes, side, layers, report):
         if layers is not None:
             entry = layers.get(module)
         else:
-            ranks = {s: len(shapes[_join(module, s)]) for s in suffixes}
-            ranks.update({f"{s}_shape": tuple(shapes[_join(module, s)]) for s in suffixes})
+            ranks = {s: len(shapes[join_name(module, s)]) for s in suffixes}
+            ranks.update({f"{s}_shape": tuple(shapes[join_name(module, s)]) for s in suffixes})
             entry = registry.infer_from_names(suffixes, ranks, side)
         for suffix in suffixes:
-            key = _join(module, suffix)
+            key = join_name(module, suffix)
             if entry is not None and side == "torch" and suffix in entry.torch_only:
                 plan.append((key, TORCH_STATE_PREFIX + key, None, entry))
                 continue
@@ -180,7 +182,7 @@ def _plan(shapes, side, layers, report):
                 raise ConversionError(f"no conversion rule for {'torch' if side == 'torch' else 'MindSpore'} key "
                                       f"{key!r}: {suffix!r} is not a parameter of {where}"
                                       + (f" (it has: {known})" if known else ""))
-            plan.append((key, _join(module, rule.target(suffix, side)), rule, entry))
+            plan.append((key, join_name(module, rule.target(suffix, side)), rule, entry))
     if unregistered:
         report.notes.append(f"{len(unregistered)} parameters of layers the registry does not know kept their "
                             f"names (e.g. {unregistered[0]})")
@@ -258,7 +260,7 @@ def mindspore_to_torch(param_dict, expected_shapes=None, num_batches_tracked=Non
         if entry is None or rule is None or rule is not entry.params[-1] or not entry.torch_only:
             continue
         for extra in entry.torch_only:  # after the last parameter, as torch orders its state_dict
-            counter = _join(_split(target)[0], extra)
+            counter = join_name(split_name(target)[0], extra)
             if counter in carried:
                 params[counter] = carried.pop(counter)
             else:
@@ -278,7 +280,7 @@ def _fill_fixed(params, expected_shapes, layers, side, report):
     beta (fixed at 1/0) where torch's ``elementwise_affine``/``affine`` is off. Filled going to
     MindSpore, dropped going to torch, and listed in the report."""
     for key in [k for k in expected_shapes if k not in params]:
-        module, suffix = _split(key)
+        module, suffix = split_name(key)
         entry = layers.get(module) if layers is not None else None
         rule = entry.param_for(suffix, side) if entry is not None else None
         if rule is not None and rule.optional and side == "ms":
@@ -287,7 +289,7 @@ def _fill_fixed(params, expected_shapes, layers, side, report):
                 params[key] = np.full(expected_shapes[key], spec.scale, np.float32)
                 report.added[key] = f"{entry.name} {suffix} torch does not have, fixed at {spec.scale:g}"
     for key in [k for k in params if k not in expected_shapes]:
-        module, suffix = _split(key)
+        module, suffix = split_name(key)
         entry = layers.get(module) if layers is not None else None
         rule = entry.param_for(suffix, side) if entry is not None else None
         if rule is not None and rule.optional and side == "torch":
@@ -495,7 +497,7 @@ def structural_check(names, kind):
     names = [n for n in names if not (kind == "mindspore" and MS_OPTIMIZER_STATE.match(n))]
     suffixes = OrderedDict()
     for name in names:
-        module, suffix = _split(name)
+        module, suffix = split_name(name)
         suffixes.setdefault(module, set()).add(suffix)
     problems = []
     siblings = OrderedDict()

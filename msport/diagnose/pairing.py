@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from msport import registry
+from msport.convert import join_name, split_name
 from msport.errors import UserError
 
 HOW = ("map", "registry", "structure")
@@ -139,19 +140,10 @@ def _few(names, n=8):
     return ", ".join(names[:n]) + more
 
 
-def _split(name):
-    layer, _, suffix = name.rpartition(".")
-    return layer, suffix
-
-
-def _join(layer, suffix):
-    return f"{layer}.{suffix}" if layer else suffix
-
-
 def _owner(name, layers):
     """``(layer, relative name, entry)`` of a parameter: the deepest registered layer whose rule owns it
     (``self_attn.out_proj.bias`` belongs to the ``out_proj`` Linear, not to the attention layer)."""
-    layer, suffix = _split(name)
+    layer, suffix = split_name(name)
     if layers is not None:
         entry = layers.get(layer)
         if entry is not None:
@@ -178,7 +170,7 @@ def pair_names(torch_shapes, ms_shapes, torch_layers=None, ms_layers=None, name_
     torch_shapes = OrderedDict((k, tuple(v)) for k, v in torch_shapes.items())
     ms_shapes = OrderedDict((k, tuple(v)) for k, v in ms_shapes.items())
     for name in list(torch_shapes):
-        if _split(name)[1] in TORCH_ONLY_SUFFIXES:
+        if split_name(name)[1] in TORCH_ONLY_SUFFIXES:
             pairing.ignored.append(name)
             del torch_shapes[name]
     free_ms = OrderedDict(ms_shapes)
@@ -211,7 +203,7 @@ def pair_names(torch_shapes, ms_shapes, torch_layers=None, ms_layers=None, name_
                         rest = layer[len(prefix_layer):]
                         rule = entry.param_for(suffix, "torch") if entry is not None else None
                         ms_suffix = rule.target(suffix, "torch") if rule is not None else suffix
-                        target = _join(mapped_layer + rest, ms_suffix)
+                        target = join_name(mapped_layer + rest, ms_suffix)
                     prefix_layer = prefix_layer.rpartition(".")[0]
             if target is None:
                 continue
@@ -348,7 +340,7 @@ def pair_layers(pairing, torch_names, ms_names, torch_layers=None, ms_layers=Non
     lookup = _map_function(name_map)
     prefixes = OrderedDict()
     for torch_name, ms_name in pairing.params.items():
-        t_layer, m_layer = _split(torch_name)[0], _split(ms_name)[0]
+        t_layer, m_layer = split_name(torch_name)[0], split_name(ms_name)[0]
         # walk up while the trailing components agree: layer1.0.conv1 / stage1.0.conv1 -> layer1 / stage1
         t_parts, m_parts = t_layer.split(".") if t_layer else [], m_layer.split(".") if m_layer else []
         prefixes.setdefault(t_layer, m_layer)
@@ -363,7 +355,7 @@ def pair_layers(pairing, torch_names, ms_names, torch_layers=None, ms_layers=Non
             head = ".".join(parts[:cut])
             if head in prefixes:  # the deepest known prefix decides, renamed or not
                 tail = ".".join(parts[cut:])
-                return _join(prefixes[head], tail) if tail else prefixes[head]
+                return join_name(prefixes[head], tail) if tail else prefixes[head]
         return None
 
     for name in torch_names:
