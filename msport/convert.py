@@ -161,9 +161,7 @@ def _plan(shapes, side, layers, report):
         if layers is not None:
             entry = layers.get(module)
         else:
-            ranks = {s: len(shapes[join_name(module, s)]) for s in suffixes}
-            ranks.update({f"{s}_shape": tuple(shapes[join_name(module, s)]) for s in suffixes})
-            entry = registry.infer_from_names(suffixes, ranks, side)
+            entry = registry.infer_from_names({s: shapes[join_name(module, s)] for s in suffixes}, side)
         for suffix in suffixes:
             key = join_name(module, suffix)
             if entry is not None and side == "torch" and suffix in entry.torch_only:

@@ -498,13 +498,10 @@ def _pool_entry(kind, dims):
 
 
 def _plain(name, ms_class=None, signature=(), build=None, attrs=(), doc=""):
+    """A layer without parameters; by default no argument reaches MindSpore (``inplace``: MindSpore cells
+    return new tensors)."""
     return LayerEntry(name=name, torch_class=name, ms_class=ms_class or name, signature=signature,
                       build=build or (lambda a: {}), attrs=attrs, doc=doc)
-
-
-def _drop():
-    """Arguments MindSpore has no use for (``inplace``: MindSpore cells return new tensors)."""
-    return lambda a: {}
 
 
 ENTRIES = (
@@ -602,17 +599,17 @@ ENTRIES = (
         name="AdaptiveAvgPool1d", torch_class="AdaptiveAvgPool1d", ms_class="AdaptiveAvgPool1d",
         signature=(("output_size", REQUIRED),), build=lambda a: dict(output_size=a["output_size"]),
     ),
-    _plain("ReLU", signature=(("inplace", False),), build=_drop()),
-    _plain("ReLU6", signature=(("inplace", False),), build=_drop()),
-    _plain("SiLU", signature=(("inplace", False),), build=_drop()),
+    _plain("ReLU", signature=(("inplace", False),)),
+    _plain("ReLU6", signature=(("inplace", False),)),
+    _plain("SiLU", signature=(("inplace", False),)),
     _plain("Sigmoid"), _plain("Tanh"),
     _plain("GELU", signature=(("approximate", "none"),),
            build=lambda a: dict(approximate=a["approximate"] == "tanh"),
            attrs=(Attr("approximate", lambda m: m.approximate == "tanh", lambda c: c.approximate in (True, "tanh"),
                        hint="MindSpore's nn.GELU defaults to the tanh approximation; torch's is exact"),),
            doc="MindSpore's default is the tanh approximation (approximate=True); torch's is exact."),
-    _plain("Hardswish", ms_class="HSwish", signature=(("inplace", False),), build=_drop()),
-    _plain("Hardsigmoid", ms_class="HSigmoid", signature=(("inplace", False),), build=_drop()),
+    _plain("Hardswish", ms_class="HSwish", signature=(("inplace", False),)),
+    _plain("Hardsigmoid", ms_class="HSigmoid", signature=(("inplace", False),)),
     _plain("LeakyReLU", signature=(("negative_slope", 0.01), ("inplace", False)),
            build=lambda a: dict(alpha=float(a["negative_slope"])),
            attrs=(Attr("negative_slope", lambda m: m.negative_slope, lambda c: c.alpha, kind="rel"),)),
@@ -788,19 +785,19 @@ def ms_layout_shape(param, torch_shape):
 # Without a model, a layer's type is inferred from its parameter names and ranks alone. Only what
 # names and ranks determine is inferred; the rest maps by identical name, and a model that
 # disagrees then fails to load with the names in the message (the conversion report says so).
-def infer_from_names(suffixes, ranks, side):
-    """The entry a group of one layer's parameter names identifies without a model, or ``None``.
+def infer_from_names(shapes, side):
+    """The entry one layer's parameters identify without a model, or ``None``.
 
-    ``suffixes``: the layer's parameter names (relative); ``ranks``: ``{suffix: ndim}``.
+    ``shapes``: ``{parameter name relative to the layer: shape}``, from ``side`` (``"torch"``/``"ms"``).
     """
-    suffixes = set(suffixes)
+    suffixes = set(shapes)
+    ranks = {name: len(shape) for name, shape in shapes.items()}
     if side == "torch":
         if "running_mean" in suffixes:
             return _BY_NAME["BatchNorm2d"]
-        if {"weight", "bias"} <= suffixes and len(suffixes) == 2 and ranks.get("weight") == ranks.get("bias") \
-                and ranks.get("weight_shape") == ranks.get("bias_shape"):
+        if suffixes == {"weight", "bias"} and tuple(shapes["weight"]) == tuple(shapes["bias"]):
             return _BY_NAME["LayerNorm"]
-        if "weight" in suffixes and ranks.get("weight") == 3 and suffixes <= {"weight", "bias"}:
+        if "weight" in suffixes and ranks["weight"] == 3 and suffixes <= {"weight", "bias"}:
             return _BY_NAME["Conv1d"]
         return None
     if "moving_mean" in suffixes:

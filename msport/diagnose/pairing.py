@@ -260,9 +260,7 @@ def _groups(names, shapes, layers, side):
     out = []
     for layer, (entry, members) in groups.items():
         if entry is None and layers is None:  # no model: the names tell a BatchNorm, a LayerNorm... where they can
-            ranks = {rel: len(shapes[full]) for rel, full in members}
-            ranks.update({f"{rel}_shape": tuple(shapes[full]) for rel, full in members})
-            entry = registry.infer_from_names([rel for rel, _ in members], ranks, side)
+            entry = registry.infer_from_names({rel: shapes[full] for rel, full in members}, side)
         signature = tuple(sorted(_torch_layout(entry, rel, shapes[full], side) for rel, full in members))
         out.append((layer, entry.name if entry is not None else None, signature, members, entry))
     return out
