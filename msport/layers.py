@@ -80,7 +80,7 @@ def _build(entry, args, kwargs, init):
         raise TypeError(f"{entry.factory_name}(): {exc} (the signature is torch.nn.{entry.name}'s)") from None
     kwargs = entry.build(arguments)
     cell = registry.ms_class(entry, kwargs.pop("_impl", None))(**kwargs)
-    if init != "mindspore" and any(True for _ in cell.get_parameters()):
+    if init != "mindspore":
         _init_tree(cell, init, context=arguments)
     for name in entry.fixed(arguments) if entry.fixed else ():
         getattr(cell, name).requires_grad = False  # torch has no such parameter: it must stay 1/0

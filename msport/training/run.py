@@ -232,7 +232,8 @@ class Run:
 
     # -- resuming --------------------------------------------------------------------------
     def rollback(self, epoch):
-        """Undo what epochs after the committed ``epoch`` wrote ahead of their commit; record a longer run."""
+        """Undo what epochs after the committed ``epoch`` wrote ahead of their commit (a longer run was
+        recorded in config.yaml by :meth:`open`)."""
         rows = self.completed_epochs()
         if any(r["epoch"] > epoch for r in rows):
             rows = [r for r in rows if r["epoch"] <= epoch]
@@ -248,8 +249,6 @@ class Run:
                 self._write_best(top["epoch"], top["val_acc"], name)
         for older in self.committed_epochs()[:-1]:
             os.remove(self.resume_path(older))
-        if load_resolved(self.config_file).epochs != self.cfg.epochs:
-            save_resolved(self.cfg, self.config_file)  # a longer run (checked in _decide)
 
     def commit(self, epoch):
         """After ``resume-{epoch}`` is written: drop the older resume files."""
