@@ -37,10 +37,13 @@ def resolve(spec, option):
     except Exception as exc:  # noqa: BLE001 - the user's module failed to import: say so in one line
         raise UserError(f"{option} {spec!r}: cannot import {module_name} ({type(exc).__name__}: "
                         f"{_first_line(exc)})") from exc
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise UserError(f"{option} {spec!r}: {module_name} has no attribute {attribute!r}") from None
+    found = module
+    for part in attribute.split("."):  # a dotted attribute reaches into a class or namespace
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise UserError(f"{option} {spec!r}: {module_name} has no attribute {attribute!r}") from None
+    return found
 
 
 def call(spec, option):

@@ -342,7 +342,7 @@ def test_port_command_writes_model_weights_and_parity(tmp_path, capsys):
 
 @pytest.mark.parametrize("spec, shape, message", [
     ("torchvision:resnet_nope", "1,3,32,32", "no classification model 'resnet_nope'"),
-    ("nosuchmodule_xyz:make", "1,3,32,32", "cannot import 'nosuchmodule_xyz'"),
+    ("nosuchmodule_xyz:make", "1,3,32,32", "cannot import nosuchmodule_xyz"),
     ("resnet18", "1,3,32,32", "expected module:callable or torchvision:NAME"),
     ("torchvision:resnet18", "1,x,32", "--input-shape '1,x,32'"),
 ])

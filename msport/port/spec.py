@@ -4,11 +4,9 @@ Imports torch (and torchvision when asked), never MindSpore: the torch trainer c
 spec strings.
 """
 
-import importlib
-import os
 import re
-import sys
 
+from msport import specs
 from msport.errors import UserError
 
 SPEC_HELP = ("module:callable (a function or class returning a torch.nn.Module, or a Module instance; "
@@ -24,12 +22,7 @@ def load_torch_model(spec, num_classes=None):
         raise UserError(f"model spec {spec!r}: expected module:callable or torchvision:NAME")
     if kind == "torchvision":
         return _torchvision(target, num_classes), _safe(target)
-    module = _import(kind, spec)
-    obj = module
-    for part in target.split("."):
-        if not hasattr(obj, part):
-            raise UserError(f"model spec {spec!r}: module {kind!r} has no attribute {target!r}")
-        obj = getattr(obj, part)
+    obj = specs.resolve(spec, "model spec")  # the same resolution as every other command's module:callable
     import torch
 
     if not isinstance(obj, torch.nn.Module):
@@ -62,15 +55,6 @@ def _torchvision(name, num_classes=None):
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     return torchvision.models.get_model(name, weights=None, **kwargs)
-
-
-def _import(name, spec):
-    if os.getcwd() not in sys.path:  # a user's own models live where they run the command
-        sys.path.insert(0, os.getcwd())
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        raise UserError(f"model spec {spec!r}: cannot import {name!r} ({exc})") from exc
 
 
 def _safe(name):
