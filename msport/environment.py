@@ -13,6 +13,7 @@ when the process has already imported it.
 """
 
 import importlib.metadata
+import json
 import os
 import platform
 import sys
@@ -38,6 +39,20 @@ def describe():
         "threads": _threads(),
         "environment_variables": {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ},
     }
+
+
+def read_records(path):
+    """The records of an environment.json msport wrote (a list of :func:`describe` dicts), or None when the
+    file is not one: a user's own file of that name is never taken over."""
+    try:
+        with open(path) as fh:
+            records = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if isinstance(records, list) and all(isinstance(r, dict) and {"time", "packages", "threads"} <= set(r)
+                                         for r in records):
+        return records
+    return None
 
 
 def cpu_model():

@@ -9,6 +9,7 @@ and unknown keys are errors, so a typo never silently trains with a default.
 
 import argparse
 import dataclasses
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -46,7 +47,8 @@ def option(default, help, *, choices=None, min=None, above=None, max=None, below
 @dataclass
 class TrainConfig:
     # model
-    model: str = option("resnet18", "zoo model name, e.g. resnet10_w16, resnet18, resnet50")
+    model: str = option("resnet18", "the model: a zoo name (resnet10_w16, resnet18, resnet50...), port:DIR (a "
+                                    "folder msport port wrote) or module:callable (your own builder)")
     num_classes: int = option(10, "classifier outputs; at least the data set's classes", min=1)
     init: str = option("torch", "MindSpore init scheme: torch (PyTorch's defaults), legacy (MindSpore 1.x), "
                                 "mindspore (the installed version's)", choices=INITS, used_by=(MINDSPORE,))
@@ -202,7 +204,7 @@ def from_mapping(values, origin=None, check_files=True):
         if key not in FIELDS:
             raise UserError(f"unknown config key {key!r}; valid keys: {', '.join(FIELDS)}")
         typed[key] = _typed(key, value, origin.get(key))
-    return validate(TrainConfig(**typed), check_files)
+    return validate(TrainConfig(**typed), check_files, origin)
 
 
 def _typed(key, value, where):
@@ -216,9 +218,11 @@ def _typed(key, value, where):
         Optional[int]: lambda v: v is None or _is_int(v),
         List[int]: lambda v: isinstance(v, list) and all(_is_int(x) for x in v),
     }[annotation]
+    prefix = f"{where}: " if where else ""
     if not ok(value):
-        prefix = f"{where}: " if where else ""
         raise UserError(f"{prefix}{key} must be {_TYPE_NAMES[annotation]}, got {value!r}")
+    if isinstance(value, str) and "\0" in value:  # the OS refuses such a path; say so before any work
+        raise UserError(f"{prefix}{key} holds a NUL character ({value!r}); remove it")
     return float(value) if annotation is float else value
 
 
@@ -231,39 +235,49 @@ _TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str:
                List[int]: "a list of integers such as [100, 150]"}
 
 
-def validate(cfg, check_files=True):
+def validate(cfg, check_files=True, origin=None):
     """Every key's range and choices, then the rules that tie keys together; raises :class:`UserError`.
 
     ``check_files=False`` skips what depends on files (``init_from`` exists), for a saved config.
+    ``origin`` (key -> "config file F", "--set ...", "--flag") names in each message where the value came from.
     """
+    origin = origin or {}
     for name, f in FIELDS.items():
         value, meta = getattr(cfg, name), f.metadata
+        where = f"{origin[name]}: " if name in origin else ""
         if value is None:
             continue
         if meta["choices"] and value not in meta["choices"]:
-            raise UserError(f"{name} {value!r} unknown: choose one of {', '.join(meta['choices'])}")
+            raise UserError(f"{where}{name} {value!r} unknown: choose one of {', '.join(meta['choices'])}")
+        if isinstance(value, float) and not math.isfinite(value):  # inf passes every bound; nan fails them
+            raise UserError(f"{where}{name} must be a finite number, got {value}")
         for bound, ok, words in (("min", lambda v, b: v >= b, "at least"), ("above", lambda v, b: v > b, "above"),
                                  ("max", lambda v, b: v <= b, "at most"), ("below", lambda v, b: v < b, "below")):
             if meta[bound] is not None and not ok(value, meta[bound]):
-                raise UserError(f"{name} must be {words} {meta[bound]}, got {value}")
+                raise UserError(f"{where}{name} must be {words} {meta[bound]}, got {value}")
 
-    def need(ok, message):
+    def need(ok, message, *keys):
+        """``keys``: the keys the rule ties together; the message names where the first set one came from."""
         if not ok:
-            raise UserError(message)
+            named = next((origin[k] for k in keys if k in origin), None)
+            raise UserError(f"{named}: {message}" if named else message)
 
-    need(cfg.warmup_epochs < cfg.epochs, f"warmup_epochs must be below epochs ({cfg.epochs}), got {cfg.warmup_epochs}")
-    need(cfg.schedule != "multistep" or cfg.milestones, "schedule multistep needs milestones, e.g. --milestones 100 150")
+    need(cfg.warmup_epochs < cfg.epochs, f"warmup_epochs must be below epochs ({cfg.epochs}), got {cfg.warmup_epochs}",
+         "warmup_epochs", "epochs")
+    need(cfg.schedule != "multistep" or cfg.milestones, "schedule multistep needs milestones, e.g. --milestones 100 150",
+         "schedule", "milestones")
     need(all(m >= 1 for m in cfg.milestones) and cfg.milestones == sorted(set(cfg.milestones)),
-         f"milestones must be increasing epochs from 1, got {cfg.milestones}")
+         f"milestones must be increasing epochs from 1, got {cfg.milestones}", "milestones")
     need(cfg.num_classes >= DATA_CLASSES[cfg.data],
          f"num_classes must be at least {DATA_CLASSES[cfg.data]} for data {cfg.data} (its labels run "
-         f"0-{DATA_CLASSES[cfg.data] - 1}), got {cfg.num_classes}")
-    need(not cfg.nesterov or cfg.momentum > 0, "nesterov needs a momentum above 0")
+         f"0-{DATA_CLASSES[cfg.data] - 1}), got {cfg.num_classes}", "num_classes", "data")
+    need(not cfg.nesterov or cfg.momentum > 0, "nesterov needs a momentum above 0", "nesterov", "momentum")
     need(cfg.ckpt_prefix is None or (bool(cfg.ckpt_prefix) and os.sep not in cfg.ckpt_prefix),
-         f"ckpt_prefix must be a file name prefix without {os.sep}, got {cfg.ckpt_prefix!r}")
-    need(not check_files or cfg.init_from is None or os.path.isfile(cfg.init_from), f"--init-from {cfg.init_from}: no such file")
+         f"ckpt_prefix must be a file name prefix without {os.sep}, got {cfg.ckpt_prefix!r}", "ckpt_prefix")
+    need(not check_files or cfg.init_from is None or os.path.isfile(cfg.init_from),
+         f"{cfg.init_from}: no such file", "init_from")
     need(cfg.data != "cifar10" or cfg.download or cfg.data_dir,
-         "data cifar10 needs --data-dir (the folder holding cifar-10-batches-py/ or -bin/), or --download")
+         "data cifar10 needs --data-dir (the folder holding cifar-10-batches-py/ or -bin/), or --download", "data")
     return cfg
 
 
@@ -296,10 +310,25 @@ def name_slug(model):
 
 #: First line of every config.yaml msport writes: a run folder's config.yaml without it is the user's.
 CONFIG_HEADER = "# msport run configuration: the resolved settings this run trains with\n"
+#: Second line of a run folder's config.yaml: the framework that trains it (a request file has none).
+_FRAMEWORK_LINE = "# framework: {}\n"
 
 
-def save_resolved(cfg, path):
-    atomic_write_text(path, CONFIG_HEADER + yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+def save_resolved(cfg, path, framework=None):
+    """``framework`` marks the folder as one framework's run, which the other's trainer never restarts."""
+    marker = _FRAMEWORK_LINE.format(framework) if framework else ""
+    atomic_write_text(path, CONFIG_HEADER + marker + yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+
+
+def saved_framework(path):
+    """The framework a run folder's config.yaml names, or None (a request file, or an older run folder)."""
+    try:
+        with open(path, errors="replace") as fh:
+            fh.readline()
+            match = re.fullmatch(_FRAMEWORK_LINE.format("(.+)").rstrip("\n"), fh.readline().rstrip("\n"))
+    except OSError:
+        return None
+    return match.group(1) if match else None
 
 
 def written_by_msport(path):

@@ -18,6 +18,8 @@ import sys
 
 from tqdm import tqdm
 
+from msport.data import planned_batches
+from msport.errors import UserError, first_line
 from msport.training.run import EpochTimer
 from msport.training.schedule import per_step_lr
 
@@ -78,6 +80,36 @@ def train(side, run, model, optimizer, train_loader, val_loader, device):
     if best:
         say(f"best val acc {best['val_acc']:.2f} at epoch {best['epoch']} ({best['checkpoint']}); run in {run.path}")
     return best
+
+
+def check_forward(side, model, dataset, cfg, device):
+    """Run the model once on the first validation batch, before the run folder is touched.
+
+    The model may be the user's own code (``module:callable``, ``port:DIR``): a forward that
+    raises, rejects the data's shape or returns something other than one (batch, classes) tensor
+    is a one-line error here, not a traceback from the first training step after the run folder
+    was written. Evaluation mode, no gradients, no random draws: nothing the run computes changes
+    (in GRAPH_MODE the graph it compiles is the one evaluation uses).
+    """
+    world = side.world()
+    x, _ = planned_batches(dataset, cfg.batch_size, train=False, augment=False, seed=cfg.seed,
+                           rank=world.rank, world=world.size).batch(0, 0)
+    what = f"--model {cfg.model}"
+    try:
+        kind, shape = side.probe_forward(model, x, device)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's forward failed: one line, not a traceback
+        raise UserError(f"{what}: its forward on a batch of shape {tuple(x.shape)} ({dataset.name}) failed: "
+                        f"{type(exc).__name__}: {first_line(exc)}") from exc
+    classes = len(dataset.classes)
+    if shape is None:
+        kind = "None" if kind == "NoneType" else f"a {kind}"
+        raise UserError(f"{what}: its forward returned {kind}; the trainers need the logits, one tensor of "
+                        f"shape (batch, classes) = ({len(x)}, {cfg.num_classes})")
+    if len(shape) != 2 or shape[0] != len(x) or shape[1] < classes:
+        raise UserError(f"{what}: its forward returned logits of shape {tuple(shape)} for a batch of {len(x)}; "
+                        f"the trainers need (batch, classes) with at least {classes} classes for {dataset.name}")
 
 
 def _say(message):

@@ -187,6 +187,18 @@ def _tensor(a, dtype):
     return ms.Tensor(np.asarray(a, dtype))
 
 
+def probe_forward(net, x, device=None):
+    """(type name, shape or None) of the network's output on ``x``, in evaluation mode."""
+    del device
+    training = net.training
+    net.set_train(False)
+    try:
+        out = net(_tensor(x, np.float32))
+    finally:
+        net.set_train(training)
+    return type(out).__name__, (tuple(out.shape) if isinstance(out, ms.Tensor) else None)
+
+
 def train_mode(net, training):
     net.set_train(training)
 

@@ -40,7 +40,7 @@ from msport import environment
 from msport.errors import UserError
 from msport.files import atomic_write, atomic_write_text, sweep_stale_temps
 from msport.training.config import (CONFIG_HEADER, epochs_change_allowed, load_resolved, save_resolved,
-                                    written_by_msport)
+                                    saved_framework, written_by_msport)
 
 EMPTY, STARTED, RESUMABLE, FINISHED = "empty", "started", "resumable", "finished"
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_second")
@@ -49,9 +49,12 @@ RESUME_INVARIANT = ("model", "num_classes", "init", "data", "deterministic", "ba
                     "weight_decay", "nesterov", "schedule", "milestones", "step_size", "gamma",
                     "warmup_epochs", "seed")
 CONFIG_FILE, LOCK_FILE = "config.yaml", ".lock"
-#: The resume files' kind per framework: resume-1.pth, resume-2.pth... for torch.
+#: The resume files' kind per framework: resume-1.pth, resume-2.pth... for torch. Its extension is also
+#: that of the framework's per-epoch checkpoints, which tells whose an older run folder is.
 RESUME_FILES = {"torch": "resume.pth", "mindspore": "resume.ckpt"}
-_CHECKPOINT_EPOCH = re.compile(r"^(?:.*-)?(\d+)[_.]")  # {epoch}_{acc}_{model}.pth, {prefix}-{epoch}_{steps}.ckpt
+_FRAMEWORK_OF = {resume: framework for framework, resume in RESUME_FILES.items()}
+# {epoch}_{acc}_{model}.pth, {prefix}-{epoch}_{steps}.ckpt (a model or prefix may hold - and digits)
+_CHECKPOINT_EPOCH = re.compile(r"^(\d+)_.*\.pth$|^.*-(\d+)_\d+\.ckpt$")
 _held_locks = {}  # folder -> its open lock file, held as long as the process lives
 
 
@@ -64,8 +67,10 @@ class Run:
         self.config_file = os.path.join(path, CONFIG_FILE)
         self.metrics_file = os.path.join(path, "metrics.csv")
         self.best_file = os.path.join(path, "best.json")
+        self.environment_file = os.path.join(path, environment.ENVIRONMENT_FILE)
+        self.framework = _FRAMEWORK_OF.get(resume_file)
         self._resume_stem, self._resume_ext = os.path.splitext(resume_file)
-        self._resume_name = re.compile(rf"^{re.escape(self._resume_stem)}-(\d+){re.escape(self._resume_ext)}$")
+        self._resume_name = _resume_pattern(resume_file)
         self.resume_epoch = 0  # the committed epoch a resumed run continues after
 
     # -- state -----------------------------------------------------------------------------
@@ -78,12 +83,35 @@ class Run:
             return []
         return sorted(int(m.group(1)) for m in map(self._resume_name.match, os.listdir(self.path)) if m)
 
+    def owner(self):
+        """The framework whose run the folder holds: config.yaml's mark, or (a folder written before the
+        mark) the kind of its resume files and checkpoints; None for a folder without either."""
+        named = saved_framework(self.config_file)
+        if named or not os.path.isdir(self.path):
+            return named
+        names = os.listdir(self.path) + (self._epoch_files() if os.path.isdir(self.checkpoint_dir) else [])
+        for framework, resume in RESUME_FILES.items():
+            ext = os.path.splitext(resume)[1]
+            if any(_resume_pattern(resume).match(n) or (n.endswith(ext) and _CHECKPOINT_EPOCH.match(n))
+                   for n in names):
+                return framework
+        return None
+
     def state(self):
-        """``(state, committed epoch)``; raises when the folder holds files msport did not write."""
+        """``(state, committed epoch)``; raises when the folder holds files msport did not write, cannot take
+        the files a run writes, or holds the other framework's run."""
+        self._check_paths()
+        owner = self.owner()
+        if self.framework and owner and owner != self.framework:
+            raise UserError(f"{self.path} holds a {owner} run, and the {self.framework} trainer never restarts or "
+                            f"continues another framework's run; choose another --output-dir")
         committed = self.committed_epochs()
         if not os.path.exists(self.config_file):
-            foreign = [os.path.basename(p) for p in (self.metrics_file, self.best_file) if os.path.exists(p)]
-            foreign += [os.path.basename(self.resume_path(e)) for e in committed]
+            foreign = [os.path.basename(p) for p in (self.metrics_file, self.best_file, self.environment_file)
+                       if os.path.exists(p)]
+            foreign += sorted(n for n in os.listdir(self.path) if any(_resume_pattern(r).match(n)
+                                                                       for r in RESUME_FILES.values())) \
+                if os.path.isdir(self.path) else []
             if os.path.isdir(self.checkpoint_dir) and self._epoch_files():
                 foreign.append("checkpoint/")
             if foreign:
@@ -94,10 +122,20 @@ class Run:
             raise UserError(f"{self.config_file} was not written by msport (its first line is not "
                             f"{CONFIG_HEADER.strip()!r}) and msport never overwrites your files; "
                             f"choose another --output-dir")
+        if os.path.exists(self.environment_file) and environment.read_records(self.environment_file) is None:
+            raise UserError(f"{self.environment_file} is not msport's record of the machines this run trained on, "
+                            f"and msport never overwrites your files; move it, or choose another --output-dir")
         if not committed:
             return STARTED, 0
         saved = load_resolved(self.config_file)
         return (FINISHED if committed[-1] >= saved.epochs else RESUMABLE), committed[-1]
+
+    def _check_paths(self):
+        """The run folder and its checkpoint folder are folders (or absent): checked before anything is written."""
+        for path in (self.path, self.checkpoint_dir):
+            if os.path.lexists(path) and not os.path.isdir(path):
+                raise UserError(f"{path} exists and is not a folder, and msport never overwrites your files; "
+                                f"move it, or choose another --output-dir")
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -137,23 +175,20 @@ class Run:
         sweep_stale_temps(run.checkpoint_dir, every_pid=True)
         if action == "start":
             run._clear()
-            save_resolved(cfg, run.config_file)
+            save_resolved(cfg, run.config_file, run.framework)
         else:  # what a resume may change is recorded: a longer run, another number of ranks
             saved = load_resolved(run.config_file)
-            if (saved.epochs, saved.world_size) != (cfg.epochs, cfg.world_size):
+            if (saved.epochs, saved.world_size) != (cfg.epochs, cfg.world_size) or not saved_framework(run.config_file):
                 save_resolved(dataclasses.replace(saved, epochs=cfg.epochs, world_size=cfg.world_size),
-                              run.config_file)
+                              run.config_file, run.framework)
         os.makedirs(run.checkpoint_dir, exist_ok=True)
         run.record_environment()
         return run
 
     def record_environment(self):
         """Append this process's environment to environment.json (a resumed run may change machine)."""
-        path = os.path.join(self.path, environment.ENVIRONMENT_FILE)
-        records = []
-        if self.resume_epoch and os.path.isfile(path):
-            with open(path) as fh:
-                records = json.load(fh)
+        path = self.environment_file
+        records = (environment.read_records(path) or []) if self.resume_epoch else []
         records.append(dict(environment.describe(), resumed=bool(self.resume_epoch)))
         atomic_write_text(path, json.dumps(records, indent=2) + "\n")
 
@@ -308,7 +343,14 @@ class Run:
 
     @staticmethod
     def _checkpoint_epoch(name):
-        return int(_CHECKPOINT_EPOCH.match(name).group(1))
+        match = _CHECKPOINT_EPOCH.match(name)
+        return int(match.group(1) or match.group(2))
+
+
+def _resume_pattern(resume_file):
+    """``resume.pth`` -> the pattern of ``resume-1.pth``, ``resume-2.pth``..., the epoch as group 1."""
+    stem, ext = os.path.splitext(resume_file)
+    return re.compile(rf"^{re.escape(stem)}-(\d+){re.escape(ext)}$")
 
 
 class EpochTimer:

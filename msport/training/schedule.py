@@ -29,11 +29,39 @@ def epoch_lr(cfg, epoch):
 
 
 def per_step_lr(cfg, steps_per_epoch):
-    """float32 array of length ``epochs * steps_per_epoch``."""
-    values = np.empty(cfg.epochs * steps_per_epoch, dtype=np.float64)
-    warmup_steps = cfg.warmup_epochs * steps_per_epoch
-    for epoch in range(cfg.epochs):
-        values[epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch] = epoch_lr(cfg, epoch)
-    if warmup_steps:
-        values[:warmup_steps] = cfg.lr * np.arange(1, warmup_steps + 1) / warmup_steps
-    return values.astype(np.float32)
+    """The float32 rate of each of the ``epochs * steps_per_epoch`` steps, as a :class:`StepSchedule`."""
+    return StepSchedule(cfg, steps_per_epoch)
+
+
+class StepSchedule:
+    """Indexable like a float32 array of length ``epochs * steps_per_epoch``, computed per step when asked.
+
+    Nothing of that length is held: a run asked for 10^9 epochs would otherwise need gigabytes
+    before its first step. A slice (and ``numpy.asarray``) gives a float32 array.
+    """
+
+    def __init__(self, cfg, steps_per_epoch):
+        self.cfg, self.steps_per_epoch = cfg, steps_per_epoch
+        self.warmup_steps = cfg.warmup_epochs * steps_per_epoch
+
+    def __len__(self):
+        return self.cfg.epochs * self.steps_per_epoch
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return np.array([self._at(i) for i in range(*index.indices(len(self)))], dtype=np.float32)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"step {index} outside 0..{len(self) - 1}")
+        return self._at(index)
+
+    def __array__(self, dtype=None, copy=None):
+        del copy
+        values = self[:]
+        return values if dtype is None else values.astype(dtype)
+
+    def _at(self, step):
+        if step < self.warmup_steps:  # float64 lr * k / W, then float32, as the whole array once was
+            return np.float32(self.cfg.lr * (step + 1) / self.warmup_steps)
+        return np.float32(epoch_lr(self.cfg, step // self.steps_per_epoch))
