@@ -34,11 +34,16 @@ def describe():
         "machine": platform.machine(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpus_usable": usable_cpus(),
         "packages": {name: _version(name) for name in PACKAGES},
         "threads": _threads(),
         "environment_variables": {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ},
     }
+
+
+def usable_cpus():
+    """The cores this process may run on (its affinity mask: a container's or taskset's share)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def read_records(path):

@@ -13,7 +13,8 @@ from typing import List, Optional
 
 import msport
 from msport.errors import UserError
-from msport.training.config import (FIELDS, TrainConfig, check_model, from_mapping, load_resolved, read_mapping)
+from msport.training.config import (FIELDS, TrainConfig, check_model, default_threads, from_mapping, load_resolved,
+                                    read_mapping, threads_matter)
 from msport.training.run import FINISHED as RUN_FINISHED, RESUMABLE, RESUME_FILES, Run
 
 
@@ -41,7 +42,8 @@ ARMS = {arm.name: arm for arm in (
 #: TrainConfig keys that reproduce sets for each run; a ``train:`` mapping may not set them.
 PER_RUN_KEYS = ("seed", "init", "device", "output_dir", "resume", "progress", "world_size")
 #: TrainConfig keys that may differ between a run folder and the request: they do not change what is computed
-#: (world_size: a run may resume at another number of ranks, as the trainers allow).
+#: (world_size: a run may resume at another number of ranks, as the trainers allow; threads: only off the CPU,
+#: see threads_matter).
 NOT_IDENTITY_KEYS = ("resume", "output_dir", "progress", "num_workers", "keep_checkpoint_max", "threads",
                      "world_size", "ckpt_prefix")
 
@@ -160,6 +162,8 @@ def plan_runs(cfg):
                          output_dir=os.path.join(cfg.output_dir, "runs", f"{name}-seed{seed}"))
             if arm.init is not None:
                 train["init"] = arm.init
+            if train.get("threads") is None and threads_matter(TrainConfig(device=train["device"])):
+                train["threads"] = default_threads()  # whatever --parallel-runs: it is part of what a run computes
             runs.append(PlannedRun(arm, seed, TrainConfig(**train)))
     return runs
 
@@ -184,7 +188,10 @@ def run_state(run):
     config_file = os.path.join(run.path, "config.yaml")
     if os.path.isfile(config_file):
         saved = load_resolved(config_file)
-        changed = [k for k in FIELDS if k not in NOT_IDENTITY_KEYS and getattr(saved, k) != getattr(run.config, k)]
+        checked = [k for k in FIELDS if k not in NOT_IDENTITY_KEYS]
+        if threads_matter(saved) and saved.threads is not None:
+            checked.append("threads")
+        changed = [k for k in checked if getattr(saved, k) != getattr(run.config, k)]
         if changed:
             raise UserError(f"{run.path} holds a run with " + ", ".join(
                 f"{k} {getattr(saved, k)!r} (requested {getattr(run.config, k)!r})" for k in changed) +

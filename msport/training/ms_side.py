@@ -37,7 +37,9 @@ def setup(cfg):
               "its own GRAPH_MODE", flush=True)
     check_model(cfg, list_models())
     if cfg.threads and not _threads_set():
-        ms.device_context.cpu.op_tuning.threads_num(cfg.threads)  # CPU kernels' pool; may be set once a process
+        # CPU kernels' pool; may be set once a process. cfg.threads holds OMP_NUM_THREADS when no count was
+        # asked for (config.resolve), as torchrun / msrun set it per rank: MindSpore would otherwise run 25.
+        ms.device_context.cpu.op_tuning.threads_num(cfg.threads)
     if cfg.sync_bn:
         raise UserError("--sync-bn: MindSpore's nn.SyncBatchNorm runs on Ascend only and train_ms.py does not "
                         "swap it in; drop --sync-bn (each rank keeps its own BatchNorm statistics)")
@@ -48,8 +50,6 @@ def setup(cfg):
         ms.set_device(target, launched.local_rank)  # one device per rank of a node
     elif ms.get_context("device_target") != target:  # set_device refuses once kernels have run in the process
         ms.set_device(target)
-    if target == "CPU":
-        _cap_cpu_threads()
     if os.environ.get("MS_ROLE"):  # started by msrun
         from mindspore.communication import get_group_size, get_rank, init
 
@@ -65,17 +65,6 @@ def setup(cfg):
 
 def world():
     return _world
-
-
-def _cap_cpu_threads():
-    """Honour OMP_NUM_THREADS as torch does: torchrun / msrun set it to 1 per rank, ``msport reproduce
-    --parallel-runs`` to each run's share. MindSpore's CPU kernels otherwise run 25 threads whatever it says."""
-    import mindspore.device_context.cpu.op_tuning as op_tuning
-    from mindspore._c_expression import RuntimeConf
-
-    threads = os.environ.get("OMP_NUM_THREADS", "")
-    if threads.isdigit() and int(threads) > 0 and not RuntimeConf.get_instance().is_op_threads_num_configured():
-        op_tuning.threads_num(int(threads))
 
 
 def _threads_set():

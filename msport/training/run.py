@@ -40,14 +40,14 @@ from msport import environment
 from msport.errors import UserError
 from msport.files import atomic_write, atomic_write_text, sweep_stale_temps
 from msport.training.config import (CONFIG_HEADER, epochs_change_allowed, load_resolved, save_resolved,
-                                    saved_framework, written_by_msport)
+                                    saved_framework, threads_matter, written_by_msport)
 
 EMPTY, STARTED, RESUMABLE, FINISHED = "empty", "started", "resumable", "finished"
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_second")
 # Keys that must not change when a run is resumed: they change what is computed (epochs: see epochs_change_allowed).
 RESUME_INVARIANT = ("model", "num_classes", "init", "data", "deterministic", "batch_size", "lr", "momentum",
                     "weight_decay", "nesterov", "schedule", "milestones", "step_size", "gamma",
-                    "warmup_epochs", "seed")
+                    "warmup_epochs", "seed", "threads")
 CONFIG_FILE, LOCK_FILE = "config.yaml", ".lock"
 #: The resume files' kind per framework: resume-1.pth, resume-2.pth... for torch. Its extension is also
 #: that of the framework's per-epoch checkpoints, which tells whose an older run folder is.
@@ -212,10 +212,15 @@ class Run:
                         f"{self._last_checkpoint_hint()} --output-dir NEW), or pass")
             raise UserError(f"{path} holds a finished run of {saved.epochs} epochs; {how} another --output-dir "
                             f"for a new run")
+        if cfg.threads is None:  # nothing asked for: the run keeps the thread count it was trained with
+            cfg.threads = saved.threads
+        unchecked = () if threads_matter(saved) and saved.threads is not None else ("threads",)
         changed = [f"{k} {getattr(saved, k)!r} -> {getattr(cfg, k)!r}" for k in RESUME_INVARIANT
-                   if getattr(saved, k) != getattr(cfg, k)]
+                   if getattr(saved, k) != getattr(cfg, k) and k not in unchecked]
         if changed:
-            raise UserError(f"--resume: {', '.join(changed)} differs from {self.config_file}; resume with the "
+            hint = (f" (on the CPU the thread count changes the sums; pass --threads {saved.threads} or drop "
+                    f"OMP_NUM_THREADS)" if any(c.startswith("threads ") for c in changed) else "")
+            raise UserError(f"--resume: {', '.join(changed)} differs from {self.config_file}{hint}; resume with the "
                             f"same settings, or start a new run in another --output-dir")
         if cfg.epochs != saved.epochs:
             if cfg.epochs < epoch:

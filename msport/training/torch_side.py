@@ -34,6 +34,7 @@ def setup(cfg):
     check_model(cfg, reference_torch.list_models())
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    cfg.threads = torch.get_num_threads()  # recorded: torch's CPU kernels round differently at another count
     if cfg.sync_bn and not _on_cuda(cfg):
         raise UserError("--sync-bn: torch's SyncBatchNorm needs CUDA; on the CPU each rank keeps its own "
                         "BatchNorm statistics (drop --sync-bn)")
