@@ -6,6 +6,7 @@ afterwards, and no file or folder created. Cases that fail before a framework lo
 second, those that load torch a few; the ones that load MindSpore or train are marked slow.
 """
 
+import dataclasses
 import hashlib
 import os
 import pickle
@@ -19,6 +20,7 @@ import torch
 import yaml
 
 from data_helpers import write_both_formats
+from msport.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--model", "resnet10_w16", "--batch-size", "64", "--epochs", "1", "--no-progress"]
@@ -102,6 +104,18 @@ def files(tmp_path_factory):
         save_resolved(TrainConfig(model="resnet10_w16", batch_size=64, epochs=2, progress=False,
                                   output_dir=str(root / name)), root / name / "config.yaml")
         (root / name / "resume-1.pth").write_bytes(content)
+    # A finished torch run (its config.yaml marked as torch's), a checkpoint file where the folder goes,
+    # and a user's own environment.json.
+    done = root / "torch_done"
+    (done / "checkpoint").mkdir(parents=True)
+    save_resolved(TrainConfig(model="resnet10_w16", batch_size=64, epochs=1, progress=False, output_dir=str(done)),
+                  done / "config.yaml", "torch")
+    (done / "checkpoint" / "1_50.00_resnet10_w16.pth").write_bytes(raw)
+    (done / "resume-1.pth").write_bytes(raw)
+    (root / "checkpoint_file").mkdir()
+    (root / "checkpoint_file" / "checkpoint").write_bytes(b"my notes, not a folder")
+    (root / "env_mine").mkdir()
+    (root / "env_mine" / "environment.json").write_text('{"my": "machine"}\n')
     # A finished reproduction (one torch run) whose report meets a full disk.
     from msport.reproduce.config import load_config, plan_runs
 
@@ -262,6 +276,14 @@ CASES = [
     ("reproduce-report-disk-full", lambda F, W: _msport("reproduce", "--config", F / "reproduce_done.yaml"),
      "no space left on", {"MSPORT_FAULT": "enospc:results.json"}),
     ("resume-nothing", lambda F, W: _torch("--output-dir", W / "run", "--resume"), "holds no run to continue"),
+    ("other-framework-finished-run", lambda F, W: _trainer("train_ms.py", *TINY, "--output-dir", F / "torch_done"),
+     "holds a torch run, and the mindspore trainer never restarts"),
+    ("other-framework-resume", lambda F, W: _trainer("train_ms.py", *TINY, "--resume", "--output-dir",
+                                                     F / "torch_done"), "holds a torch run"),
+    ("checkpoint-is-a-file", lambda F, W: _torch("--output-dir", F / "checkpoint_file"), "exists and is not a folder"),
+    ("users-environment-json", lambda F, W: _torch("--output-dir", F / "env_mine"),
+     "holds environment.json but no config.yaml"),
+    ("set-lr-inf", lambda F, W: _torch("--set", "lr=.inf", "--output-dir", W / "run"), "lr must be a finite number"),
 ]
 
 
@@ -300,3 +322,120 @@ def test_a_read_only_output_folder_is_one_line(files, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "cannot write" in result.stderr
     assert os.listdir(folder) == []
+
+
+# ---- in-process: messages a call can check without a subprocess (issue 21) ------------------------------
+
+def _resolve(*argv):
+    from msport.errors import OneLineParser
+    from msport.training.config import TORCH, add_arguments, resolve
+
+    return resolve(add_arguments(OneLineParser(prog="train_torch.py"), TORCH).parse_args([str(a) for a in argv]))
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--set", "lr=.inf"], "--set 'lr=.inf': lr must be a finite number, got inf"),
+    (["--set", "weight_decay=.inf"], "--set 'weight_decay=.inf': weight_decay must be a finite number"),
+    (["--lr", "nan"], "--lr: lr must be a finite number, got nan"),
+    (["--set", "gamma=-.inf"], "gamma must be a finite number"),
+    (["--momentum", "1"], "--momentum: momentum must be below 1"),
+    (["--warmup-epochs", "20", "--epochs", "2"], "--warmup-epochs: warmup_epochs must be below epochs (2)"),
+    (["--set", 'output_dir="runs/a\\0b"'], "output_dir holds a NUL character"),
+    (["--set", 'init_from="w\\0.pth"'], "init_from holds a NUL character"),
+    (["--init-from", "no/such.pth"], "--init-from: no/such.pth: no such file"),
+])
+def test_non_finite_and_out_of_range_values_name_their_flag(argv, message):
+    with pytest.raises(UserError) as info:
+        _resolve(*argv)
+    assert message in str(info.value)
+
+
+def test_range_errors_name_the_config_file_they_came_from(tmp_path):
+    (tmp_path / "c.yaml").write_text("lr: .inf\nmomentum: 2\n")
+    with pytest.raises(UserError, match=r"config file .*c.yaml: lr must be a finite number"):
+        _resolve("--config", tmp_path / "c.yaml")
+    (tmp_path / "c.yaml").write_text("momentum: 2\n")
+    with pytest.raises(UserError, match=r"config file .*c.yaml: momentum must be below 1, got 2"):
+        _resolve("--config", tmp_path / "c.yaml")
+
+
+def test_a_billion_epochs_need_no_per_step_array():
+    import tracemalloc
+
+    from msport.training.config import TrainConfig
+    from msport.training.schedule import per_step_lr
+
+    tracemalloc.start()
+    lrs = per_step_lr(TrainConfig(epochs=10 ** 9, schedule="cosine", lr=0.1, warmup_epochs=1), 12)
+    first, last = lrs[0], lrs[len(lrs) - 1]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(lrs) == 12 * 10 ** 9 and peak < 1 << 20
+    assert first == np.float32(0.1 / 12) and 0 <= last < np.float32(1e-6)
+
+
+def test_checkpoint_names_from_a_model_spec_are_file_names():
+    from msport.training import torch_side
+    from msport.training.config import TrainConfig
+
+    name = torch_side.checkpoint_name(TrainConfig(model="models/mine.py:SmallCNN"), 2, 12, 26.456)
+    assert name == "2_26.46_models_mine.py_SmallCNN.pth" and os.sep not in name
+    from msport.training.run import Run
+
+    assert Run._checkpoint_epoch(name) == 2 and Run._checkpoint_epoch("1_50.00_a-5_b.pth") == 1
+    assert Run._checkpoint_epoch("train_x-1_digits-3_12.ckpt") == 3
+
+
+class _Logits(torch.nn.Module):
+    def __init__(self, returns=None, features=3 * 32 * 32):
+        super().__init__()
+        self.fc, self.returns = torch.nn.Linear(features, 10), returns
+
+    def forward(self, x):
+        logits = self.fc(x.flatten(1))
+        return {"dict": {"logits": logits}, "none": None, "short": logits[:, :4]}.get(self.returns, logits)
+
+
+@pytest.mark.parametrize("model,message", [
+    (_Logits("dict"), "its forward returned a dict; the trainers need the logits"),
+    (_Logits("none"), "its forward returned None"),
+    (_Logits("short"), "returned logits of shape (64, 4) for a batch of 64; the trainers need (batch, classes) "
+                       "with at least 10 classes"),
+    (_Logits(features=100), "its forward on a batch of shape (64, 3, 32, 32) (digits/val) failed: RuntimeError: "
+                            "mat1 and mat2 shapes cannot be multiplied"),
+])
+def test_a_model_that_does_not_fit_the_data_is_one_line_before_the_run_folder(model, message):
+    from msport.data import load_dataset
+    from msport.training import torch_side
+    from msport.training.config import TrainConfig
+    from msport.training.loop import check_forward
+
+    cfg = TrainConfig(model="mine.py:Net", batch_size=64)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    with pytest.raises(UserError) as info:
+        check_forward(torch_side, model, load_dataset("digits", None, "val"), cfg, torch.device("cpu"))
+    assert message in str(info.value) and str(info.value).startswith("--model mine.py:Net: ")
+    assert torch.equal(torch.get_rng_state(), state) and model.training
+
+
+def test_a_downloaded_data_dir_is_not_written_into_the_runs_config(tmp_path, monkeypatch):
+    # issue 16, bug 7: a rerun of reproduce with download: true and no data_dir was refused as a mismatch
+    from msport.reproduce.config import NEW, load_config, plan_runs, run_state
+    from msport.training import data as training_data
+    from msport.training.config import save_resolved
+
+    def stand_in_for_the_network(root):  # what torchvision's download leaves: the python batches
+        write_both_formats(root, n_train=20, n_test=10)
+
+    monkeypatch.setattr(training_data, "download_cifar10", stand_in_for_the_network)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({"seeds": [0], "arms": ["torch"], "output_dir": "out",
+                                                     "train": {"data": "cifar10", "download": True}}))
+    run = plan_runs(load_config("r.yaml"))[0]
+    cfg = dataclasses.replace(run.config)
+    train, _ = training_data.load_splits(cfg)
+    assert len(train) == 20 and cfg.data_dir is None
+    os.makedirs(run.path)
+    save_resolved(cfg, os.path.join(run.path, "config.yaml"), "torch")  # what the trainer records
+    assert run_state(run) == NEW

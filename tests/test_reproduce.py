@@ -194,6 +194,10 @@ FAKE_TRAINER = textwrap.dedent("""\
     start = run.resume_epoch
     print(("resumed after epoch %d" % start) if cfg.resume else "fresh start", flush=True)
     print("threads %s started %.3f" % (os.environ.get("OMP_NUM_THREADS"), time.time()), flush=True)
+    import ctypes
+    sig = ctypes.c_int()
+    ctypes.CDLL(None).prctl(2, ctypes.byref(sig))  # PR_GET_PDEATHSIG: what reaches it when reproduce dies
+    print("pdeathsig %d" % sig.value, flush=True)
     time.sleep(float(os.environ.get("FAKE_SECONDS", "0")))
     arm = cfg.init if sys.argv[0].endswith("train_ms.py") else "reference"
     offset = {"reference": 3.0, "torch": 2.0, "legacy": 0.0}[arm]
@@ -441,3 +445,79 @@ def test_reproduce_end_to_end_then_rerun_skips_finished_runs(tmp_path, capsys):
     assert capsys.readouterr().out.count("finished earlier") == 4
     assert {p: os.stat(os.path.join(p, "metrics.csv")).st_mtime_ns for p in finished} == finished
     assert json.loads((out / "results.json").read_text())["arms"] == results["arms"]
+
+
+# -- supervision: the trainer's process (issue 16: bugs 4, 5; issue 21: 13) --------------------------------
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_guarded_command_dies_with_its_parent_even_when_the_parent_is_killed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    parent = subprocess.Popen(  # stands in for msport reproduce: starts the guarded command, then waits
+        [sys.executable, "-c", "import subprocess, sys; from msport.reproduce.launch import guarded; "
+         "child = subprocess.Popen(guarded([sys.executable, '-c', 'import time; time.sleep(600)'])); "
+         "print(child.pid, flush=True); child.wait()"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(
+            os.path.abspath(msport.__file__)))})
+    child = int(parent.stdout.readline())
+    time.sleep(0.5)
+    with open(f"/proc/{child}/cmdline", "rb") as fh:  # the guard became the command: same pid
+        assert b"time.sleep(600)" in fh.read()
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 10
+    while _alive(child) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child)
+
+
+def test_reproduce_starts_trainers_without_preexec_fn_and_they_still_die_with_it(tmp_path, fake_trainers,
+                                                                                monkeypatch, capsys):
+    import subprocess
+
+    seen = []
+    real = subprocess.Popen
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("preexec_fn"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reproduce_supervise.subprocess, "Popen", recording)
+    out = tmp_path / "out"
+    path = _write_config(tmp_path, {"seeds": [0, 1], "arms": ["torch"], "train": TINY_TRAIN, "output_dir": str(out)})
+    assert main(["reproduce", "--config", path, "--parallel-runs", "2"]) == 0
+    assert len(seen) >= 2 and set(seen) == {None}  # CPython documents preexec_fn as unsafe in a process running threads
+    log = (out / "runs" / "torch-seed0" / "train.log").read_text()
+    assert "pdeathsig 15" in log.splitlines()  # armed by the guard process instead
+    lines = capsys.readouterr().out.splitlines()  # not a terminal: a line per finished epoch, named by its run
+    assert "  torch seed 0: epoch 1/1  val acc 84.00%  0.0s" in lines and any("torch seed 1: epoch 1/1" in l
+                                                                           for l in lines)
+
+
+def test_a_trainer_is_stopped_with_term_then_kill():
+    import subprocess
+    import sys
+
+    polite = subprocess.Popen([sys.executable, "-c", "import signal, sys, time\n"
+                               "signal.signal(signal.SIGTERM, lambda *a: (print('passed on', flush=True), "
+                               "sys.exit(3)))\nprint('ready', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert polite.stdout.readline().strip() == "ready"
+    reproduce_supervise.stop(polite, grace=30)
+    assert polite.returncode == 3 and polite.stdout.read().strip() == "passed on"  # a launcher gets to forward it
+    stubborn = subprocess.Popen([sys.executable, "-c", "import signal, time\nsignal.signal(signal.SIGTERM, "
+                                 "signal.SIG_IGN)\nprint('ready', flush=True); time.sleep(60)"],
+                                stdout=subprocess.PIPE, text=True)
+    assert stubborn.stdout.readline().strip() == "ready"
+    reproduce_supervise.stop(stubborn, grace=0.5)
+    assert stubborn.returncode == -9

@@ -364,3 +364,73 @@ def test_a_failed_write_leaves_no_temporary_file_not_even_mindspores_inner_one(t
     with pytest.raises(WriteError, match="could not write .*m.ckpt: Failed to save"):
         atomic_write(tmp_path / "m.ckpt", write)
     assert sorted(os.listdir(tmp_path)) == ["m.ckpt"] and (tmp_path / "m.ckpt").read_bytes() == b"previous"
+
+
+# ---- what a folder holds is checked before anything is written (issue 21: 1, 2, 10) -----------------
+
+def test_a_finished_torch_run_is_never_restarted_by_the_mindspore_trainer_nor_the_reverse(tmp_path):
+    _finished_folder(tmp_path / "torch")  # no framework mark in its config.yaml: told by its resume files
+    run = Run.open(str(tmp_path / "marked"), _cfg(tmp_path / "marked"), "resume.ckpt")  # marked at the start
+    assert run.owner() == "mindspore"
+    before = {p: p.read_bytes() for p in (tmp_path / "torch").rglob("*") if p.is_file()}
+    for folder, other in (("torch", "resume.ckpt"), ("marked", "resume.pth")):
+        for resume in (False, True):
+            with pytest.raises(UserError, match=r"holds a (torch|mindspore) run, and the .* trainer never restarts"):
+                Run.open(str(tmp_path / folder), _cfg(tmp_path / folder, resume=resume), other)
+    assert {p: p.read_bytes() for p in (tmp_path / "torch").rglob("*") if p.is_file()} == before
+
+
+def test_a_checkpoint_file_where_the_folder_goes_is_refused_before_anything_is_written(tmp_path):
+    tmp_path.joinpath("checkpoint").write_bytes(b"mine")
+    with pytest.raises(UserError, match="checkpoint exists and is not a folder"):
+        Run.check(str(tmp_path), _cfg(tmp_path), "resume.pth")
+    with pytest.raises(UserError, match="checkpoint exists and is not a folder"):
+        Run.open(str(tmp_path), _cfg(tmp_path), "resume.pth")
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint"]  # no config.yaml, no .lock
+    with pytest.raises(UserError, match="is not a folder"):
+        Run.open(str(tmp_path / "checkpoint"), _cfg(tmp_path / "checkpoint"), "resume.pth")
+
+
+def test_a_users_environment_json_is_never_overwritten(tmp_path):
+    mine = '{"my": "notes"}\n'
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "environment.json").write_text(mine)
+    with pytest.raises(UserError, match="holds environment.json but no config.yaml"):
+        Run.open(str(tmp_path / "new"), _cfg(tmp_path / "new"), "resume.pth")
+    _finished_folder(tmp_path / "run", epochs=3, committed=(1,))
+    (tmp_path / "run" / "environment.json").write_text(mine)
+    with pytest.raises(UserError, match="environment.json is not msport's record"):
+        Run.open(str(tmp_path / "run"), _cfg(tmp_path / "run", epochs=3, resume=True), "resume.pth")
+    assert (tmp_path / "new" / "environment.json").read_text() == (tmp_path / "run" / "environment.json").read_text() \
+        == mine
+    os.remove(tmp_path / "run" / "environment.json")  # msport's own record is appended to on a resume
+    Run.open(str(tmp_path / "run"), _cfg(tmp_path / "run", epochs=3, resume=True), "resume.pth")
+    run = Run.open(str(tmp_path / "run"), _cfg(tmp_path / "run", epochs=3, resume=True), "resume.pth")
+    assert [r["resumed"] for r in yaml.safe_load((tmp_path / "run" / "environment.json").read_text())] == [True, True]
+    assert run.resume_epoch == 1
+
+
+def test_a_cpu_run_resumes_only_at_its_own_thread_count_and_keeps_it_when_none_is_asked(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    _finished_folder(tmp_path, epochs=3, committed=(1,), threads=1)
+    with pytest.raises(UserError, match=r"threads 1 -> 2 differs .*pass --threads 1"):
+        Run.open(str(tmp_path), _cfg(tmp_path, epochs=3, resume=True, threads=2), "resume.pth")
+    kept = _cfg(tmp_path, epochs=3, resume=True)
+    Run.check(str(tmp_path), kept, "resume.pth")
+    assert kept.threads == 1  # the trainer then runs at the recorded count
+    # off the CPU the count only shares the host's cores: not part of the run
+    _finished_folder(tmp_path / "gpu", epochs=3, committed=(1,), threads=1, device="cuda")
+    Run.check(str(tmp_path / "gpu"), _cfg(tmp_path / "gpu", epochs=3, resume=True, threads=4, device="cuda"),
+              "resume.pth")
+
+
+def test_the_launchers_omp_num_threads_is_the_runs_count_and_names_its_source(monkeypatch):
+    from msport.errors import OneLineParser
+    from msport.training.config import TORCH, add_arguments, resolve
+
+    parser = add_arguments(OneLineParser(prog="t"), TORCH)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert resolve(parser.parse_args([])).threads == 3
+    assert resolve(parser.parse_args(["--threads", "2"])).threads == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "0")
+    assert resolve(parser.parse_args([])).threads is None
