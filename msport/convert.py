@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from msport import registry
-from msport.errors import UserError, first_line
+from msport.errors import UserError, first_line, quiet
 from msport.files import atomic_write
 
 
@@ -418,7 +418,8 @@ def save_ms_checkpoint(arrays, path):
     arrays = OrderedDict((k, np.ascontiguousarray(v).reshape(np.shape(v))) for k, v in arrays.items())
     entries = [{"name": INTEGRITY_KEY, "data": ms.Tensor(_integrity(list(arrays.items())))}]
     entries += [{"name": k, "data": ms.Tensor(v)} for k, v in arrays.items()]
-    atomic_write(path, lambda tmp: ms.save_checkpoint(entries, tmp))
+    with quiet(ms.log._get_logger()):  # its own line on a failed write; atomic_write's error names the path
+        atomic_write(path, lambda tmp: ms.save_checkpoint(entries, tmp))
 
 
 def load_ms_checkpoint(path):

@@ -5,7 +5,9 @@ line on stderr and exit code 2; a traceback is left for real bugs only.
 """
 
 import argparse
+import contextlib
 import errno
+import math
 import sys
 
 
@@ -29,6 +31,40 @@ def describe_os_error(exc):
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"cannot write {path}: {exc.strerror}; choose a folder you can write to"
     return f"{path}: {exc.strerror or first_line(exc)}"
+
+
+@contextlib.contextmanager
+def quiet(logger):
+    """Drop ``logger``'s records while the block runs: a library's own log line about a failure msport
+    reports in one line itself (MindSpore's "[CRITICAL] ... Maybe don't have the permission" on a full
+    disk) would be a second, vaguer line on stderr."""
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = disabled
+
+
+def tolerance(text):
+    """argparse type of a tolerance flag: a finite number >= 0 (nan fails every comparison, inf passes all)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 1e-3, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def positive_int(text):
+    """argparse type of a count flag (steps, batch size): an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -50,7 +50,11 @@ def atomic_write(path, write):
     try:
         try:
             write(tmp)
-        except (OSError, UserError):
+        except OSError as exc:
+            if exc.filename is None:  # a writer's C++ I/O (torch.save, MindSpore) names no file: name ours
+                raise OSError(exc.errno, exc.strerror or first_line(exc), path) from exc
+            raise
+        except UserError:
             raise
         except Exception as exc:  # noqa: BLE001 - writers raise RuntimeError etc. for I/O failures
             raise _write_error(path, exc) from exc
@@ -85,6 +89,15 @@ def _inject_fault(path):
         os.kill(os.getpid(), signal.SIGKILL)
     if kind == "enospc":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.dirname(os.path.abspath(path)))
+
+
+def read_text(path, what):
+    """A UTF-8 text file's contents; ``what`` (e.g. "a name map") names in the error what it should be."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not a text file (byte {exc.start}: {exc.reason}); {what} is UTF-8 text") from exc
 
 
 def atomic_write_text(path, text):

@@ -439,3 +439,42 @@ def test_a_downloaded_data_dir_is_not_written_into_the_runs_config(tmp_path, mon
     os.makedirs(run.path)
     save_resolved(cfg, os.path.join(run.path, "config.yaml"), "torch")  # what the trainer records
     assert run_state(run) == NEW
+
+
+@SLOW
+def test_a_ckpt_write_that_fails_for_real_is_one_line_naming_the_file_and_mindspore_says_nothing(files, tmp_path):
+    # A real failed write (a file size limit: the kernel refuses the bytes, as a full disk does); MindSpore
+    # logged its own "[CRITICAL] ... Maybe don't have the permission" line and the error named no file.
+    script = ("import resource, signal, sys\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (100000, 100000))\nfrom msport.cli import main\n"
+              "sys.exit(main(sys.argv[1:]))")
+    out = tmp_path / "o.ckpt"
+    result = subprocess.run([sys.executable, "-c", script, "convert", str(files / "good.pth"), str(out)],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 2 and "CRITICAL" not in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [f"msport convert: error: {out}: File too large"]
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_binary_name_map_is_one_line(tmp_path):
+    from msport.diagnose.pairing import load_name_map
+
+    (tmp_path / "map.txt").write_bytes(b"\xff\xfe\x00conv1.weight conv1.weight\x80\n")
+    with pytest.raises(UserError, match=r"map.txt is not a text file \(byte 0: .*\); a name map is UTF-8 text"):
+        load_name_map(str(tmp_path / "map.txt"))
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["check-zoo", "--rtol", "nan"], "argument --rtol: expected a finite number >= 0, got 'nan'"),
+    (["check-zoo", "--rtol", "-1"], "argument --rtol: expected a finite number >= 0, got '-1'"),
+    (["check-zoo", "--batch-size", "0"], "argument --batch-size: expected an integer >= 1, got '0'"),
+    (["parity-train", "--loss-rtol", "inf"], "argument --loss-rtol: expected a finite number >= 0, got 'inf'"),
+    (["parity-train", "--steps", "-3"], "argument --steps: expected an integer >= 1, got '-3'"),
+])
+def test_tolerance_and_count_flags_refuse_non_finite_and_negative_values(argv, message, capsys):
+    from msport.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(lines) == 1 and message in lines[0]

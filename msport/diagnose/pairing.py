@@ -40,6 +40,7 @@ import numpy as np
 from msport import registry
 from msport.convert import join_name, split_name
 from msport.errors import UserError
+from msport.files import read_text
 
 HOW = ("map", "registry", "structure")
 
@@ -55,8 +56,7 @@ def load_name_map(path):
     ``torch_name mindspore_name`` (``#`` comments and blank lines skipped)."""
     if not os.path.isfile(path):
         raise NameMapError(f"{path}: no such name-map file")
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read()
+    text = read_text(path, "a name map")
     if text.lstrip().startswith("{"):
         try:
             mapping = json.loads(text)
