@@ -360,18 +360,20 @@ def _cfg(tmp_path, arms, seeds):
                                                 "output_dir": "/out"}))
 
 
-def test_report_sets_seed_document_numbers_beside_ours(tmp_path):
+def test_report_sets_the_case_studys_numbers_beside_ours(tmp_path):
     best = {"torch": [97.0, 97.4], "ms_legacy": [95.0, 95.2], "ms_parity": [97.1, 97.5]}
     results = build_results(_cfg(tmp_path, list(best), [0, 1]), _outcomes(best))
     names = [(c["name"], c["metric"]) for c in results["comparisons"]]
     assert names == [(n, m) for n in ("ms_parity - torch", "ms_legacy - torch", "ms_parity - ms_legacy")
                      for m in ("best", "final")]
-    seed_doc = {c["name"]: c["seed_document"] for c in results["comparisons"]}
-    assert seed_doc == {"ms_parity - torch": 0.40, "ms_legacy - torch": -0.62, "ms_parity - ms_legacy": 1.02}
+    case_study = {c["name"]: c["case_study"] for c in results["comparisons"]}
+    assert case_study == {"ms_parity - torch": 0.40, "ms_legacy - torch": -0.62, "ms_parity - ms_legacy": 1.02}
     assert results["arms"]["ms_legacy"]["best"]["mean"] == pytest.approx(95.1)
     assert results["arms"]["ms_legacy"]["final"]["mean"] == pytest.approx(94.6)
     text = markdown(results)
-    assert "one run per arm, CIFAR-10, ResNet50, 200 epochs" in text
+    assert "the MindSpore accuracy-debugging guide's CIFAR-10 ResNet50, one run per arm, 200 epochs" in text
+    # the project's own words ("the seed document", "the seed's before") are not the user's
+    assert "seed document" not in text and "seed's" not in text
     assert "| ms_legacy | 2     | 95.10 ± 0.14" in text
     assert "**ms_parity - torch** (best epoch): not resolved at 2 seeds per arm" in text
     assert "**ms_legacy - torch** (best epoch): resolved: torch is higher than ms_legacy by 2.10 points" in text

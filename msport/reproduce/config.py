@@ -32,11 +32,11 @@ class Arm:
 
 
 ARMS = {arm.name: arm for arm in (
-    Arm("torch", "train_torch.py", "torch", None, "PyTorch reference"),
+    Arm("torch", "train_torch.py", "torch", None, "PyTorch, PyTorch defaults: the reference"),
     Arm("ms_legacy", "train_ms.py", "mindspore", "legacy",
-        "MindSpore, MindSpore 1.x default init (Normal(0.01), zero bias): the seed's before"),
+        "MindSpore, MindSpore 1.x defaults (Normal(0.01) weights, zero bias): the port before the fix"),
     Arm("ms_parity", "train_ms.py", "mindspore", "torch",
-        "MindSpore, parity init (torch's kaiming-uniform): the seed's after"),
+        "MindSpore, PyTorch defaults (kaiming-uniform weights and bias): the port after the fix"),
 )}
 
 #: TrainConfig keys that reproduce sets for each run; a ``train:`` mapping may not set them.

@@ -51,7 +51,7 @@ class TrainConfig:
     model: str = option("resnet18", "the model: a zoo name (resnet10_w16, resnet18, resnet50...), port:DIR (a "
                                     "folder msport port wrote) or module:callable (your own builder)")
     num_classes: int = option(10, "classifier outputs; at least the data set's classes", min=1)
-    init: str = option("torch", "MindSpore init scheme: torch (PyTorch's defaults), legacy (MindSpore 1.x), "
+    init: str = option("torch", "MindSpore init scheme: torch (PyTorch defaults), legacy (MindSpore 1.x defaults), "
                                 "mindspore (the installed version's)", choices=INITS, used_by=(MINDSPORE,))
     init_from: Optional[str] = option(None, "start from these weights (.pth or .ckpt, converted as needed)",
                                       used_by=TRAINERS, metavar="FILE")
@@ -60,7 +60,8 @@ class TrainConfig:
     data_dir: Optional[str] = option(None, "folder holding cifar-10-batches-py/ or cifar-10-batches-bin/",
                                      metavar="DIR")
     download: bool = option(False, "fetch CIFAR-10 into --data-dir when it is missing")
-    deterministic: bool = option(False, "the seed's set-up: no shuffle, no crop/flip", used_by=TRAINERS)
+    deterministic: bool = option(False, "no shuffle, no crop or flip: every epoch sees the same batches",
+                                 used_by=TRAINERS)
     num_workers: int = option(0, "data loader worker processes (batches cost ~2 ms of numpy: workers only "
                                  "compete with compute on a small machine)", min=0, used_by=TRAINERS)
     # optimisation (SGD with momentum, weight decay on every parameter as torch does)

@@ -264,7 +264,7 @@ def make_loader(ds, cfg, *, train, epoch=0):
 def checkpoint_name(cfg, epoch, steps, val_acc):
     """``ModelCheckpoint``'s naming: ``{prefix}-{epoch}_{steps per epoch}.ckpt``.
 
-    The prefix defaults to ``train_{model}_{data}``; the seed's scripts wrote
+    The prefix defaults to ``train_{model}_{data}``; the case study's scripts wrote
     ``train_resnet_cifar10`` for ResNet50 on CIFAR-10 (set ``ckpt_prefix`` to match them).
     """
     del val_acc

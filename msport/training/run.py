@@ -6,7 +6,7 @@ Layout (same for both frameworks)::
     RUN/metrics.csv        one row per finished epoch
     RUN/best.json          the epoch with the best validation accuracy and its checkpoint
     RUN/environment.json   versions, CPU and thread counts of each process that trained it
-    RUN/checkpoint/        per-epoch weights, named as the seed's scripts name them
+    RUN/checkpoint/        per-epoch weights, named as the case study's scripts name them
     RUN/resume-E.pth|ckpt  model + optimizer + RNG after epoch E: the commit point of epoch E
     RUN/.lock              locked (POSIX record lock) by the trainer that owns the folder
 

@@ -217,7 +217,7 @@ def make_loader(ds, cfg, *, train, epoch=0):
 
 
 def checkpoint_name(cfg, epoch, steps, val_acc):
-    """The seed's PyTorch naming: ``{epoch}_{val_acc}_{model}.pth``."""
+    """The case study's PyTorch naming: ``{epoch}_{val_acc}_{model}.pth``."""
     del steps
     return f"{epoch}_{val_acc:.2f}_{name_slug(cfg.model)}.pth"  # a spec such as dir/mine.py:Net holds a /
 
