@@ -265,13 +265,47 @@ CASES = [
 ]
 
 
+def _entry_point(argv):
+    """``msport`` or the trainer script an argv runs."""
+    return "msport" if list(argv[1:3]) == ["-m", "msport"] else Path(argv[1]).name
+
+
 def _params():
+    """Every case; one per entry point, the slow ones and those with a fault injected run as a real process,
+    the rest in-process (a subprocess costs seconds of start-up each, and checks nothing more)."""
+    seen = set()
+    probe = Path("F"), Path("W")
     for name, argv, message, *rest in CASES:
-        yield pytest.param(argv, message, rest[0] if rest else None, id=name, marks=rest[1:])
+        env, marks = (rest[0] if rest else None), rest[1:]
+        entry = _entry_point(argv(*probe))
+        subprocess_case = entry not in seen or env is not None or SLOW in marks
+        seen.add(entry)
+        yield pytest.param(argv, message, env, subprocess_case, id=name, marks=marks)
 
 
-@pytest.mark.parametrize("argv,message,env", list(_params()))
-def test_bad_input_is_one_line_exit_2_and_touches_nothing(argv, message, env, files, tmp_path):
+def _run_in_process(command, capfd, monkeypatch):
+    """``(exit code, stderr)`` of an msport command or a trainer's ``main`` called in this process."""
+    import importlib.util
+
+    entry, args = _entry_point(command), command[3:] if _entry_point(command) == "msport" else command[2:]
+    if entry == "msport":
+        from msport.cli import main
+    else:
+        spec = importlib.util.spec_from_file_location(f"_bad_input_{Path(entry).stem}", REPO / entry)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        main = module.main
+    capfd.readouterr()
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse's usage errors
+        code = exc.code
+    return code, capfd.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message,env,subprocess_case", list(_params()))
+def test_bad_input_is_one_line_exit_2_and_touches_nothing(argv, message, env, subprocess_case, files, tmp_path,
+                                                           capfd, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()
     (work / "notes.ckpt").write_bytes(b"a file of the user's")
@@ -279,12 +313,17 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(argv, message, env, fi
     (work / "mine" / "config.yaml").write_text("my own notes: msport must not overwrite them\n")
     before = _snapshot(files, work)
     command = [str(a) for a in argv(files, work)]
-    result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
-    assert len(lines) == 1, result.stderr[-3000:]
+    if subprocess_case:
+        result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+        code, stderr = result.returncode, result.stderr
+    else:
+        monkeypatch.chdir(work)
+        code, stderr = _run_in_process(command, capfd, monkeypatch)
+    lines = stderr.strip().splitlines()
+    assert code == 2, stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert len(lines) == 1, stderr[-3000:]
     assert message in lines[0], lines[0]
     assert _snapshot(files, work) == before  # nothing changed, nothing created
     assert not (work / MARKER).exists()
