@@ -15,7 +15,7 @@ import numpy as np
 from msport._mindspore import ms, nn, ops
 from msport.convert import load_file_into_ms, load_ms_checkpoint, save_ms_checkpoint
 from msport.errors import UserError, first_line
-from msport.models import create_model, list_models
+from msport import resolve
 from msport.training.config import check_model, name_slug
 from msport.training.parallel import SINGLE, World, check_batch_size, msrun_world
 from msport.training.run import RESUME_FILES
@@ -35,7 +35,7 @@ def setup(cfg):
     if cfg.precision != "fp32" or cfg.compile != "off":
         print("note: precision and compile are train_torch.py options; train_ms.py runs fp32 as compiled by "
               "its own GRAPH_MODE", flush=True)
-    check_model(cfg, list_models())
+    check_model(cfg, FRAMEWORK)
     if cfg.threads and not _threads_set():
         # CPU kernels' pool; may be set once a process. cfg.threads holds OMP_NUM_THREADS when no count was
         # asked for (config.resolve), as torchrun / msrun set it per rank: MindSpore would otherwise run 25.
@@ -75,7 +75,7 @@ def _threads_set():
 
 def build_model(cfg, device):
     del device
-    net = create_model(cfg.model, num_classes=cfg.num_classes, init=cfg.init)
+    net = resolve.ms_model(cfg.model, num_classes=cfg.num_classes, init=cfg.init)
     if cfg.init_from:
         load_file_into_ms(net, cfg.init_from)
     return net
@@ -177,13 +177,19 @@ def _tensor(a, dtype):
 
 
 def probe_forward(net, x, device=None):
-    """(type name, shape or None) of the network's output on ``x``, in evaluation mode."""
+    """(type name, shape or None) of the network's output on ``x``, in evaluation mode and PYNATIVE_MODE.
+
+    PyNative raises a failing forward as a Python exception; GRAPH_MODE's compiler would also print its
+    own 30 lines of C++ log to stderr and dump ``rank_0/om/analyze_fail.ir`` into the working folder.
+    """
     del device
-    training = net.training
+    training, mode = net.training, ms.get_context("mode")
     net.set_train(False)
+    ms.set_context(mode=ms.PYNATIVE_MODE)
     try:
         out = net(_tensor(x, np.float32))
     finally:
+        ms.set_context(mode=mode)
         net.set_train(training)
     return type(out).__name__, (tuple(out.shape) if isinstance(out, ms.Tensor) else None)
 
