@@ -21,6 +21,7 @@ import yaml
 
 from data_helpers import write_both_formats
 from msport.errors import UserError
+from msport.training.run import Run
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--model", "resnet10_w16", "--batch-size", "64", "--epochs", "1", "--no-progress"]
@@ -417,6 +418,7 @@ def _resolve(*argv):
     (["--set", 'output_dir="runs/a\\0b"'], "output_dir holds a NUL character"),
     (["--set", 'init_from="w\\0.pth"'], "init_from holds a NUL character"),
     (["--init-from", "no/such.pth"], "--init-from: no/such.pth: no such file"),
+    (["--seed", "4294967296"], "--seed: seed must be at most 4294967295"),  # numpy's seeds end there
 ])
 def test_non_finite_and_out_of_range_values_name_their_flag(argv, message):
     with pytest.raises(UserError) as info:
@@ -552,3 +554,20 @@ def test_tolerance_and_count_flags_refuse_non_finite_and_negative_values(argv, m
         main(argv)
     lines = capsys.readouterr().err.strip().splitlines()
     assert info.value.code == 2 and len(lines) == 1 and message in lines[0]
+
+
+def test_a_run_that_diverges_stops_in_one_line_and_commits_no_epoch_of_nan(tmp_path):
+    # lr 1e30 is finite, so the config accepts it; the losses go to inf/nan within the first epoch,
+    # which used to train on, exit 0 and save a "best" checkpoint of NaN weights.
+    (tmp_path / "tiny.py").write_text("import torch\ndef build(num_classes=10):\n"
+                                      "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, num_classes))\n")
+    out = tmp_path / "run"
+    result = subprocess.run([str(a) for a in _torch("--model", f"{tmp_path / 'tiny.py'}:build", "--lr", "1e30",
+                                                    "--epochs", "2", "--threads", "1", "--output-dir", out)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "epoch 1: train loss nan" in lines[0] and "the run diverged" in lines[0], lines[0]
+    assert not (out / "best.json").exists() and not (out / "metrics.csv").exists()
+    assert os.listdir(out / "checkpoint") == [] and Run(str(out), None, "resume.pth").committed_epochs() == []

@@ -192,11 +192,15 @@ def test_the_lock_dies_with_the_trainer_even_when_its_forked_workers_live_on(tmp
 
 # ---- the kill suite: a real trainer killed at each write point ---------------------------------------
 
-def _train(out, *extra, fault=None):
+def _train(out, *extra, fault=None, script="train_torch.py", threads=True):
+    """``threads=False``: no --threads flag and no OMP_NUM_THREADS, the count left to what the folder recorded."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     if fault:
         env["MSPORT_FAULT"] = fault
-    return subprocess.run([sys.executable, str(REPO / "train_torch.py"), *RUN_ARGS, "--output-dir", str(out), *extra],
+    args = RUN_ARGS if threads else RUN_ARGS[:-2]
+    if not threads:
+        env.pop("OMP_NUM_THREADS", None)
+    return subprocess.run([sys.executable, str(REPO / script), *args, "--output-dir", str(out), *extra],
                           capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
 
 
@@ -252,7 +256,15 @@ def test_a_trainer_killed_at_every_write_point_continues_to_the_same_bits(tmp_pa
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    done = _train(broken, "--epochs", "2", "--resume")
+    # The other framework's trainer, and a resume at another thread count, are refused and touch nothing.
+    before = {p: p.read_bytes() for p in broken.rglob("*") if p.is_file() and p.name != ".lock"}
+    other = _train(broken, "--epochs", "2", "--resume", script="train_ms.py")
+    assert other.returncode == 2 and "holds a torch run, and the mindspore trainer never" in other.stderr
+    threads = _train(broken, "--epochs", "2", "--resume", "--threads", "2")
+    assert threads.returncode == 2 and "threads 1 -> 2 differs" in threads.stderr, threads.stderr
+    assert {p: p.read_bytes() for p in broken.rglob("*") if p.is_file() and p.name != ".lock"} == before
+    # Resumed with no thread count asked for: the recorded one is kept (bit-identity below proves it).
+    done = _train(broken, "--epochs", "2", "--resume", threads=False)
     assert done.returncode == 0, done.stderr
     # ... and the finished 2-epoch run grows to 3 (the step schedule allows it).
     longer = _train(broken, "--epochs", "3", "--resume")
@@ -434,3 +446,15 @@ def test_the_launchers_omp_num_threads_is_the_runs_count_and_names_its_source(mo
     assert resolve(parser.parse_args(["--threads", "2"])).threads == 2
     monkeypatch.setenv("OMP_NUM_THREADS", "0")
     assert resolve(parser.parse_args([])).threads is None
+
+
+@pytest.mark.parametrize("name,text", [("best.json", "{broken"), ("best.json", "[1]"),
+                                       ("metrics.csv", "epoch,train_loss\n1,abc\n")])
+def test_a_run_file_edited_by_hand_is_refused_before_a_resume_writes(tmp_path, name, text):
+    _finished_folder(tmp_path, epochs=3, committed=(1,))
+    (tmp_path / name).write_text(text)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(UserError, match=rf"{name} is not as msport wrote it .*restore it"):
+        Run.open(str(tmp_path), _cfg(tmp_path, epochs=3, resume=True), "resume.pth",
+                 restore=lambda path, epoch: pytest.fail("restored before the refusal"))
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != ".lock"} == before

@@ -77,7 +77,7 @@ class TrainConfig:
     gamma: float = option(0.1, "factor of the step and multistep schedules", above=0)
     warmup_epochs: int = option(0, "epochs of linear per-step warm-up before the schedule", min=0)
     # run
-    seed: int = option(0, "seed of the weights, the batch order and the augmentation", min=0)
+    seed: int = option(0, "seed of the weights, the batch order and the augmentation", min=0, max=2 ** 32 - 1)
     device: str = option("cpu", {TORCH: "device: cpu or cuda[:N]", MINDSPORE: "device: cpu, gpu or ascend",
                                  PARITY: "device of both frameworks: cpu (or cuda/gpu where each has one)"})
     threads: Optional[int] = option(None, "intra-op threads of the framework(s) (default OMP_NUM_THREADS); part of "

@@ -13,6 +13,7 @@ share of each batch; the epoch's totals are summed over the ranks, and rank 0
 alone writes the run folder.
 """
 
+import math
 import os
 import sys
 
@@ -63,6 +64,10 @@ def train(side, run, model, optimizer, train_loader, val_loader, device):
         row = {"epoch": epoch + 1, "train_loss": loss_sum / count, "train_acc": 100.0 * correct / count,
                "val_loss": val_loss, "val_acc": val_acc, "lr": lr_applied,
                "seconds": timer.seconds(), "images_per_second": count / train_seconds}
+        if not all(math.isfinite(row[k]) for k in ("train_loss", "val_loss")):  # every rank: summed values
+            raise UserError(f"epoch {epoch + 1}: train loss {row['train_loss']:.4g}, val loss {val_loss:.4g}: the run "
+                            f"diverged (learning rate {row['lr']:.4g} too high, or the model or data); the epochs "
+                            f"before are kept in {run.path}, this one is not: start a new run with a lower --lr")
         if not world.is_main:
             continue
         # Commit order (msport/training/run.py): metrics, checkpoint, best.json, then the resume file,

@@ -37,7 +37,7 @@ import shutil
 import time
 
 from msport import environment
-from msport.errors import UserError
+from msport.errors import UserError, first_line
 from msport.files import atomic_write, atomic_write_text, sweep_stale_temps
 from msport.training.config import (CONFIG_HEADER, epochs_change_allowed, load_resolved, save_resolved,
                                     saved_framework, threads_matter, written_by_msport)
@@ -222,6 +222,7 @@ class Run:
                     f"OMP_NUM_THREADS)" if any(c.startswith("threads ") for c in changed) else "")
             raise UserError(f"--resume: {', '.join(changed)} differs from {self.config_file}{hint}; resume with the "
                             f"same settings, or start a new run in another --output-dir")
+        self.completed_epochs(), self.best()  # read now: a file edited by hand is refused before any write
         if cfg.epochs != saved.epochs:
             if cfg.epochs < epoch:
                 raise UserError(f"--resume --epochs {cfg.epochs}: {path} has already trained {epoch} epochs")
@@ -300,8 +301,15 @@ class Run:
     def completed_epochs(self):
         if not os.path.exists(self.metrics_file):
             return []
-        with open(self.metrics_file, newline="") as fh:
-            return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(fh)]
+        try:
+            with open(self.metrics_file, newline="") as fh:
+                rows = [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
+                        for row in csv.DictReader(fh)]
+        except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as exc:
+            raise _damaged(self.metrics_file, exc) from exc
+        if any(set(row) != set(METRIC_COLUMNS) for row in rows):
+            raise _damaged(self.metrics_file, ValueError(f"its columns are not {', '.join(METRIC_COLUMNS)}"))
+        return rows
 
     def log_epoch(self, row):
         rows = [r for r in self.completed_epochs() if r["epoch"] < row["epoch"]] + [row]
@@ -338,8 +346,14 @@ class Run:
     def best(self):
         if not os.path.exists(self.best_file):
             return None
-        with open(self.best_file) as fh:
-            return json.load(fh)
+        try:
+            with open(self.best_file) as fh:
+                best = json.load(fh)
+            if not (isinstance(best, dict) and {"epoch", "val_acc", "checkpoint"} <= set(best)):
+                raise ValueError("it lacks epoch, val_acc or checkpoint")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _damaged(self.best_file, exc) from exc
+        return best
 
     def _epoch_files(self):
         if not os.path.isdir(self.checkpoint_dir):
@@ -350,6 +364,11 @@ class Run:
     def _checkpoint_epoch(name):
         match = _CHECKPOINT_EPOCH.match(name)
         return int(match.group(1) or match.group(2))
+
+
+def _damaged(path, exc):
+    return UserError(f"{path} is not as msport wrote it ({type(exc).__name__}: {first_line(exc)}); restore it, "
+                     f"or start a new run in another --output-dir")
 
 
 def _resume_pattern(resume_file):
