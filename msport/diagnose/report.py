@@ -16,7 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
-from msport.errors import UserError
+from msport.errors import UserError, positive_int
 
 
 @dataclass
@@ -285,7 +285,7 @@ def _plottable(value, log_scale):
 
 def add_output_arguments(parser):
     """``--top``, ``--only-diff``, ``--json`` and ``--report``, the same for every diagnosis command."""
-    parser.add_argument("--top", type=int, metavar="N",
+    parser.add_argument("--top", type=positive_int, metavar="N",
                         help="show only the N rows that differ most (all records still go to --json)")
     parser.add_argument("--only-diff", "--only-flagged", dest="only_flagged", action="store_true",
                         help="show only flagged rows")
@@ -298,8 +298,6 @@ def emit(result, args, columns, plots=(), sort_key=None, out=None):
     import sys
 
     out = out or sys.stdout
-    if args.top is not None and args.top < 1:
-        raise UserError(f"--top must be at least 1, got {args.top}")
     for note in result.notes:
         print(f"note: {note}", file=out)
     rows = select_rows(result.records, only_flagged=args.only_flagged, top=args.top, sort_key=sort_key)

@@ -134,6 +134,7 @@ def _check(cfg, path):
     need(len(set(cfg.arms)) == len(cfg.arms), f"arms {cfg.arms} repeat an arm")
     for key in ("output_dir", "torch_device", "ms_device"):
         need(isinstance(getattr(cfg, key), str), f"{key} must be a string, got {getattr(cfg, key)!r}")
+        need("\0" not in getattr(cfg, key), f"{key} holds a NUL character ({getattr(cfg, key)!r}); remove it")
     try:  # types, ranges and the model name fail here, not in the first run
         from_mapping(cfg.train)
         for framework in sorted({ARMS[a].framework for a in cfg.arms}):
