@@ -20,7 +20,7 @@ from msport.reproduce import config as reproduce_config, launch as reproduce_lau
 from msport.reproduce.report import build_results, markdown, write_report
 from msport.reproduce.config import FINISHED, INTERRUPTED, NEW, RunOutcome, load_config, plan_runs, run_state
 from msport.reproduce.stats import seeds_needed, summarize, welch_difference
-from msport.training.config import default_threads, save_resolved
+from msport.training.config import save_resolved
 
 TINY_TRAIN = {"model": "resnet10_w16", "data": "digits", "epochs": 1, "batch_size": 128, "num_workers": 1}
 
@@ -286,6 +286,8 @@ def _started(out, run):
 def test_parallel_runs_train_at_once_with_the_thread_count_of_a_serial_run(tmp_path, fake_trainers, monkeypatch,
                                                                           capsys):
     # torch's CPU sums round differently at another thread count: a run's count must not follow the placement
+    from msport.training.config import default_threads
+
     monkeypatch.setenv("FAKE_SECONDS", "2")
     started = {}
     for parallel in ("2", "1"):
