@@ -1,4 +1,4 @@
-"""Weight conversion between PyTorch state_dicts and MindSpore parameter dicts.
+"""Weight conversion between PyTorch state_dicts and MindSpore parameter dicts: names and layouts.
 
 Every rename and layout change comes from :mod:`msport.registry`, one rule per
 parameter of each registered layer type (Conv1d's weight gains an axis,
@@ -26,22 +26,24 @@ What has no twin is handled on purpose and listed in the returned
 * A ``module.`` prefix (torch ``DataParallel``, as pytorch-cifar saves) is
   stripped.
 
-Arrays are converted bit-exactly: a round trip returns identical bytes.
+Arrays are converted bit-exactly: a round trip returns identical bytes. The
+values may be arrays or the lazy tensors of :mod:`msport.checkpoints` (every
+layout change is a reshape), so :func:`convert_file` streams a checkpoint of
+any size from one file to the other; reading and writing files is that
+module's job, not this one's.
 """
 
-import hashlib
 import os
-import pickle
 import re
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from msport import registry
-from msport.errors import UserError, first_line
-from msport.files import atomic_write
+from msport import checkpoints, registry
+from msport.arrays import as_numpy
+from msport.checkpoints import MS_OPTIMIZER_STATE, Entry
+from msport.errors import UserError, few
 
 
 class ConversionError(UserError):
@@ -52,13 +54,6 @@ TORCH_ONLY_SUFFIXES = tuple(sorted({s for e in registry.entries() for s in e.tor
 #: torch state with no MindSpore twin (BatchNorm's num_batches_tracked) travels in a .ckpt under this
 #: prefix, with its value, dtype and 0-d shape, so a .pth -> .ckpt -> .pth round trip is bit-exact.
 TORCH_STATE_PREFIX = "msport.torch."
-# Names MindSpore optimizers and training wrappers add to a training checkpoint.
-MS_OPTIMIZER_STATE = re.compile(
-    r"^(moments|accum|moment1|moment2|vhat|stat|mean_grad|mean_square|global_step|"
-    r"learning_rate|momentum|weight_decay|beta1_power|beta2_power|scale_sense|"
-    r"current_iterator_step|last_overflow_iterator_step|epoch_num|step_num|"
-    r"epoch)(\.|$)"  # epoch: the finished-epoch counter msport's own resume.ckpt appends
-)
 
 
 @dataclass
@@ -95,12 +90,27 @@ def _summarise(reasons):
     return "; ".join(f"{len(keys)} x {reason} (e.g. {keys[0]})" for reason, keys in by_reason.items())
 
 
-def _to_numpy(value):
-    if hasattr(value, "detach"):  # torch.Tensor
-        return value.detach().cpu().numpy()
-    if hasattr(value, "asnumpy"):  # mindspore Tensor / Parameter
-        return value.asnumpy()
-    return np.asarray(value)
+def _value(value):
+    """An array or a checkpoint's lazy tensor as it is; a framework tensor as numpy."""
+    return value if isinstance(value, (Entry, np.ndarray)) else as_numpy(value)
+
+
+def _numbers(value):
+    return value.numpy() if isinstance(value, Entry) else np.asarray(value)
+
+
+def _to_ms(rule, value):
+    if isinstance(value, Entry):
+        return value.with_shape(registry.ms_layout_shape(rule, value.shape))
+    return registry.to_ms_layout(rule, value)
+
+
+def _to_torch(rule, value):
+    if isinstance(value, Entry):
+        if rule.layout == "unsqueeze2" and (len(value.shape) != 4 or value.shape[2] != 1):
+            raise UserError(f"expected a MindSpore 1-d convolution weight shaped (out, in, 1, k), found {value.shape}")
+        return value.with_shape(registry.torch_layout_shape(rule, value.shape))
+    return registry.to_torch_layout(rule, value)
 
 
 def split_name(key):
@@ -143,33 +153,41 @@ def _owner(key, layers):
     return split_name(key)
 
 
-def _plan(shapes, side, layers, report):
+def _plan(shapes, side, layers, report, targets=None):
     """``[(key, target key, Param or None, entry or None)]`` for ``{key: shape}`` coming from ``side``.
 
     With ``layers`` (from :func:`layer_map`) each layer's type is known; a parameter of a cell the
     registry does not know maps to the same name. Without, the type is inferred from names and
     ranks where they determine it (``registry.infer_from_names``), and every other name must be
-    one a registered layer keeps unchanged.
+    one a registered layer keeps unchanged. ``targets`` (``{name: shape}`` of the other side, without
+    a layer map) settles what the names leave open: the layer is read from the target's names
+    (an ``embedding_table`` makes an Embedding), and a name the target holds as it is maps to itself.
     """
     groups = OrderedDict()
     for key in shapes:
         module, suffix = _owner(key, layers) if layers is not None else split_name(key)
         groups.setdefault(module, []).append(suffix)
+    target_groups = OrderedDict()
+    for key, shape in (targets or {}).items():
+        module, suffix = split_name(key)
+        target_groups.setdefault(module, {})[suffix] = shape
     plan = []
     unregistered = []
     for module, suffixes in groups.items():
         if layers is not None:
             entry = layers.get(module)
         else:
-            entry = registry.infer_from_names({s: shapes[join_name(module, s)] for s in suffixes}, side)
+            entry = _infer_entry(module, {s: shapes[join_name(module, s)] for s in suffixes}, side,
+                                 target_groups.get(module) if targets is not None else None)
         for suffix in suffixes:
             key = join_name(module, suffix)
             if entry is not None and side == "torch" and suffix in entry.torch_only:
                 plan.append((key, TORCH_STATE_PREFIX + key, None, entry))
                 continue
             rule = entry.param_for(suffix, side) if entry is not None else None
-            if rule is None and entry is None and layers is not None:
-                unregistered.append(key)
+            if rule is None and entry is None and (layers is not None or key in (targets or ())):
+                if layers is not None:
+                    unregistered.append(key)
                 plan.append((key, key, None, None))
                 continue
             if rule is None and entry is None:
@@ -187,6 +205,32 @@ def _plan(shapes, side, layers, report):
     return plan
 
 
+def _infer_entry(module, shapes, side, target):
+    """The registry entry of one layer known by names only. With the target's names of that layer
+    (``target``: ``{suffix: shape}``), the first candidate whose names land on them: the layer the target's
+    names identify, the one the source's identify, or none (the names are the same on both sides)."""
+    own = registry.infer_from_names(shapes, side)
+    if target is None:
+        return own
+    other = registry.infer_from_names(target, "ms" if side == "torch" else "torch")
+    for candidate in (other, own, None):
+        if candidate is None:
+            if set(shapes) <= set(target):
+                return None
+            continue
+        landed = set()
+        for suffix in shapes:
+            rule = candidate.param_for(suffix, side)
+            if rule is None and not (side == "torch" and suffix in candidate.torch_only):
+                break
+            if rule is not None:
+                landed.add(rule.target(suffix, side))
+        else:
+            if landed <= set(target):
+                return candidate
+    return own
+
+
 def map_names(names, source="torch", layers=None, shapes=None):
     """``{name: other side's name}`` for parameter names of ``source`` (``"torch"`` or ``"mindspore"``),
     through the registry's rules, without touching any array. ``layers``: from :func:`layer_map`;
@@ -199,29 +243,33 @@ def map_names(names, source="torch", layers=None, shapes=None):
                        for key, target, rule, _ in plan)
 
 
-def torch_to_mindspore(state_dict, expected_shapes=None, layers=None):
-    """Convert a torch state_dict to an ordered ``{ms_name: np.ndarray}``; returns ``(params, report)``.
+def torch_to_mindspore(state_dict, expected_shapes=None, layers=None, carry=None):
+    """Convert a torch state_dict to an ordered ``{ms_name: array}``; returns ``(params, report)``.
 
     ``expected_shapes`` (``{ms_name: shape}``, e.g. from :func:`ms_param_shapes`)
-    turns on the completeness and shape checks; ``layers`` (:func:`layer_map` of
+    turns on the completeness and shape checks, and, without ``layers``, settles
+    the names the torch side leaves open; ``layers`` (:func:`layer_map` of
     either model) gives each layer's type. torch's ``num_batches_tracked`` is
-    carried under ``msport.torch.`` unless ``expected_shapes`` is given (a model
-    has no place for it).
+    carried under ``msport.torch.`` when ``carry`` is true (default: without
+    ``expected_shapes``, since a model has no place for it; a file has).
+    Values may be tensors, arrays or a checkpoint's lazy tensors, which stay lazy.
     """
     report = ConversionReport()
+    carry = expected_shapes is None if carry is None else carry
     state = _strip_data_parallel(state_dict, report)
-    arrays = OrderedDict((k, _to_numpy(v)) for k, v in state.items())
-    plan = _plan(OrderedDict((k, v.shape) for k, v in arrays.items()), "torch", layers, report)
+    values = OrderedDict((k, _value(v)) for k, v in state.items())
+    targets = expected_shapes if layers is None else None
+    plan = _plan(OrderedDict((k, v.shape) for k, v in values.items()), "torch", layers, report, targets)
     params = OrderedDict()
     for key, target, rule, entry in plan:
         if rule is None and target.startswith(TORCH_STATE_PREFIX):
-            if expected_shapes is None:
-                params[target] = arrays[key]
+            if carry:
+                params[target] = values[key]
                 report.carried[key] = target
             else:
                 report.dropped[key] = f"no MindSpore twin ({entry.name} step counter)"
             continue
-        params[target] = registry.to_ms_layout(rule, arrays[key]) if rule is not None else arrays[key]
+        params[target] = _to_ms(rule, values[key]) if rule is not None else values[key]
     if expected_shapes is not None:
         _fill_fixed(params, expected_shapes, layers, "ms", report)
     report.converted = sum(1 for k in params if not k.startswith(TORCH_STATE_PREFIX))
@@ -231,30 +279,32 @@ def torch_to_mindspore(state_dict, expected_shapes=None, layers=None):
 
 
 def mindspore_to_torch(param_dict, expected_shapes=None, num_batches_tracked=None, layers=None):
-    """Convert a MindSpore parameter dict to an ordered ``{torch_name: np.ndarray}``; returns ``(state, report)``.
+    """Convert a MindSpore parameter dict to an ordered ``{torch_name: array}``; returns ``(state, report)``.
 
     Optimizer state in a training checkpoint goes to ``report.extra_state``.
     ``num_batches_tracked`` comes back from the ``msport.torch.`` records of a
     converted .ckpt; where there are none it is set (int64 scalar) from
     ``num_batches_tracked``, else the checkpoint's ``global_step``, else 0.
+    ``expected_shapes`` without ``layers`` settles open names, as in :func:`torch_to_mindspore`.
     """
     report = ConversionReport()
     carried = OrderedDict()
     model = OrderedDict()
     for key, value in param_dict.items():
         if key.startswith(TORCH_STATE_PREFIX):
-            carried[key[len(TORCH_STATE_PREFIX):]] = _to_numpy(value)
+            carried[key[len(TORCH_STATE_PREFIX):]] = _value(value)
         elif MS_OPTIMIZER_STATE.match(key):
-            report.extra_state[key] = _to_numpy(value)
+            report.extra_state[key] = _value(value)
         else:
-            model[key] = _to_numpy(value)
+            model[key] = _value(value)
     if num_batches_tracked is None:
         step = report.extra_state.get("global_step")
-        num_batches_tracked = int(np.asarray(step).reshape(-1)[0]) if step is not None else 0
-    plan = _plan(OrderedDict((k, v.shape) for k, v in model.items()), "ms", layers, report)
+        num_batches_tracked = int(_numbers(step).reshape(-1)[0]) if step is not None else 0
+    targets = expected_shapes if layers is None else None
+    plan = _plan(OrderedDict((k, v.shape) for k, v in model.items()), "ms", layers, report, targets)
     params = OrderedDict()
     for key, target, rule, entry in plan:
-        params[target] = registry.to_torch_layout(rule, model[key]) if rule is not None else model[key]
+        params[target] = _to_torch(rule, model[key]) if rule is not None else model[key]
         if entry is None or rule is None or rule is not entry.params[-1] or not entry.torch_only:
             continue
         for extra in entry.torch_only:  # after the last parameter, as torch orders its state_dict
@@ -293,7 +343,7 @@ def _fill_fixed(params, expected_shapes, layers, side, report):
         if rule is not None and rule.optional and side == "torch":
             value = params[key]
             spec = rule.init({"shapes": {}})
-            if spec.kind == "constant" and np.all(value == spec.scale):
+            if spec.kind == "constant" and np.all(_numbers(value) == spec.scale):
                 del params[key]
                 report.dropped[key] = f"{entry.name} {suffix} the torch layer does not have (constant {spec.scale:g})"
 
@@ -307,21 +357,14 @@ def _strip_data_parallel(state_dict, report):
 
 def _check_against(params, expected_shapes, what):
     missing = [k for k in expected_shapes if k not in params]
-    unexpected = [k for k in params if k not in expected_shapes]
+    unexpected = [k for k in params if k not in expected_shapes and not k.startswith(TORCH_STATE_PREFIX)]
     if missing or unexpected:
         raise ConversionError(
-            f"converted weights do not fit the {what}: missing {_few(missing)}, unexpected {_few(unexpected)}")
+            f"converted weights do not fit the {what}: missing {few(missing)}, unexpected {few(unexpected)}")
     wrong = [f"{k} {tuple(params[k].shape)} vs {tuple(expected_shapes[k])}"
              for k in expected_shapes if tuple(params[k].shape) != tuple(expected_shapes[k])]
     if wrong:
-        raise ConversionError(f"shape mismatch against the {what}: {_few(wrong)}")
-
-
-def _few(items, n=5):
-    if not items:
-        return "none"
-    more = f" (+{len(items) - n} more)" if len(items) > n else ""
-    return ", ".join(items[:n]) + more
+        raise ConversionError(f"shape mismatch against the {what}: {few(wrong)}")
 
 
 # --- shapes of in-memory models -------------------------------------------------------
@@ -334,165 +377,25 @@ def torch_state_shapes(module):
     return OrderedDict((k, tuple(v.shape)) for k, v in module.state_dict().items())
 
 
+
+
 # --- files ------------------------------------------------------------------------------
-
-TORCH_SUFFIXES = (".pth", ".pt", ".bin")
-MS_SUFFIXES = (".ckpt",)
-_TORCH_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net")
-
-
-def file_kind(path):
-    """``'torch'`` or ``'mindspore'`` by extension; raises for anything else."""
-    ext = os.path.splitext(str(path))[1].lower()
-    if ext in TORCH_SUFFIXES:
-        return "torch"
-    if ext in MS_SUFFIXES:
-        return "mindspore"
-    raise ConversionError(f"{path}: unknown checkpoint type {ext!r}; use .pth/.pt for torch or .ckpt for MindSpore")
-
-
-def load_torch_state(path):
-    """A torch state_dict as ``{name: np.ndarray}``, also from pytorch-cifar's ``{'net': ...}`` files.
-
-    Loaded with ``weights_only=True``: a file that needs pickled code is refused.
-    """
-    import torch
-
-    _require_file(path)
-    try:
-        with warnings.catch_warnings():  # e.g. "pickle protocol 4": noise beside the one-line verdict
-            warnings.simplefilter("ignore")
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ConversionError(f"{path}: not a loadable torch checkpoint: it holds pickled Python objects besides "
-                              f"tensors, which msport never runs (weights_only); re-save its state_dict") from exc
-    except Exception as exc:  # noqa: BLE001 - torch raises several types for bad files
-        raise ConversionError(f"{path}: not a loadable torch checkpoint ({type(exc).__name__}: "
-                              f"{first_line(exc)})") from exc
-    if isinstance(obj, dict):
-        for key in _TORCH_WRAPPER_KEYS:
-            if key in obj and isinstance(obj[key], dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
-        raise ConversionError(f"{path}: expected a state_dict (name -> tensor), found {type(obj).__name__}")
-    odd = [k for k in obj if not isinstance(k, str)]
-    if odd:
-        raise ConversionError(f"{path}: a state_dict's keys are parameter names, found {type(odd[0]).__name__} "
-                              f"key {odd[0]!r}")
-    if not obj:
-        raise ConversionError(f"{path}: the state_dict holds no tensors")
-    return OrderedDict((k, _file_array(path, k, v)) for k, v in obj.items())
-
-
-def _file_array(path, key, value):
-    try:
-        return _to_numpy(value)
-    except (TypeError, RuntimeError) as exc:  # e.g. bfloat16, which numpy lacks
-        raise ConversionError(f"{path}: tensor {key} ({getattr(value, 'dtype', '?')}) has no numpy equivalent; "
-                              f"save float32 weights (model.float())") from exc
-
-
-#: First record of every .ckpt msport writes: the tensor count and a SHA-256 of the rest, so a file cut at a
-#: record boundary (which protobuf, and MindSpore's own crc_check, accept) is caught on loading.
-INTEGRITY_KEY = "msport.integrity"
-
-
-def _integrity(arrays):
-    """int64 [count, digest as 4 int64] over ``(name, array)`` pairs, independent of their order."""
-    digest = hashlib.sha256()
-    for name, array in sorted(arrays, key=lambda item: item[0]):
-        array = np.ascontiguousarray(array)
-        digest.update(f"{name}\0{array.dtype}\0{array.shape}\0".encode())
-        digest.update(array.tobytes())
-    return np.array([len(arrays), *np.frombuffer(digest.digest(), dtype=np.int64)], dtype=np.int64)
-
-
-def save_ms_checkpoint(arrays, path):
-    """Write ``{name: np.ndarray}`` as a .ckpt with msport's integrity mark; refuses an empty one."""
-    from msport._mindspore import ms
-
-    if not arrays:
-        raise ConversionError(f"refusing to write {path}: there are no tensors to save (an empty checkpoint)")
-    # np.ascontiguousarray turns a 0-d array (num_batches_tracked) into shape (1,): keep the shape
-    arrays = OrderedDict((k, np.ascontiguousarray(v).reshape(np.shape(v))) for k, v in arrays.items())
-    entries = [{"name": INTEGRITY_KEY, "data": ms.Tensor(_integrity(list(arrays.items())))}]
-    entries += [{"name": k, "data": ms.Tensor(v)} for k, v in arrays.items()]
-    atomic_write(path, lambda tmp: ms.save_checkpoint(entries, tmp))
-
-
-def load_ms_checkpoint(path):
-    """``{name: Parameter}`` of a .ckpt; an msport-written file's integrity mark is checked and removed."""
-    from msport._mindspore import ms
-
-    _require_file(path)
-    try:
-        params = ms.load_checkpoint(str(path))
-    except Exception as exc:  # noqa: BLE001
-        raise ConversionError(f"{path}: not a loadable MindSpore checkpoint ({type(exc).__name__}: "
-                              f"{first_line(exc)})") from exc
-    if not params:
-        raise ConversionError(f"{path}: the checkpoint holds no tensors")
-    mark = params.pop(INTEGRITY_KEY, None)
-    if mark is not None:
-        try:
-            arrays = [(k, v.asnumpy()) for k, v in params.items() if not isinstance(v, str)]
-        except Exception as exc:  # noqa: BLE001 - a damaged tensor record
-            raise ConversionError(f"{path}: damaged ({first_line(exc)})") from exc
-        recorded, found = mark.asnumpy(), _integrity(arrays)
-        if recorded[0] != found[0]:
-            raise ConversionError(f"{path} is incomplete: msport wrote {recorded[0]} tensors, the file holds "
-                                  f"{found[0]} (a cut or damaged file; use an intact copy)")
-        if not np.array_equal(recorded, found):
-            raise ConversionError(f"{path} is damaged: its tensors do not match the digest msport wrote "
-                                  f"(use an intact copy)")
-    return params
-
-
-def load_ms_params(path):
-    """A MindSpore checkpoint as ``{name: np.ndarray}`` (model and optimizer state alike)."""
-    params = load_ms_checkpoint(path)
-    return OrderedDict((k, _file_array(path, k, v)) for k, v in params.items() if not isinstance(v, str))
-
-
-def load_any(path):
-    """(kind, {name: array}) for a .pth or .ckpt file."""
-    kind = file_kind(path)
-    return kind, (load_torch_state(path) if kind == "torch" else load_ms_params(path))
-
-
-def save_torch_state(state, path):
-    import torch
-
-    if not state:
-        raise ConversionError(f"refusing to write {path}: there are no tensors to save (an empty checkpoint)")
-    # np.ascontiguousarray turns a 0-d array (num_batches_tracked) into shape (1,): keep the shape
-    tensors = OrderedDict((k, torch.from_numpy(np.ascontiguousarray(v).reshape(np.shape(v)))) for k, v in state.items())
-    atomic_write(path, lambda tmp: torch.save(tensors, tmp))
-
-
-def save_ms_params(params, path):
-    save_ms_checkpoint(params, path)
-
-
-def _require_file(path):
-    if os.path.isdir(path):
-        raise ConversionError(f"{path} is a folder; give a checkpoint file")
-    if not os.path.isfile(path):
-        raise ConversionError(f"{path}: no such checkpoint file")
-
 
 def structural_check(names, kind):
     """What is wrong with a set of parameter names that needs no model to see; a list of problems.
 
-    Every BatchNorm has all four tensors, and a weight has its bias where its siblings (the modules
-    at the same place in other blocks) do. A file cut short or pruned by hand fails these; a file that
-    merely lacks whole layers needs ``--model`` to be caught.
+    Every BatchNorm has all four tensors, and a weight has its bias where its siblings have one.
+    Siblings are the same layer in repeated blocks: the same path once the block indices inside it
+    are set aside (``layer1.0.conv1`` and ``layer1.1.conv1``), with a weight of the same rank. A
+    layer's own index is part of what it is (``fc.0`` and ``fc.1`` of a Sequential are two different
+    layers, a Conv2d and a GroupNorm perhaps). A file cut short or pruned by hand fails these; a file
+    that merely lacks whole layers needs a model to be caught.
     """
     batchnorm = (("weight", "bias", "running_mean", "running_var") if kind == "torch"
                  else ("gamma", "beta", "moving_mean", "moving_variance"))
     bn_only = batchnorm[2:] if kind == "torch" else batchnorm
-    names = [n for n in names if not (kind == "mindspore" and MS_OPTIMIZER_STATE.match(n))]
+    names = OrderedDict((n, s) for n, s in _names_and_ranks(names).items()
+                        if not (kind == "mindspore" and MS_OPTIMIZER_STATE.match(n)))
     suffixes = OrderedDict()
     for name in names:
         module, suffix = split_name(name)
@@ -505,7 +408,10 @@ def structural_check(names, kind):
             if lacking:
                 problems.append(f"BatchNorm {module} lacks {', '.join(lacking)}")
         elif "weight" in have or "bias" in have:
-            siblings.setdefault(re.sub(r"\.\d+\.", ".#.", f".{module}."), []).append(module)
+            parent, _, own = module.rpartition(".")
+            rank = names.get(join_name(module, "weight"))
+            key = (re.sub(r"(^|\.)\d+(?=\.|$)", r"\1#", parent), own, rank)
+            siblings.setdefault(key, []).append(module)
     for group in siblings.values():
         with_bias = [m for m in group if "bias" in suffixes[m]]
         for module in group:
@@ -516,110 +422,133 @@ def structural_check(names, kind):
     return problems
 
 
-def convert_file(src, dst, *, model=None, num_classes=10, overwrite=False):
-    """Convert ``src`` (.pth or .ckpt) to ``dst`` (the other kind); returns the report.
+def _names_and_ranks(names):
+    """``{name: rank or None}`` from names, or from ``{name: shape or tensor}``."""
+    if isinstance(names, dict):
+        return OrderedDict((n, len(getattr(v, "shape", v))) for n, v in names.items())
+    return OrderedDict((n, None) for n in names)
 
-    With ``model`` (a zoo name, or a built model of the target framework: a
-    ``mindspore.nn.Cell`` for a .ckpt, a ``torch.nn.Module`` for a .pth) the
-    result is checked against that model's parameter names and shapes before
-    anything is written; without, the structural checks that need no model are run.
-    """
-    src_kind, dst_kind = file_kind(src), file_kind(dst)
-    if src_kind == dst_kind:
-        raise ConversionError(f"{src} and {dst} are both {src_kind} checkpoints; give one .pth and one .ckpt")
-    _require_file(src)
-    if os.path.exists(dst) and not overwrite:
-        raise ConversionError(f"{dst} exists; pass --overwrite to replace it")
+
+def destination_kind(src_kind, dst):
+    """Whose names ``dst`` will hold when ``src_kind``'s checkpoint is converted into it: a .pth torch's,
+    a .ckpt MindSpore's, a .safetensors the other side's."""
+    fmt = checkpoints.file_format(dst)
+    if fmt == "safetensors":
+        return "mindspore" if src_kind == "torch" else "torch"
+    return "torch" if fmt == "pth" else "mindspore"
+
+
+def check_destination(dst, overwrite, inputs=()):
+    """Refuse an output path before any work: an input, a folder, an existing file (unless ``overwrite``),
+    a folder that does not exist, or (for one input) a file of the input's own side."""
+    fixed = {"pth": "torch", "ckpt": "mindspore"}
+    if len(inputs) == 1:
+        src_fmt, dst_fmt = checkpoints.file_format(inputs[0]), checkpoints.file_format(dst)
+        if src_fmt in fixed and fixed[src_fmt] == fixed.get(dst_fmt):
+            raise ConversionError(f"{inputs[0]} and {dst} would both hold {fixed[src_fmt]} names; convert between "
+                                  f"a torch checkpoint and a MindSpore one (.safetensors takes the other side's names)")
+    real = os.path.realpath(dst)
+    for path in inputs:
+        if os.path.exists(path) and os.path.realpath(path) == real:
+            raise ConversionError(f"{dst} is also an input; write the result to another file")
     if os.path.isdir(dst):
         raise ConversionError(f"{dst} is a folder; give the file to write")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(dst))):
-        raise ConversionError(f"{dst}: folder {os.path.dirname(os.path.abspath(dst))} does not exist")
-    if isinstance(model, str):  # a built model (from a spec) is checked against below
-        _require_zoo_model(model, src_kind)
-    if num_classes < 1:
-        raise ConversionError(f"--num-classes must be at least 1, got {num_classes}")
-    _, weights = load_any(src)
+    if os.path.lexists(dst) and not overwrite:
+        raise ConversionError(f"{dst} exists; pass --overwrite to replace it")
+    folder = os.path.dirname(os.path.abspath(dst))
+    if not os.path.isdir(folder):
+        raise ConversionError(f"{dst}: folder {folder} does not exist")
+
+
+def convert_file(src, dst, *, model=None, overwrite=False):
+    """Convert the checkpoint ``src`` into ``dst`` (the other side's names); returns the report.
+
+    Either may be a .pth, a .ckpt or a .safetensors (``src`` also a sharded index):
+    a .safetensors destination takes the other side's names from ``src``. With
+    ``model`` (a built model of the destination's framework: a ``mindspore.nn.Cell``
+    for MindSpore names, a ``torch.nn.Module`` for torch's) the result is checked
+    against that model's names and shapes before anything is written; without,
+    the structural checks that need no model are run. The tensors stream from one
+    file to the other with their dtypes (bfloat16 too) and bytes unchanged, and
+    torch's step counters travel in a MindSpore file either way, so converting
+    back is bit-identical.
+    """
+    checkpoints.require_file(src)
+    check_destination(dst, overwrite, inputs=(src,))
+    source = checkpoints.open_checkpoint(src)
+    dst_kind = destination_kind(source.kind, dst)
+    if dst_kind == source.kind:
+        raise ConversionError(f"{src} and {dst} would both hold {source.kind} names; convert between a torch "
+                              f"checkpoint and a MindSpore one (.safetensors takes the other side's names)")
+    expected, layers = _target(model, dst_kind, dst)
     if model is None:
-        problems = structural_check(list(weights), src_kind)
+        problems = structural_check(OrderedDict((k, e.shape) for k, e in source.entries.items()), source.kind)
         if problems:
-            raise ConversionError(f"{src} is incomplete: {_few(problems, 3)}")
-    expected, layers = _target(model, dst_kind, dst, num_classes)
-    if src_kind == "torch":
-        params, report = torch_to_mindspore(weights, expected, layers)
-        save_ms_params(params, dst)
+            raise ConversionError(f"{src} is incomplete: {few(problems, 3)}")
+    if source.kind == "torch":
+        params, report = torch_to_mindspore(source.entries, expected, layers, carry=True)
     else:
-        params, report = mindspore_to_torch(weights, expected, layers=layers)
-        save_torch_state(params, dst)
+        params, report = mindspore_to_torch(source.entries, expected, layers=layers)
+    checkpoints.save_checkpoint(params, dst, dst_kind)
     return report
 
 
-def _target(model, dst_kind, dst, num_classes):
-    """(parameter shapes, layer map) of the model a conversion to ``dst_kind`` is checked against, or
-    (None, None) without one. ``model``: a zoo name, or a built model of ``dst``'s framework."""
+def _target(model, dst_kind, dst):
+    """(parameter shapes, layer map) of the built model a conversion to ``dst_kind`` is checked against,
+    or (None, None) without one."""
     if model is None:
         return None, None
-    if isinstance(model, str):
-        if dst_kind == "mindspore":
-            from msport.models import create_model
-            model = create_model(model, num_classes=num_classes)
-        else:
-            import reference_torch
-            model = reference_torch.create_model(model, num_classes=num_classes)
     if dst_kind == "mindspore" and not hasattr(model, "parameters_and_names"):
-        raise ConversionError(f"{dst} is a MindSpore checkpoint: check it against a mindspore.nn.Cell, "
+        raise ConversionError(f"{dst} holds MindSpore names: check it against a mindspore.nn.Cell, "
                               f"not a {type(model).__name__}")
     if dst_kind == "torch" and not hasattr(model, "named_modules"):
-        raise ConversionError(f"{dst} is a torch checkpoint: check it against a torch.nn.Module, "
+        raise ConversionError(f"{dst} holds torch names: check it against a torch.nn.Module, "
                               f"not a {type(model).__name__}")
     shapes = ms_param_shapes(model) if dst_kind == "mindspore" else torch_state_shapes(model)
     return shapes, layer_map(model)
 
 
-def _require_zoo_model(model, src_kind):
-    if src_kind == "torch":
-        from msport.models import list_models
-    else:
-        from reference_torch import list_models
-    if model not in list_models():
-        raise ConversionError(f"unknown model {model!r}: choose one of {', '.join(list_models())}")
-
-
 # --- in-memory models -------------------------------------------------------------------
 
 def load_torch_weights_into_ms(cell, state_dict):
-    """Copy a torch state_dict into a MindSpore cell (names and shapes checked); returns the report."""
+    """Copy a torch state_dict into a MindSpore cell (names and shapes checked); returns the report.
+    Each value is cast to its parameter's dtype (bfloat16 arrives as float32, which holds it exactly)."""
     from msport._mindspore import ms
 
     params, report = torch_to_mindspore(state_dict, ms_param_shapes(cell), layer_map(cell))
     for p in cell.get_parameters():
-        p.set_data(ms.Tensor(params[p.name]))
+        p.set_data(ms.Tensor(_numbers(params[p.name]), dtype=p.dtype))
     return report
 
 
 def load_ms_weights_into_torch(module, param_dict, num_batches_tracked=None):
     """Copy a MindSpore parameter dict into a torch module with ``strict=True``; returns the report."""
-    import torch
-
     state, report = mindspore_to_torch(param_dict, torch_state_shapes(module), num_batches_tracked,
                                        layers=layer_map(module))
-    module.load_state_dict(OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in state.items()),
-                           strict=True)
+    _load_torch_state(module, state)
     return report
 
 
+def _load_torch_state(module, state):
+    import torch
+
+    own = module.state_dict()
+    module.load_state_dict(OrderedDict((k, torch.from_numpy(np.array(_numbers(v))).to(own[k].dtype))
+                                       for k, v in state.items()), strict=True)
+
+
 def load_file_into_torch(module, path):
-    """Load a .pth/.pt (pytorch-cifar wrappers and ``module.`` keys too) or a .ckpt into a torch module.
+    """Load a checkpoint file (.pth/.pt, pytorch-cifar wrappers and ``module.`` keys too, .safetensors, or
+    a MindSpore .ckpt) into a torch module.
 
     Strict: every name and shape must fit. A state_dict saved before torch had
     BatchNorm's ``num_batches_tracked`` gets it set to 0, as torch would start it.
     """
-    import torch
-
-    kind, weights = load_any(path)
-    if kind == "mindspore":
-        return load_ms_weights_into_torch(module, weights)
+    source = checkpoints.open_checkpoint(path)
+    if source.kind == "mindspore":
+        return load_ms_weights_into_torch(module, source.entries)
     report = ConversionReport()
-    state = _strip_data_parallel(weights, report)
+    state = _strip_data_parallel(source.entries, report)
     expected = torch_state_shapes(module)
     for key in expected:
         if key.endswith("num_batches_tracked") and key not in state:
@@ -631,20 +560,20 @@ def load_file_into_torch(module, path):
              if k in state and tuple(state[k].shape) != expected[k]
              and not (expected[k] == () and tuple(state[k].shape) == (1,))]  # torch loads (1,) into a scalar
     if missing or unexpected or wrong:
-        raise ConversionError(f"{path} does not fit the torch {type(module).__name__}: missing {_few(missing)}; "
-                              f"unexpected {_few(unexpected)}; shape mismatch {_few(wrong)}")
-    module.load_state_dict(OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in state.items()), strict=True)
+        raise ConversionError(f"{path} does not fit the torch {type(module).__name__}: missing {few(missing)}; "
+                              f"unexpected {few(unexpected)}; shape mismatch {few(wrong)}")
+    _load_torch_state(module, state)
     report.converted = len(state) - len(report.added)
     return report
 
 
 def load_file_into_ms(cell, path):
-    """Load a .ckpt (a training checkpoint's optimizer state set aside) or a .pth into a MindSpore cell.
-
-    Both go through the conversion rules, so every name and shape is checked.
-    """
-    kind, weights = load_any(path)
-    if kind == "mindspore":
+    """Load a checkpoint file (.ckpt, a training checkpoint's optimizer state set aside, .pth or
+    .safetensors) into a MindSpore cell. Both go through the conversion rules, so every name and shape
+    is checked."""
+    source = checkpoints.open_checkpoint(path)
+    weights = source.entries
+    if source.kind == "mindspore":
         weights, _ = mindspore_to_torch(weights, layers=layer_map(cell))
     return load_torch_weights_into_ms(cell, weights)
 

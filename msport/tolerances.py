@@ -152,3 +152,16 @@ PORT_LOGITS_MAX_ABS = 1e-4
 #: PARITY_CONTROL_FACTOR times the drift of a torch control started from weights perturbed by 1e-7.
 PARITY_LOSS_REL = 1e-3
 PARITY_CONTROL_FACTOR = 10.0
+
+
+def tolerance_arg(text):
+    """argparse ``type=`` for a tolerance flag: a finite number >= 0 (argparse names the flag in its error)."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a tolerance is a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"a tolerance is a finite number >= 0, got {text}")
+    return value
