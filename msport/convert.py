@@ -393,7 +393,7 @@ def structural_check(names, kind):
     """
     batchnorm = (("weight", "bias", "running_mean", "running_var") if kind == "torch"
                  else ("gamma", "beta", "moving_mean", "moving_variance"))
-    bn_only = batchnorm[2:] if kind == "torch" else batchnorm
+    bn_only = batchnorm[2:]  # gamma/beta alone are a LayerNorm or GroupNorm
     names = OrderedDict((n, s) for n, s in _names_and_ranks(names).items()
                         if not (kind == "mindspore" and MS_OPTIMIZER_STATE.match(n)))
     suffixes = OrderedDict()

@@ -278,3 +278,13 @@ def test_compare_ckpt_checks_every_output_before_work(resnet18_state, tmp_path, 
                  str(tmp_path / "r.json"), "--report", str(tmp_path / "notes.txt")]) == 2
     assert "--report" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists() and (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_each_command_module_is_found_by_its_name():
+    """``msport CMD`` imports only CMD's module, found from the command's name: the two must agree."""
+    import importlib
+
+    from msport.cli import COMMAND_MODULES, _command_name
+
+    for module_name in COMMAND_MODULES:
+        assert importlib.import_module(module_name).NAME == _command_name(module_name), module_name

@@ -23,6 +23,7 @@ from collections import OrderedDict
 import numpy as np
 
 from msport.checkpoints import integrity
+from msport.checkpoints.stream import Copier
 from msport.checkpoints.tensors import ArrayEntry, CheckpointError, FileEntry, dtype_from, spelling
 
 #: MindSpore's own slice size (``serialization.SLICE_SIZE``, in KB): one record stays under protobuf's 2 GB.
@@ -172,27 +173,18 @@ def _record_header(name, dtype, shape, content_length):
 def write_ckpt(tmp, entries):
     """Write ``entries`` (a list of :class:`Entry`) to the file ``tmp``, msport's integrity record first."""
     digest = integrity.Digest()
-    with open(tmp, "wb") as out:
+    with open(tmp, "wb", buffering=0) as out, Copier(out) as copier:
         mark = ArrayEntry(integrity.INTEGRITY_KEY, integrity.placeholder())
-        out.write(_record_header(mark.name, mark.dtype, mark.shape, mark.nbytes))
+        copier.write(_record_header(mark.name, mark.dtype, mark.shape, mark.nbytes))
         mark_at = out.tell()
-        out.write(mark.array.tobytes())
+        copier.write(mark.array.tobytes())
         for entry in entries:
-            crc = digest.start(entry)
+            checksum = digest.start(entry)
             total = entry.nbytes
-            slices = [(at, min(SLICE_BYTES, total - at)) for at in range(0, total, SLICE_BYTES)] or [(0, 0)]
-            chunks = entry.chunks()
-            pending = memoryview(b"")
-            for _, length in slices:
-                out.write(_record_header(entry.name, entry.dtype, entry.shape, length))
-                left = length
-                while left:
-                    if not pending:
-                        pending = next(chunks)
-                    piece = pending[:left]
-                    crc = zlib.crc32(piece, crc)
-                    out.write(piece)
-                    pending, left = pending[len(piece):], left - len(piece)
-            digest.add(entry, crc)
+            for start in range(0, max(total, 1), SLICE_BYTES):
+                length = min(SLICE_BYTES, total - start)
+                copier.write(_record_header(entry.name, entry.dtype, entry.shape, length))
+                checksum = copier.copy(entry, checksum, start, length)
+            digest.add(entry, checksum)
         out.seek(mark_at)
-        out.write(digest.record().tobytes())
+        copier.write(digest.record().tobytes())

@@ -122,6 +122,9 @@ class PthEntry(Entry):
             return self._as_file_entry().chunks(size)
         return super().chunks(size)
 
+    def located(self):
+        return self._as_file_entry().located() if self.contiguous else None
+
     def _as_file_entry(self):
         start = self.data_offset + self.view.offset * raw_dtype(self.dtype).itemsize
         return FileEntry(self.name, self.dtype, self.shape, self.path, [(start, self.nbytes)])

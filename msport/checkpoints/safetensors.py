@@ -17,12 +17,12 @@ model's and ``from_pretrained`` finds nothing unexpected.
 import json
 import os
 import struct
-import zlib
 from collections import OrderedDict
 
 import numpy as np
 
 from msport.checkpoints import integrity
+from msport.checkpoints.stream import Copier
 from msport.checkpoints.tensors import CheckpointError, FileEntry, dtype_from, spelling
 
 INDEX_SUFFIX = ".safetensors.index.json"
@@ -126,13 +126,9 @@ def write_safetensors(tmp, entries, fmt):
     text += b" " * (-len(text) % 8)  # the data starts 8-aligned, as the safetensors package writes it
     mark_at = 8 + text.index(placeholder.encode())
     digest = integrity.Digest()
-    with open(tmp, "wb") as out:
-        out.write(struct.pack("<Q", len(text)) + text)
+    with open(tmp, "wb", buffering=0) as out, Copier(out) as copier:
+        copier.write(struct.pack("<Q", len(text)) + text)
         for entry in entries:
-            crc = digest.start(entry)
-            for chunk in entry.chunks():
-                crc = zlib.crc32(chunk, crc)
-                out.write(chunk)
-            digest.add(entry, crc)
+            digest.add(entry, copier.copy(entry, digest.start(entry)))
         out.seek(mark_at)
-        out.write(_record_text(digest.record()).encode())
+        copier.write(_record_text(digest.record()).encode())

@@ -120,6 +120,10 @@ class Entry:
         """The raw bytes in C order, as buffers of at most about ``size`` bytes (valid until the next)."""
         yield memoryview(np.ascontiguousarray(self.raw())).cast("B")
 
+    def located(self):
+        """``(path, [(offset, length)])`` where the C-order bytes lie in a file as they are, else None."""
+        return None
+
     def with_shape(self, shape):
         """The same bytes under another shape of as many elements (a layout change that is a reshape)."""
         shape = tuple(int(d) for d in shape)
@@ -158,6 +162,9 @@ class _Reshaped(Entry):
     def chunks(self, size=8 << 20):
         return self.inner.chunks(size)
 
+    def located(self):
+        return self.inner.located()
+
 
 class ArrayEntry(Entry):
     """A tensor already in memory (``dtype`` names a bfloat16 array given as its uint16 bits)."""
@@ -192,6 +199,9 @@ class FileEntry(Entry):
                 _read_into(handle, offset, view[at:at + length], self.path)
                 at += length
         return out
+
+    def located(self):
+        return self.path, self.pieces
 
     def chunks(self, size=8 << 20):
         buffer = memoryview(bytearray(min(size, max(self.nbytes, 1))))
