@@ -384,16 +384,18 @@ def torch_state_shapes(module):
 def structural_check(names, kind):
     """What is wrong with a set of parameter names that needs no model to see; a list of problems.
 
-    Every BatchNorm has all four tensors, and a weight has its bias where its siblings have one.
-    Siblings are the same layer in repeated blocks: the same path once the block indices inside it
-    are set aside (``layer1.0.conv1`` and ``layer1.1.conv1``), with a weight of the same rank. A
-    layer's own index is part of what it is (``fc.0`` and ``fc.1`` of a Sequential are two different
-    layers, a Conv2d and a GroupNorm perhaps). A file cut short or pruned by hand fails these; a file
-    that merely lacks whole layers needs a model to be caught.
+    Every BatchNorm has all four tensors, a weight has its bias where its siblings have one, and a
+    norm layer has running statistics where its siblings do. Siblings are the same layer in repeated
+    blocks: the same path once the block indices inside it are set aside (``layer1.0.conv1`` and
+    ``layer1.1.conv1``), with a weight of the same rank. A layer's own index is part of what it is
+    (``fc.0`` and ``fc.1`` of a Sequential are two different layers, a Conv2d and a GroupNorm
+    perhaps). Scale and shift alone (``gamma``/``beta``) are a LayerNorm's or GroupNorm's: only a
+    sibling that is a BatchNorm makes them a BatchNorm cut short. A file cut short or pruned by hand
+    fails these; a file that merely lacks whole layers needs a model to be caught.
     """
     batchnorm = (("weight", "bias", "running_mean", "running_var") if kind == "torch"
                  else ("gamma", "beta", "moving_mean", "moving_variance"))
-    bn_only = batchnorm[2:]  # gamma/beta alone are a LayerNorm or GroupNorm
+    bn_only = batchnorm[2:] + (TORCH_ONLY_SUFFIXES if kind == "torch" else ())  # gamma/beta alone: a LayerNorm
     names = OrderedDict((n, s) for n, s in _names_and_ranks(names).items()
                         if not (kind == "mindspore" and MS_OPTIMIZER_STATE.match(n)))
     suffixes = OrderedDict()
@@ -402,16 +404,27 @@ def structural_check(names, kind):
         suffixes.setdefault(module, set()).add(suffix)
     problems = []
     siblings = OrderedDict()
+    norms = OrderedDict()  # MindSpore's gamma/beta alone: a LayerNorm, unless its siblings are BatchNorms
     for module, have in suffixes.items():
+        parent, _, own = module.rpartition(".")
         if have & set(bn_only):
             lacking = [s for s in batchnorm if s not in have]
             if lacking:
                 problems.append(f"BatchNorm {module} lacks {', '.join(lacking)}")
+            norms.setdefault(_sibling_key(parent, own, None), []).append(module)
+        elif kind == "mindspore" and have & {"gamma", "beta"}:
+            norms.setdefault(_sibling_key(parent, own, None), []).append(module)
         elif "weight" in have or "bias" in have:
-            parent, _, own = module.rpartition(".")
             rank = names.get(join_name(module, "weight"))
-            key = (re.sub(r"(^|\.)\d+(?=\.|$)", r"\1#", parent), own, rank)
-            siblings.setdefault(key, []).append(module)
+            siblings.setdefault(_sibling_key(parent, own, rank), []).append(module)
+            if rank == 1:  # torch's norm layers: a BatchNorm among them keeps its running statistics
+                norms.setdefault(_sibling_key(parent, own, None), []).append(module)
+    for group in norms.values():
+        with_stats = [m for m in group if suffixes[m] & set(bn_only)]
+        for module in group:
+            if with_stats and not suffixes[module] & set(bn_only):
+                lacking = ", ".join(s for s in batchnorm if s not in suffixes[module])
+                problems.append(f"BatchNorm {module} lacks {lacking} (its siblings, {with_stats[0]}..., have them)")
     for group in siblings.values():
         with_bias = [m for m in group if "bias" in suffixes[m]]
         for module in group:
@@ -420,6 +433,11 @@ def structural_check(names, kind):
             elif with_bias and "bias" not in suffixes[module]:
                 problems.append(f"{module} lacks the bias its siblings ({with_bias[0]}...) have")
     return problems
+
+
+def _sibling_key(parent, own, rank):
+    """The same layer of repeated blocks: block indices inside the path set aside, the layer's own kept."""
+    return re.sub(r"(^|\.)\d+(?=\.|$)", r"\1#", parent), own, rank
 
 
 def _names_and_ranks(names):

@@ -288,3 +288,17 @@ def test_each_command_module_is_found_by_its_name():
 
     for module_name in COMMAND_MODULES:
         assert importlib.import_module(module_name).NAME == _command_name(module_name), module_name
+
+
+def test_structural_check_tells_a_layernorm_from_a_batchnorm_cut_short(resnet18_state):
+    from msport.convert import structural_check
+
+    ln = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    ms_names = list(torch_to_mindspore(ln.state_dict())[0])
+    assert "1.gamma" in ms_names and structural_check(ms_names, "mindspore") == []
+    names = list(torch_to_mindspore(resnet18_state)[0])
+    cut = names[:names.index("layer1.1.bn1.beta") + 1]
+    assert structural_check(cut, "mindspore") == [
+        "BatchNorm layer1.1.bn1 lacks moving_mean, moving_variance (its siblings, layer1.0.bn1..., have them)"]
+    torch_cut = [n for n in resnet18_state if not n.startswith("layer1.1.bn1.running")]
+    assert any(p.startswith("BatchNorm layer1.1.bn1 lacks running_mean") for p in structural_check(torch_cut, "torch"))

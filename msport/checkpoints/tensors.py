@@ -165,6 +165,9 @@ class _Reshaped(Entry):
     def located(self):
         return self.inner.located()
 
+    def _why_large(self):
+        return self.inner._why_large()
+
 
 class ArrayEntry(Entry):
     """A tensor already in memory (``dtype`` names a bfloat16 array given as its uint16 bits)."""
