@@ -26,13 +26,15 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BEFORE = "0f2142e"  # main before msport.checkpoints: convert read through torch.load and ms.load_checkpoint
+BEFORE = "0f2142e"
+WORK = tempfile.gettempdir()  # main before msport.checkpoints: convert read through torch.load and ms.load_checkpoint
 
 
 def child(argv, env=None):
-    """(seconds, peak RSS in bytes) of one child process, which must succeed."""
+    """(seconds, peak RSS in bytes) of one child process, which must succeed. It runs in the temporary
+    folder: ``python -m``/``-c`` put the working folder first on sys.path, before PYTHONPATH's tree."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=WORK)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -65,7 +67,7 @@ convert_file(sys.argv[1], sys.argv[2], model=create_model("resnet50"))
 
 def make(script, *args, tree=REPO):
     return subprocess.run([sys.executable, "-c", script, *args], check=True, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": tree}).stdout
+                          env={**os.environ, "PYTHONPATH": tree}, cwd=WORK).stdout
 
 
 def bench_convert(folder, rounds, dtype):
@@ -102,14 +104,16 @@ def bench_compare(folder, rounds, before):
     os.makedirs(old)
     archive = subprocess.run(["git", "-C", REPO, "archive", before], check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", old], input=archive, check=True)
-    pth, ckpt = os.path.join(folder, "resnet50.pth"), os.path.join(folder, "resnet50.ckpt")
-    make(RESNET, pth, ckpt, tree=old)  # a file both trees read (today's reads the older integrity record too)
-    argv = [sys.executable, "-m", "msport", "compare-ckpt", pth, ckpt]
     trees = {f"before ({before})": old, "now": REPO}
+    argv = {}
+    for label, tree in trees.items():  # each tree compares the pair it wrote itself, as its user would
+        pth, ckpt = (os.path.join(old if tree == old else folder, f"resnet50.{ext}") for ext in ("pth", "ckpt"))
+        make(RESNET, pth, ckpt, tree=tree)
+        argv[label] = [sys.executable, "-m", "msport", "compare-ckpt", pth, ckpt]
     times = {k: [] for k in trees}
     for _ in range(rounds):
         for label, tree in trees.items():
-            times[label].append(child(argv, {**os.environ, "PYTHONPATH": tree})[0])
+            times[label].append(child(argv[label], {**os.environ, "PYTHONPATH": tree})[0])
     print(f"msport compare-ckpt resnet50.pth resnet50.ckpt ({os.path.getsize(pth) / 1e6:.0f} MB each), whole "
           f"process, median of {rounds} alternating rounds:")
     for label, values in times.items():
@@ -122,14 +126,18 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--before", default=BEFORE, help=f"git revision compare-ckpt is timed against ({BEFORE})")
+    parser.add_argument("--skip-convert", action="store_true")
     parser.add_argument("--skip-compare", action="store_true")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep its files (default: a temporary folder)")
     args = parser.parse_args()
-    folder = args.keep or tempfile.mkdtemp(prefix="msport_convert_speed_")
+    global WORK
+    folder = os.path.abspath(args.keep or tempfile.mkdtemp(prefix="msport_convert_speed_"))
     os.makedirs(folder, exist_ok=True)
+    WORK = folder
     try:
         print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-        bench_convert(folder, args.rounds, args.dtype)
+        if not args.skip_convert:
+            bench_convert(folder, args.rounds, args.dtype)
         if not args.skip_compare:
             bench_compare(folder, args.rounds, args.before)
         print(f"load average after: {os.getloadavg()[0]:.1f}")

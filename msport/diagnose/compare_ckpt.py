@@ -183,13 +183,15 @@ def _paired_states(a, b, a_kind, b_kind, labels, name_map):
 
 def _compare_one(name, a, b, atol, rtol, labels):
     la, lb = labels
+    identical = a is not None and b is not None and a.shape == b.shape and np.array_equal(a, b)
     # one float64 copy per side, shared by every figure below (ResNet50: 23.5M values a side)
-    a = a.astype(np.float64) if a is not None else None
-    b = b.astype(np.float64) if b is not None else None
+    if not identical:
+        a = a.astype(np.float64) if a is not None else None
+        b = b.astype(np.float64) if b is not None else None
     record = OrderedDict([("name", name), (f"shape_{la}", _shape(a)), (f"shape_{lb}", _shape(b))])
     record.update(dict.fromkeys(DIFF_KEYS))
     comparable = a is not None and b is not None and a.shape == b.shape
-    figures = compare(a, b, sides=labels) if comparable else {}
+    figures = _identical_figures(a, labels) if identical else compare(a, b, sides=labels) if comparable else {}
     for side, value in ((la, a), (lb, b)):
         if comparable:
             record.update((f"{side}_{key}", figures[f"{side}_{key}"]) for key in SIDE_KEYS)
@@ -203,7 +205,7 @@ def _compare_one(name, a, b, atol, rtol, labels):
         status, reason = "shape mismatch", f"shape {a.shape} vs {b.shape}" + _transpose_hint(a, b, atol, rtol)
     else:
         record.update((key, figures[key]) for key in DIFF_KEYS)
-        if _allclose(a, b, atol, rtol):
+        if identical or _allclose(a, b, atol, rtol):
             status, reason = ("equal" if figures["max_abs_diff"] == 0.0 else "close"), None
         else:
             status = "differs"
@@ -213,6 +215,15 @@ def _compare_one(name, a, b, atol, rtol, labels):
     record["flagged"] = status not in ("equal", "close")
     record["reason"] = reason
     return record
+
+
+def _identical_figures(a, labels):
+    """:func:`compare`'s figures for two equal tensors (a checkpoint and its conversion): one side's
+    statistics, no difference to compute. Half the work, and exact where a computed cosine is 1 - 1e-16."""
+    stats = summarize(a)
+    figures = {"max_abs_diff": 0.0, "mean_abs_diff": 0.0, "rel_diff": 0.0, "cosine": 1.0, "magnitude_ratio": 1.0}
+    figures.update((f"{side}_{key}", stats[key]) for side in labels for key in SIDE_KEYS)
+    return figures
 
 
 def _shape(value):
