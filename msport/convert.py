@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from msport import checkpoints, registry
-from msport.arrays import as_numpy
+from msport.numeric import as_numpy
 from msport.checkpoints import MS_OPTIMIZER_STATE, Entry
 from msport.errors import UserError, few
 

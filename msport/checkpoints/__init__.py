@@ -121,7 +121,7 @@ def as_entries(tensors):
 
             out.append(ArrayEntry(name, value.detach().cpu().view(torch.int16).numpy().view(np.uint16), "bfloat16"))
         else:
-            from msport.arrays import as_numpy
+            from msport.numeric import as_numpy
 
             out.append(ArrayEntry(name, as_numpy(value)))
     return out

@@ -16,7 +16,7 @@ import copy
 
 import numpy as np
 
-from msport.arrays import bf16_to_float32
+from msport.numeric import bf16_to_float32
 from msport.errors import UserError
 
 

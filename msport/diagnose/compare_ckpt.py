@@ -18,7 +18,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from msport.arrays import as_numpy
+from msport.numeric import as_numpy
 from msport.checkpoints import MS_OPTIMIZER_STATE, load_any, looks_mindspore
 from msport.convert import TORCH_ONLY_SUFFIXES, TORCH_STATE_PREFIX, mindspore_to_torch
 from msport.diagnose import plots
