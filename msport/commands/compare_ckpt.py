@@ -24,7 +24,8 @@ def add_arguments(parser):
     models.add_argument("--torch-weights", metavar="FILE", help="load this .pth/.ckpt into the torch model first")
     models.add_argument("--ms-weights", metavar="FILE", help="load this .ckpt/.pth into the MindSpore model first")
     parser.add_argument("--name-map", metavar="FILE",
-                        help="torch name -> MindSpore name (JSON, or lines 'torch_name mindspore_name')")
+                        help="torch name -> MindSpore name (JSON, or lines 'torch_name mindspore_name', "
+                             "or 'torch_name: mindspore_name')")
     parser.add_argument("--atol", type=tolerance_arg, default=CKPT_MAX_ABS,
                         help=f"absolute tolerance (default {CKPT_MAX_ABS:g})")
     parser.add_argument("--rtol", type=tolerance_arg, default=CKPT_ELEMENT_REL,
