@@ -85,7 +85,8 @@ def bench_convert(folder, rounds, dtype):
     rss = {k: 0 for k in jobs}
     for _ in range(rounds):
         for label, argv in jobs.items():
-            os.remove(os.path.join(folder, outputs[label]))  # each writes a new file, as a user's first run does
+            if os.path.exists(os.path.join(folder, outputs[label])):  # each writes a new file, as a first run does
+                os.remove(os.path.join(folder, outputs[label]))
             seconds, peak = child(argv, env)
             times[label].append(seconds)
             rss[label] = max(rss[label], peak)
