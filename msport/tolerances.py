@@ -152,3 +152,19 @@ PORT_LOGITS_MAX_ABS = 1e-4
 #: PARITY_CONTROL_FACTOR times the drift of a torch control started from weights perturbed by 1e-7.
 PARITY_LOSS_REL = 1e-3
 PARITY_CONTROL_FACTOR = 10.0
+
+# --- data transforms (issue 19) --------------------------------------------------------------------
+
+#: A transform twin's uint8 output against torchvision's, max |a - b| in pixel levels (of 255): the goal.
+#: Measured (docs/data.md, both sample photos, replayed draws): 0 for every twin but GaussianBlur, whose
+#: float64 sums round a pixel at .5 apart from torch's float32 ones: 1.
+TRANSFORM_UINT8_MAX_ABS = 1
+#: A twin's float output (after ToTensor/Normalize) against torchvision's, max |a - b|: the goal; measured 0.
+#: MindSpore's own ToTensor is 6e-8 off (it multiplies by 1/255), which this bound tolerates.
+TRANSFORM_FLOAT_MAX_ABS = 1e-6
+#: compare-data on a random stage neither side can replay: per-channel mean and std of the outputs over
+#: many draws, each side against the other, max |a - b| in the output's units (pixel levels for uint8, and
+#: the same bound scaled by 1/255 for float): far below what a wrong scale, ratio or probability gives
+#: (a flip probability of 0.5 against 1.0 moves a photo's... per-channel means by tens of levels), and
+#: above the spread of 64 draws of a correct pair (measured: under 2 levels on the sample photos).
+TRANSFORM_STATS_MAX_ABS = 4.0
