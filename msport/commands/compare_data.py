@@ -49,7 +49,13 @@ def _check_outputs(args):
 
 
 def run(args):
-    from msport.diagnose.compare_data import SORT_KEY, TABLE_COLUMNS, compare_data, load_images, plots_for
+    from msport.diagnose.compare_data import (
+        SORT_KEY,
+        TABLE_COLUMNS,
+        compare_data,
+        load_images,
+        plots_for,
+    )
 
     if args.max_images < 1 or args.draws < 2:
         raise UserError("--max-images must be at least 1 and --draws at least 2")

@@ -27,7 +27,7 @@ from msport.data.transforms import Twin, as_array, entry_for, torch_transforms, 
 from msport.data.transforms.docs import bound_for
 from msport.diagnose.report import Column, DiagnosisResult, Figure, flag_mark
 from msport.errors import UserError, first_line
-from msport.tolerances import TRANSFORM_STATS_MAX_ABS
+from msport.tolerances import TRANSFORM_STATS_MAX_Z, TRANSFORM_STATS_MIN_LEVELS
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 RANDOM_AUGMENTS = ("ColorJitter", "GaussianBlur", "RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix")
@@ -67,7 +67,7 @@ def load_images(folder=None, limit=None):
         try:
             with Image.open(path) as image:
                 array = np.asarray(image.convert("RGB"))
-        except Exception as exc:  # noqa: BLE001 - PIL raises several types for a file it cannot read
+        except Exception as exc:
             raise UserError(f"{path}: not an image PIL can read ({first_line(exc)})") from exc
         images.append((os.path.basename(path), data, array))
     return images
@@ -103,7 +103,7 @@ def _image_array(value, side, stage):
         value = value[0]
     try:
         array = as_array(value)
-    except Exception as exc:  # noqa: BLE001 - whatever it is, it is no image
+    except Exception as exc:
         raise UserError(f"{side} stage {stage} returned a {type(value).__name__}, not an image array") from exc
     if array.dtype == object or array.ndim not in (2, 3) or not np.issubdtype(array.dtype, np.number):
         raise UserError(f"{side} stage {stage} returned a {type(value).__name__} of shape {array.shape} and "
@@ -130,15 +130,26 @@ def _fed(torch_array, ms_previous):
     return None if fed is None else np.ascontiguousarray(fed).astype(ms_previous.dtype, copy=False)
 
 
-def _channel_stats(arrays, reference):
-    """Per-channel mean and std over ``arrays`` (in ``reference``'s layout, channels first or last)."""
-    stack = np.stack([np.asarray(a, np.float64) for a in arrays])
-    axis = 1 if reference.ndim == 3 and reference.shape[0] in (1, 3, 4) and reference.shape[-1] not in (1, 3, 4) \
-        else -1
-    if reference.ndim == 2:
-        return stack.mean(keepdims=True).ravel(), stack.std(keepdims=True).ravel()
-    moved = np.moveaxis(stack, axis, 0).reshape(stack.shape[axis], -1)
-    return moved.mean(axis=1), moved.std(axis=1)
+def channel_features(array):
+    """One image's per-channel means and stds, in pixel levels (floats are scaled by 255)."""
+    array = np.asarray(array, np.float64) * (1.0 if np.asarray(array).dtype == np.uint8 else 255.0)
+    if array.ndim == 2:
+        array = array[None]
+    elif array.shape[-1] in (1, 3, 4) and array.shape[0] not in (1, 3, 4):
+        array = np.moveaxis(array, -1, 0)
+    flat = array.reshape(array.shape[0], -1)
+    return np.concatenate([flat.mean(axis=1), flat.std(axis=1)])
+
+
+def compare_features(ours, theirs):
+    """(max |difference| of the average features, in levels; its z-score) over draws of the two sides."""
+    a, b = np.stack([channel_features(x) for x in ours]), np.stack([channel_features(x) for x in theirs])
+    if a.shape[1] != b.shape[1]:
+        return float("inf"), float("inf")
+    delta = np.abs(a.mean(axis=0) - b.mean(axis=0))
+    error = np.sqrt(a.var(axis=0, ddof=1) / len(a) + b.var(axis=0, ddof=1) / len(b))
+    z = np.where(delta < TRANSFORM_STATS_MIN_LEVELS, 0.0, delta / np.maximum(error, 1e-12))
+    return float(delta.max()), float(z.max())
 
 
 # --- the comparison ---------------------------------------------------------------------------------
@@ -184,8 +195,8 @@ def _compare_stages(stages, images, decode, seed, draws, notes):
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    records = [dict(stage=k, name=tname, ms_op=mname, mode=_mode(t, m), max_diff=0.0, mean_diff=0.0,
-                    stage_max_diff=None, stats_diff=None, comparable=True, _transform=t)
+    records = [{"stage": k, "name": tname, "ms_op": mname, "mode": _mode(t, m), "max_diff": None, "mean_diff": None,
+                    "stage_max_diff": None, "stats_diff": None, "comparable": True, "_transform": t}
                for k, (t, m, tname, mname) in enumerate(stages)]
     grid = None
     for image_name, data, array in images:
@@ -223,14 +234,14 @@ def _compare_stages(stages, images, decode, seed, draws, notes):
             record.update(torch_shape=tuple(torch_out.shape), ms_shape=tuple(ms_out.shape),
                           dtype=str(torch_out.dtype), bound=bound_for(torch_out))
             if record["mode"] == "statistics":
-                record["stats_diff"] = max(record["stats_diff"] or 0.0,
-                                           _stats_diff(t, m, torch_current, fed if fed is not None else ms_current,
-                                                       torch_out, draws))
+                delta, z = _stats_diff(t, m, torch_current, fed if fed is not None else ms_current, draws)
+                record["stats_diff"] = max(record["stats_diff"] or 0.0, delta)
+                record["stats_z"] = max(record.get("stats_z") or 0.0, z)
                 chains_apart = True
             elif not chains_apart:
                 diff = np.abs(torch_out.astype(np.float64) - view.astype(np.float64))
-                record["max_diff"] = max(record["max_diff"], float(diff.max()))
-                record["mean_diff"] = max(record["mean_diff"], float(diff.mean()))
+                record["max_diff"] = max(record["max_diff"] or 0.0, float(diff.max()))
+                record["mean_diff"] = max(record["mean_diff"] or 0.0, float(diff.mean()))
             if chains_apart and record["mode"] != "statistics":
                 record["comparable"] = False
             if ms_alone is not None and record["mode"] != "statistics":
@@ -245,7 +256,7 @@ def _compare_stages(stages, images, decode, seed, draws, notes):
 
 
 def _decode(data):
-    import mindspore.dataset.vision as vision
+    from mindspore.dataset import vision
 
     return vision.Decode()(np.frombuffer(data, np.uint8))
 
@@ -264,38 +275,32 @@ def _call(op, image, side, record):
         return op(image)
     except UserError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the user's op refused the image: say which, in one line
+    except Exception as exc:
         name = record["name"] if side == "--torch" else record["ms_op"]
         raise UserError(f"{side} stage {record['stage']} ({name}) failed on a {getattr(image, 'shape', '')} "
                         f"image: {type(exc).__name__}: {first_line(exc)}") from exc
 
 
-def _stats_diff(t, m, torch_in, ms_in, torch_out, draws):
-    """max over channels of |mean| and |std| differences over ``draws`` draws each, in pixel levels."""
+def _stats_diff(t, m, torch_in, ms_in, draws):
+    """:func:`compare_features` over ``draws`` draws of the stage on each side, from the same input."""
     record = {"stage": "?", "name": type(t).__name__, "ms_op": type(m).__name__}
     ours = [as_array(_call(t, torch_in, "--torch", record)) for _ in range(draws)]
     theirs = [_image_array(_call(m, ms_in, "--ms", record), "--ms", record["ms_op"]) for _ in range(draws)]
-    theirs = [aligned(a, torch_out) if aligned(a, torch_out) is not None else a for a in theirs]
-    mean_t, std_t = _channel_stats(ours, torch_out)
-    mean_m, std_m = _channel_stats(theirs, torch_out)
-    scale = 1.0 if torch_out.dtype == np.uint8 else 255.0  # float images: judged in levels of 1/255
-    if mean_t.shape != mean_m.shape:
-        return float("inf")
-    return float(max(np.abs(mean_t - mean_m).max(), np.abs(std_t - std_m).max()) * scale)
+    return compare_features(ours, theirs)
 
 
 def _judge(record):
     """(flagged, reason) of one stage record."""
     if record["mode"] == "statistics":
-        diff = record["stats_diff"]
-        if diff is not None and diff > TRANSFORM_STATS_MAX_ABS:
-            return True, (f"random, not replayable: per-channel mean/std over the draws differ by {diff:.3g} "
-                          f"levels > {TRANSFORM_STATS_MAX_ABS:g}")
+        z = record.get("stats_z") or 0.0
+        if z > TRANSFORM_STATS_MAX_Z:
+            return True, (f"random, not replayable: per-channel mean/std over the draws differ by "
+                          f"{record['stats_diff']:.3g} levels, {z:.3g} standard errors > {TRANSFORM_STATS_MAX_Z:g}")
         return False, None
     alone = record["stage_max_diff"] is not None
     diff = record["stage_max_diff"] if alone else record["max_diff"]
     bound = record.get("bound", 0)
-    if (alone or record["comparable"]) and diff > bound:
+    if (alone or record["comparable"]) and diff is not None and diff > bound:
         unit = "levels of 255" if record.get("dtype") == "uint8" else "float"
         return True, f"max |diff| {diff:.3g} > {bound:g} ({unit})"
     return False, None
@@ -347,12 +352,12 @@ def _compare_datasets(torch_dataset, ms_dataset, limit):
             theirs.append(_image_array(row[0], "--ms", "output"))
     except UserError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the user's data set failed: one line
+    except Exception as exc:
         raise UserError(f"reading the data sets failed: {type(exc).__name__}: {first_line(exc)}") from exc
     if not ours:
         raise UserError("the data sets gave no items to compare")
-    record = dict(stage=0, name="output", ms_op="output", mode="image", max_diff=0.0, mean_diff=0.0,
-                  stage_max_diff=None, comparable=True, stats_diff=None)
+    record = {"stage": 0, "name": "output", "ms_op": "output", "mode": "image", "max_diff": 0.0, "mean_diff": 0.0,
+                  "stage_max_diff": None, "comparable": True, "stats_diff": None}
     for k, (a, b) in enumerate(zip(ours, theirs)):
         view = aligned(b, a)
         if view is None:
@@ -362,12 +367,9 @@ def _compare_datasets(torch_dataset, ms_dataset, limit):
         record["mean_diff"] = max(record["mean_diff"], float(diff.mean()))
     record.update(torch_shape=tuple(ours[0].shape), ms_shape=tuple(theirs[0].shape), dtype=str(ours[0].dtype),
                   bound=bound_for(ours[0]))
-    mean_t, std_t = _channel_stats(ours, ours[0])
-    mean_m, std_m = _channel_stats([aligned(b, a) for a, b in zip(ours, theirs)], ours[0])
-    scale = 1.0 if ours[0].dtype == np.uint8 else 255.0
-    record["stats_diff"] = float(max(np.abs(mean_t - mean_m).max(), np.abs(std_t - std_m).max()) * scale)
-    notes = [f"data sets compared item by item ({len(ours)} items, outputs only); if either is random, "
-             f"judge by stats_diff (per-channel mean/std, levels)"]
+    record["stats_diff"], record["stats_z"] = compare_features(ours, [aligned(b, a) for a, b in zip(ours, theirs)])
+    notes = [(f"data sets compared item by item ({len(ours)} items, outputs only); if either is random, "
+             f"judge by stats_diff and stats_z (per-channel mean/std, levels)")]
     names = [f"item {k}" for k in range(len(ours))]
     return _result([record], notes, [(n, None, None) for n in names], None)
 
@@ -384,6 +386,7 @@ TABLE_COLUMNS = [
     Column("mean|d|", "mean_diff"),
     Column("stage alone max|d|", "stage_max_diff"),
     Column("stats|d|", "stats_diff"),
+    Column("stats z", "stats_z"),
     Column("bound", "bound"),
     Column("", "flagged", fmt=flag_mark),
 ]
@@ -433,4 +436,4 @@ def _displayable(array):
 
 SORT_KEY = "max_diff"
 
-__all__ = ["DataComparison", "TABLE_COLUMNS", "SORT_KEY", "aligned", "compare_data", "load_images", "plots_for"]
+__all__ = ["SORT_KEY", "TABLE_COLUMNS", "DataComparison", "aligned", "compare_data", "load_images", "plots_for"]

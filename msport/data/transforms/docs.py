@@ -9,15 +9,15 @@ on the torch side, through both torchvision APIs (v1 and v2). ``python -m msport
 rewrites the page; tests/test_transforms.py checks that it is up to date.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import numpy as np
 
 from msport.tolerances import TRANSFORM_FLOAT_MAX_ABS, TRANSFORM_UINT8_MAX_ABS
 
 from .base import rng_for
-from .pipeline import as_array, run_twins, torch_replay, twin_of
+from .pipeline import as_array, run_twins, twin_of
 from .table import ENTRIES, entry
 
 DOCS_PAGE = "docs/data.md"
@@ -34,7 +34,7 @@ class Proof:
     label: str  # the configuration, as a user writes it
     random: Callable  # T (torchvision.transforms or .v2) -> the transform the twin is measured on
     fixed: Callable  # T -> a configuration without randomness, for MindSpore's op
-    ms: Optional[Callable]  # (vision, transforms, ms) -> MindSpore's op on the fixed configuration
+    ms: Callable | None  # (vision, transforms, ms) -> MindSpore's op on the fixed configuration
 
 
 def _cases():
@@ -166,10 +166,10 @@ def measure_ms(case, photos):
     """MindSpore's op on the fixed configuration: (max, mean) over both photos, or a short text why not."""
     if case.ms is None:
         return "no fixed configuration: the position is random"
-    import torchvision.transforms as T1
-
     import mindspore.dataset.transforms as mtransforms
-    import mindspore.dataset.vision as vision
+    import torchvision.transforms as T1
+    from mindspore.dataset import vision
+
     from msport._mindspore import ms
 
     torch_transform = case.fixed(T1) if hasattr(T1, case.name) else case.fixed(__import__(
@@ -203,8 +203,8 @@ def _fmt(value):
 
 def proof_table(photos=None):
     photos = photos if photos is not None else sample_photos()
-    rows = ["| torchvision | configuration | MindSpore's op: max / mean diff | msport twin: max / mean diff | "
-            "bound | twin within |", "| --- | --- | --- | --- | --- | --- |"]
+    rows = [("| torchvision | configuration | MindSpore's op: max / mean diff | msport twin: max / mean diff | "
+            "bound | twin within |"), "| --- | --- | --- | --- | --- | --- |"]
     for case in _cases():
         ms_result = measure_ms(case, photos)
         ms_text = ms_result if isinstance(ms_result, str) else f"{_fmt(ms_result[0])} / {_fmt(ms_result[1])}"
