@@ -30,7 +30,8 @@ def add_arguments(parser):
     add_output_arguments(parser)
 
 
-def _side(spec, option):
+def side(spec, option):
+    """The pipeline a ``module:callable`` spec returns (also read by msport audit's data check)."""
     from msport import specs
 
     value = specs.call(spec, option)
@@ -61,6 +62,6 @@ def run(args):
         raise UserError("--max-images must be at least 1 and --draws at least 2")
     _check_outputs(args)
     images = load_images(args.images, args.max_images)
-    result = compare_data(_side(args.torch_spec, "--torch"), _side(args.ms_spec, "--ms"), images,
+    result = compare_data(side(args.torch_spec, "--torch"), side(args.ms_spec, "--ms"), images,
                           seed=args.seed, draws=args.draws)
     return emit(result, args, TABLE_COLUMNS, plots_for(result), SORT_KEY)

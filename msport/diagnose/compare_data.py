@@ -24,6 +24,7 @@ import os
 import numpy as np
 
 from msport.data.transforms import Twin, as_array, entry_for, torch_transforms, twin_of
+from msport.data.transforms.base import error_line
 from msport.data.transforms.docs import bound_for
 from msport.diagnose.report import Column, DiagnosisResult, Figure, flag_mark
 from msport.errors import UserError, first_line
@@ -141,9 +142,15 @@ def channel_features(array):
     return np.concatenate([flat.mean(axis=1), flat.std(axis=1)])
 
 
-def compare_features(ours, theirs):
-    """(max |difference| of the average features, in levels; its z-score) over draws of the two sides."""
-    a, b = np.stack([channel_features(x) for x in ours]), np.stack([channel_features(x) for x in theirs])
+def compare_features(ours, theirs, raw=False):
+    """(max |difference| of the average features, in levels; its z-score) over draws of the two sides.
+
+    ``ours``/``theirs`` are images, or with ``raw`` their features already (one row per image).
+    """
+    if raw:
+        a, b = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
+    else:
+        a, b = np.stack([channel_features(x) for x in ours]), np.stack([channel_features(x) for x in theirs])
     if a.shape[1] != b.shape[1]:
         return float("inf"), float("inf")
     delta = np.abs(a.mean(axis=0) - b.mean(axis=0))
@@ -278,7 +285,7 @@ def _call(op, image, side, record):
     except Exception as exc:
         name = record["name"] if side == "--torch" else record["ms_op"]
         raise UserError(f"{side} stage {record['stage']} ({name}) failed on a {getattr(image, 'shape', '')} "
-                        f"image: {type(exc).__name__}: {first_line(exc)}") from exc
+                        f"image: {type(exc).__name__}: {error_line(exc)}") from exc
 
 
 def _stats_diff(t, m, torch_in, ms_in, draws):
@@ -341,8 +348,32 @@ def _result(records, notes, images, grid):
     return DataComparison(records, summary, notes, grid)
 
 
-def _compare_datasets(torch_dataset, ms_dataset, limit):
-    """Item k of the torch Dataset against row k of the MindSpore pipeline (first column), outputs only."""
+def batch_outputs(torch_side, ms_side, images):
+    """Each side's final outputs, in order: ``(torch arrays, MindSpore arrays)``.
+
+    Op sequences run on ``images`` (MindSpore's from the encoded bytes when it starts with
+    Decode); data sets give their first ``len(images)`` items (a row's first column).
+    """
+    if is_torch_dataset(torch_side) or is_ms_dataset(ms_side):
+        if not (is_torch_dataset(torch_side) and is_ms_dataset(ms_side)):
+            raise UserError("--torch and --ms must both be transforms (or op lists) or both data sets "
+                            "(a torch Dataset and a mindspore.dataset pipeline), not one of each")
+        return _dataset_outputs(torch_side, ms_side, len(images))
+    from PIL import Image
+
+    torch_chain = _Chain(torch_transforms(torch_side))
+    ms_ops = list(ms_side) if isinstance(ms_side, (list, tuple)) else [ms_side]
+    decode = bool(ms_ops) and _is_decode(ms_ops[0])
+    ms_chain = _Chain(ms_ops[1:] if decode else ms_ops)
+    record = {"stage": "output", "name": "the pipeline", "ms_op": "the pipeline"}
+    ours = [_image_array(_call(torch_chain, Image.fromarray(array), "--torch", record), "--torch", "output")
+            for _, _, array in images]
+    theirs = [_image_array(_call(ms_chain, _decode(data) if decode else array, "--ms", record), "--ms", "output")
+              for _, data, array in images]
+    return ours, theirs
+
+
+def _dataset_outputs(torch_dataset, ms_dataset, limit):
     iterator = ms_dataset.create_tuple_iterator(output_numpy=True, num_epochs=1)
     ours, theirs = [], []
     try:
@@ -356,6 +387,12 @@ def _compare_datasets(torch_dataset, ms_dataset, limit):
         raise UserError(f"reading the data sets failed: {type(exc).__name__}: {first_line(exc)}") from exc
     if not ours:
         raise UserError("the data sets gave no items to compare")
+    return ours, theirs
+
+
+def _compare_datasets(torch_dataset, ms_dataset, limit):
+    """Item k of the torch Dataset against row k of the MindSpore pipeline (first column), outputs only."""
+    ours, theirs = _dataset_outputs(torch_dataset, ms_dataset, limit)
     record = {"stage": 0, "name": "output", "ms_op": "output", "mode": "image", "max_diff": 0.0, "mean_diff": 0.0,
                   "stage_max_diff": None, "comparable": True, "stats_diff": None}
     for k, (a, b) in enumerate(zip(ours, theirs)):

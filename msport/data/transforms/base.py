@@ -108,6 +108,20 @@ class Twin:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
 
+def error_line(exc):
+    """The line of an op's exception that says what was wrong.
+
+    mindspore.dataset wraps its ops' errors in a banner ("Exception thrown from dataset pipeline...")
+    and a C++ call stack; the finding is the ``[ERROR]`` line between them.
+    """
+    from msport.errors import first_line
+
+    for line in str(exc).splitlines():
+        if line.strip().startswith("[ERROR]"):
+            return line.strip()[len("[ERROR]"):].strip()
+    return first_line(exc)
+
+
 def rng_for(seed, epoch=0, index=0):
     """The generator of image ``index`` in ``epoch``: ``default_rng([seed, epoch, index])``.
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from msport.tolerances import TRANSFORM_FLOAT_MAX_ABS, TRANSFORM_UINT8_MAX_ABS
 
-from .base import rng_for
+from .base import error_line, rng_for
 from .pipeline import as_array, run_twins, twin_of
 from .table import ENTRIES, entry
 
@@ -191,10 +191,8 @@ def measure_ms(case, photos):
 
 
 def _first_words(exc):
-    from msport.errors import first_line
-
-    text = first_line(exc)
-    return text if len(text) <= 60 else text[:57] + "..."
+    text = error_line(exc)
+    return text if len(text) <= 90 else text[:87] + "..."
 
 
 def _fmt(value):

@@ -15,12 +15,12 @@ from .table import ENTRIES, entry_for, twin_kwargs
 
 
 def torch_transforms(compose):
-    """The list of transforms inside a torchvision ``Compose`` (v1 or v2), a list, or one transform."""
+    """The transforms inside a torchvision ``Compose`` (v1 or v2), a list, or one transform, nested ones flattened."""
     if isinstance(compose, (list, tuple)):
-        return list(compose)
+        return [t for inner in compose for t in torch_transforms(inner)]
     inner = getattr(compose, "transforms", None)
     if type(compose).__name__ == "Compose" and isinstance(inner, (list, tuple)):
-        return list(inner)
+        return torch_transforms(inner)
     return [compose]
 
 

@@ -99,7 +99,8 @@ _WITHIN_ONE = "within 1 of 255: float64 sums where torch sums in float32, so a p
 ENTRIES: tuple[TransformEntry, ...] = (
     TransformEntry("Resize", "vision.Resize", _RESIZE_DIFF, geometry.Resize, "exact (PIL's resize, as torchvision)"),
     TransformEntry("CenterCrop", "vision.CenterCrop",
-                   "rounds an odd margin's offset down where torchvision rounds (half to even)",
+                   "puts the crop one row or column off where the margin is odd: it rounds the offset down, torchvision "
+                   "half to even",
                    geometry.CenterCrop, "exact"),
     TransformEntry("Pad", "vision.Pad", "fill_value and padding_mode=Border.* for fill and padding_mode",
                    geometry.Pad, "exact"),
@@ -120,7 +121,7 @@ ENTRIES: tuple[TransformEntry, ...] = (
     TransformEntry("GaussianBlur", "vision.GaussianBlur",
                    "sigma=None derives sigma from the kernel size, where torchvision draws from (0.1, 2.0)",
                    color.GaussianBlur, _WITHIN_ONE, _replay_blur),
-    TransformEntry("ToTensor", "vision.ToTensor", "the same (HWC uint8 -> CHW float32 / 255)", tensor.ToTensor,
+    TransformEntry("ToTensor", "vision.ToTensor", "the same layout and scale (HWC uint8 -> CHW float32 in [0, 1]); its values are up to 6e-8 off", tensor.ToTensor,
                    "exact"),
     TransformEntry("PILToTensor", "vision.HWC2CHW", "the same (HWC -> CHW, dtype kept)", tensor.PILToTensor, "exact"),
     TransformEntry("ToImage", "vision.HWC2CHW", "the same (HWC -> CHW, dtype kept)", tensor.ToImage, "exact"),
