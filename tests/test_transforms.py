@@ -168,3 +168,16 @@ def test_docs_proof_table_is_measured_again(photos):
     page = (Path(__file__).resolve().parent.parent / docs.DOCS_PAGE).read_text()
     assert docs.section(page, "proof") == docs.proof_table(photos), \
         "docs/data.md's proof table is out of date: run `python -m msport.data.transforms`"
+
+
+@pytest.mark.parametrize("make", [eval_pipeline, train_pipeline], ids=["eval", "train"])
+def test_a_fused_twin_pipeline_gives_the_separate_twins_output(make, photos):
+    compose = make(T1)
+    fused = from_torchvision(compose, seed=11, fuse=True)
+    separate = from_torchvision(compose, seed=11)
+    assert len(fused) == 1
+    for _, image in photos:
+        got = image
+        for twin in separate:
+            got = twin(got)
+        assert np.array_equal(fused[0](image), got)  # same draws, and PIL handed on is numpy's pixels

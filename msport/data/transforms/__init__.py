@@ -20,6 +20,7 @@ from .geometry import (
                        Resize,
 )
 from .pipeline import (
+    Fused,
                        as_array,
                        from_torchvision,
                        run_twins,
@@ -44,6 +45,7 @@ __all__ = [
                        "CenterCrop",
                        "ColorJitter",
                        "ConvertImageDtype",
+                       "Fused",
                        "GaussianBlur",
                        "Normalize",
                        "PILToTensor",

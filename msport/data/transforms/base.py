@@ -75,10 +75,19 @@ class Twin:
         return
 
     def apply(self, image, params=None):
-        raise NotImplementedError
+        """The twin on a numpy image; twins that compute with PIL define :meth:`apply_pil` instead."""
+        return from_pil(self.apply_pil(pil_image(image, self.torch_name), params), image)
+
+    #: Twins that compute with PIL define ``apply_pil(pil_image, params) -> pil_image``; a fused
+    #: pipeline then hands the PIL image from one to the next without converting it to numpy and back.
+    apply_pil = None
+
+    def params(self, shape):
+        """Draw from this process's generator (None for a deterministic twin)."""
+        return self.draw(self._generator(), shape) if self.random else None
 
     def __call__(self, image):
-        return self.apply(image, self.draw(self._generator(), np.shape(image)) if self.random else None)
+        return self.apply(image, self.params(np.shape(image)))
 
     def _seed(self, seed):
         """Random twins call this from ``__init__``: the process that builds the op is remembered."""

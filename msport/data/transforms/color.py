@@ -10,7 +10,7 @@ rounding of .5 may round the other way: within 1 of 255, not exact.
 
 import numpy as np
 
-from .base import Twin, from_pil, pil_image, uniform
+from .base import Twin, pil_image, uniform
 
 
 def jitter_range(value, name, center=1.0, clip=True):
@@ -61,13 +61,12 @@ class ColorJitter(Twin):
             params[kind] = None if bounds is None else uniform(rng, *bounds)
         return params
 
-    def apply(self, image, params):
-        pil = pil_image(image, "ColorJitter")
+    def apply_pil(self, pil, params):
         for index in params["order"]:
             kind = self.KINDS[index]
             if params[kind] is not None:
                 pil = adjust(pil, kind, params[kind])
-        return from_pil(pil, image)
+        return pil
 
 
 def gaussian_kernel1d(size, sigma):

@@ -13,10 +13,8 @@ import numpy as np
 from .base import (
     PIL_FILTERS,
     Twin,
-    from_pil,
     hw,
     interpolation_name,
-    pil_image,
     uniform,
 )
 
@@ -45,11 +43,10 @@ def resized_size(height, width, size, max_size=None):
     return (new_long, new_short) if width <= height else (new_short, new_long)
 
 
-def resize(image, out_hw, interpolation="bilinear", name="Resize"):
-    if tuple(out_hw) == hw(np.shape(image)):
-        return np.asarray(image)  # torchvision returns the image untouched
-    pil = pil_image(image, name)
-    return from_pil(pil.resize((out_hw[1], out_hw[0]), resample=PIL_FILTERS[interpolation]), image)
+def resize_pil(pil, out_hw, interpolation="bilinear"):
+    if tuple(out_hw) == (pil.height, pil.width):
+        return pil  # torchvision returns the image untouched
+    return pil.resize((out_hw[1], out_hw[0]), resample=PIL_FILTERS[interpolation])
 
 
 def pad(image, padding, fill=0, padding_mode="constant"):
@@ -88,9 +85,8 @@ class Resize(Twin):
         self.size, self.max_size, self.antialias = size, max_size, antialias  # PIL always antialiases
         self.interpolation = interpolation_name(interpolation)
 
-    def apply(self, image, params=None):
-        height, width = hw(np.shape(image))
-        return resize(image, resized_size(height, width, self.size, self.max_size), self.interpolation)
+    def apply_pil(self, pil, params=None):
+        return resize_pil(pil, resized_size(pil.height, pil.width, self.size, self.max_size), self.interpolation)
 
 
 class CenterCrop(Twin):
@@ -108,6 +104,15 @@ class CenterCrop(Twin):
             image = pad(image, (dw // 2, dh // 2, (dw + 1) // 2, (dh + 1) // 2))
             h, w = hw(image.shape)
         return crop(image, round((h - ch) / 2.0), round((w - cw) / 2.0), ch, cw)
+
+    def apply_pil(self, pil, params=None):
+        (ch, cw), h, w = self.size, pil.height, pil.width
+        if ch > h or cw > w:
+            from PIL import Image
+
+            return Image.fromarray(self.apply(np.asarray(pil)))
+        top, left = round((h - ch) / 2.0), round((w - cw) / 2.0)
+        return pil.crop((left, top, left + cw, top + ch))
 
 
 class Pad(Twin):
@@ -197,9 +202,10 @@ class RandomResizedCrop(Twin):
             w, h = width, height
         return {"top": (height - h) // 2, "left": (width - w) // 2, "height": h, "width": w}
 
-    def apply(self, image, params):
-        box = crop(image, params["top"], params["left"], params["height"], params["width"])
-        return resize(box, self.size, self.interpolation, "RandomResizedCrop")
+    def apply_pil(self, pil, params):
+        top, left = params["top"], params["left"]
+        box = pil.crop((left, top, left + params["width"], top + params["height"]))
+        return resize_pil(box, self.size, self.interpolation)
 
 
 class RandomHorizontalFlip(Twin):
@@ -219,6 +225,13 @@ class RandomHorizontalFlip(Twin):
     def apply(self, image, params):
         image = np.asarray(image)
         return np.ascontiguousarray(np.flip(image, self.axis)) if params["flip"] else image
+
+    def apply_pil(self, pil, params):
+        from PIL import Image
+
+        if not params["flip"]:
+            return pil
+        return pil.transpose(Image.Transpose.FLIP_LEFT_RIGHT if self.axis == 1 else Image.Transpose.FLIP_TOP_BOTTOM)
 
 
 class RandomVerticalFlip(RandomHorizontalFlip):
@@ -241,12 +254,10 @@ class RandomRotation(Twin):
     def draw(self, rng, shape):
         return {"angle": uniform(rng, *self.degrees)}
 
-    def apply(self, image, params):
-        pil = pil_image(image, "RandomRotation")
+    def apply_pil(self, pil, params):
         bands = len(pil.getbands())
         fill = 0 if self.fill is None else self.fill
         fill = tuple(fill) * (bands if len(tuple(fill)) == 1 else 1) if isinstance(fill, (list, tuple)) \
             else (fill,) * bands
         fill = tuple(int(f) for f in fill) if bands > 1 else int(fill[0])
-        out = pil.rotate(params["angle"], PIL_FILTERS[self.interpolation], self.expand, self.center, fillcolor=fill)
-        return from_pil(out, image)
+        return pil.rotate(params["angle"], PIL_FILTERS[self.interpolation], self.expand, self.center, fillcolor=fill)

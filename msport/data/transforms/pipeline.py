@@ -10,7 +10,7 @@ import numpy as np
 
 from msport.data.errors import DataError
 
-from .base import rng_for
+from .base import from_pil, pil_image, rng_for
 from .table import ENTRIES, entry_for, twin_kwargs
 
 
@@ -36,13 +36,40 @@ def twin_of(transform, seed=None):
     return found.twin(**kwargs, seed=seed) if found.random else found.twin(**kwargs)
 
 
-def from_torchvision(compose, seed=None):
+def from_torchvision(compose, seed=None, fuse=False):
     """The twin of a torchvision pipeline: a list of ops taking HWC uint8 numpy images.
 
     With ``seed``, random twin k draws from ``default_rng([seed, k])`` (reproducible); without,
-    from fresh entropy, as torchvision's draws from torch's global generator are.
+    from fresh entropy, as torchvision's draws from torch's global generator are. ``fuse=True``
+    gives one op running them all: mindspore.dataset converts every Python op's input and output
+    between its tensors and numpy, so one op instead of five is faster (bench/data_transforms.py);
+    the separate ops are what ``msport compare-data`` compares stage by stage.
     """
-    return [twin_of(t, None if seed is None else (seed, k)) for k, t in enumerate(torch_transforms(compose))]
+    twins = [twin_of(t, None if seed is None else (seed, k)) for k, t in enumerate(torch_transforms(compose))]
+    return [Fused(twins)] if fuse else twins
+
+
+class Fused:
+    """Several twins as one op for ``dataset.map``, in order; PIL twins in a row share one PIL image."""
+
+    def __init__(self, ops):
+        self.ops = list(ops)
+
+    def __call__(self, image):
+        pil, like = None, image
+        for op in self.ops:
+            if getattr(op, "apply_pil", None) is not None:
+                if pil is None:
+                    pil, like = pil_image(image, op.torch_name), image
+                pil = op.apply_pil(pil, op.params((pil.height, pil.width, len(pil.getbands()))))
+                continue
+            if pil is not None:
+                image, pil = from_pil(pil, like), None
+            image = op(image)
+        return image if pil is None else from_pil(pil, like)
+
+    def __repr__(self):
+        return f"Fused({self.ops!r})"
 
 
 def run_twins(twins, image, rng):
@@ -93,5 +120,5 @@ def as_array(output):
     return np.asarray(output)
 
 
-__all__ = ["as_array", "from_torchvision", "functional_for", "rng_for", "run_twins", "torch_replay",
+__all__ = ["Fused", "as_array", "from_torchvision", "functional_for", "rng_for", "run_twins", "torch_replay",
            "torch_transforms", "twin_of"]
