@@ -205,3 +205,15 @@ def test_audit_data_check_flags_a_pipeline_that_skips_normalize():
                        T.ToTensor(), T.Normalize(MEAN, STD)])
     independent = data_records(train, from_torchvision(train), images)  # each side draws its own crops
     assert not any(r["flagged"] for r in independent)
+
+
+def test_msport_audit_runs_the_data_check_from_its_options(tmp_path, capsys):
+    examples = REPO / "examples" / "data_pipelines.py"
+    main(["audit", "--model", "resnet10_w16", "--torch-data", f"{examples}:torch_eval",
+          "--ms-data", f"{examples}:twin_eval", "--json", str(tmp_path / "audit.json")])
+    capsys.readouterr()
+    records = json.loads((tmp_path / "audit.json").read_text())["records"]
+    data = [r for r in records if r["check"] == "data"]
+    assert len(data) == 6 and not any(r["flagged"] for r in data)
+    assert main(["audit", "--model", "resnet10_w16", "--torch-data", f"{examples}:torch_eval"]) == 2
+    assert "needs both --torch-data and --ms-data" in capsys.readouterr().err
