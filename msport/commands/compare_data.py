@@ -42,9 +42,9 @@ def side(spec, option):
 
 
 def _check_outputs(args):
-    for path in (args.json, args.report):
-        if path and args.json == path and os.path.isdir(path):
-            raise UserError(f"--json {path} is a folder; give a file name")
+    """Refuse unusable output paths before any work: --json must not be a folder, --report not a file."""
+    if args.json and os.path.isdir(args.json):
+        raise UserError(f"--json {args.json} is a folder; give a file name")
     if args.report and os.path.exists(args.report) and not os.path.isdir(args.report):
         raise UserError(f"--report {args.report} is a file; give a folder")
 

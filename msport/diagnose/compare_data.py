@@ -18,19 +18,15 @@ per-channel mean and std over ``draws`` draws on each side (``statistics``). A t
 against a ``mindspore.dataset`` pipeline is compared item by item on its outputs only.
 """
 
-import glob
-import os
-
 import numpy as np
 
 from msport.data.transforms import Twin, as_array, entry_for, torch_transforms, twin_of
-from msport.data.transforms.base import error_line
-from msport.data.transforms.docs import bound_for
+from msport.data.transforms.base import bound_for, error_line
+from msport.diagnose.data_images import draw_grid, load_images
 from msport.diagnose.report import Column, DiagnosisResult, Figure, flag_mark
 from msport.errors import UserError, first_line
 from msport.tolerances import TRANSFORM_STATS_MAX_Z, TRANSFORM_STATS_MIN_LEVELS
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 RANDOM_AUGMENTS = ("ColorJitter", "GaussianBlur", "RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix")
 DEFAULT_DRAWS = 64
 
@@ -41,37 +37,6 @@ class DataComparison(DiagnosisResult):
     def __init__(self, records, summary, notes, grid=None):
         super().__init__("compare-data", records, summary, notes)
         self.grid = grid  # (stage name, torch array, MindSpore array) or None
-
-
-# --- images ---------------------------------------------------------------------------------------
-
-def load_images(folder=None, limit=None):
-    """``[(name, encoded bytes, HWC uint8 array)]`` from ``folder``, or scikit-learn's two sample photos."""
-    from PIL import Image
-
-    if folder is None:
-        import sklearn.datasets
-
-        folder = os.path.join(os.path.dirname(sklearn.datasets.__file__), "images")
-        paths = sorted(glob.glob(os.path.join(folder, "*.jpg")))
-    else:
-        if not os.path.isdir(folder):
-            raise UserError(f"--images {folder}: no such folder")
-        paths = sorted(p for p in glob.glob(os.path.join(folder, "*")) if p.lower().endswith(IMAGE_EXTENSIONS))
-        if not paths:
-            raise UserError(f"--images {folder}: no images there (looked for {', '.join(IMAGE_EXTENSIONS)}); "
-                            f"point it at a folder of photos")
-    images = []
-    for path in paths[:limit]:
-        with open(path, "rb") as f:
-            data = f.read()
-        try:
-            with Image.open(path) as image:
-                array = np.asarray(image.convert("RGB"))
-        except Exception as exc:
-            raise UserError(f"{path}: not an image PIL can read ({first_line(exc)})") from exc
-        images.append((os.path.basename(path), data, array))
-    return images
 
 
 # --- what each side is ------------------------------------------------------------------------------
@@ -446,42 +411,7 @@ def plots_for(result):
     """The report's image grid: torch, MindSpore and their difference at the first divergent stage."""
     if result.grid is None:
         return []
-    return [Figure("first_divergence.png", lambda records, path: draw_grid(result.grid, path))]
-
-
-def draw_grid(grid, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    name, ours, theirs = grid
-    show = [_displayable(ours), _displayable(theirs)]
-    diff = np.abs(show[0].astype(np.float64) - show[1].astype(np.float64))
-    diff = diff.max(axis=-1) if diff.ndim == 3 else diff
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-    for ax, image, title in zip(axes, show + [diff], ("torchvision", "MindSpore", f"|difference| (max {diff.max():.3g})")):
-        ax.imshow(image, cmap="magma" if image is diff else None)
-        ax.set_title(title)
-        ax.axis("off")
-    fig.suptitle(f"first divergent stage: {name}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return True
-
-
-def _displayable(array):
-    """An HWC (or HW) image for imshow: CHW moved, floats stretched to [0, 1]."""
-    array = np.asarray(array)
-    if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
-        array = array.transpose(1, 2, 0)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[:, :, 0]
-    if array.dtype == np.uint8:
-        return array
-    low, high = float(array.min()), float(array.max())
-    return (array - low) / (high - low) if high > low else np.zeros_like(array, dtype=np.float64)
+    return [Figure("first_divergence.png", lambda records, path: draw_grid(*result.grid, path))]
 
 
 SORT_KEY = "max_diff"

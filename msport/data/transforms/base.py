@@ -131,6 +131,13 @@ def error_line(exc):
     return first_line(exc)
 
 
+def bound_for(output):
+    """The twin's bound for an output like this one: uint8 pixel levels or float (msport.tolerances)."""
+    from msport.tolerances import TRANSFORM_FLOAT_MAX_ABS, TRANSFORM_UINT8_MAX_ABS
+
+    return TRANSFORM_UINT8_MAX_ABS if np.asarray(output).dtype == np.uint8 else TRANSFORM_FLOAT_MAX_ABS
+
+
 def rng_for(seed, epoch=0, index=0):
     """The generator of image ``index`` in ``epoch``: ``default_rng([seed, epoch, index])``.
 

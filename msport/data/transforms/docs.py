@@ -14,9 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from msport.tolerances import TRANSFORM_FLOAT_MAX_ABS, TRANSFORM_UINT8_MAX_ABS
-
-from .base import error_line, rng_for
+from .base import bound_for, error_line, rng_for
 from .pipeline import as_array, run_twins, twin_of
 from .table import ENTRIES, entry
 
@@ -123,10 +121,6 @@ def difference(a, b):
         return None
     d = np.abs(a - b)
     return float(d.max()), float(d.mean())
-
-
-def bound_for(output):
-    return TRANSFORM_UINT8_MAX_ABS if np.asarray(output).dtype == np.uint8 else TRANSFORM_FLOAT_MAX_ABS
 
 
 def measure_twin(case, photos):
