@@ -403,7 +403,7 @@ TABLE_COLUMNS = [
     Column("stats|d|", "stats_diff"),
     Column("stats z", "stats_z"),
     Column("bound", "bound"),
-    Column("", "flagged", fmt=flag_mark),
+    Column("flag", "flagged", fmt=flag_mark),
 ]
 
 
