@@ -37,6 +37,12 @@ def ms_square():  # a Resize to 224x224 where torchvision keeps the aspect ratio
 
 def not_a_pipeline():
     return 42
+
+def _resize():
+    import torchvision.transforms as T
+    return T.Resize(32)
+
+RESIZE = _resize()  # a transform named directly, not a function returning one
 '''
 
 
@@ -75,6 +81,13 @@ def test_mindspores_default_resize_is_named_the_first_divergence(photo):
     assert to_tensor["stage_max_diff"] <= 1e-6 and not to_tensor["flagged"]  # fed torchvision's input, it agrees
     assert not normalize["flagged"] and normalize["max_diff"] > 0.1  # ... though the chains stay apart
     assert result.grid[0] == "Resize"
+
+
+def test_a_transform_named_directly_is_taken_as_it_is(pipes, capsys):
+    from msport.commands.compare_data import side
+
+    assert type(side(f"{pipes}:RESIZE", "--torch")).__name__ == "Resize"
+    assert isinstance(side(f"{pipes}:ms_eval", "--ms"), list)
 
 
 def test_the_twins_of_from_torchvision_are_not_flagged(photo):
@@ -217,3 +230,16 @@ def test_msport_audit_runs_the_data_check_from_its_options(tmp_path, capsys):
     assert len(data) == 6 and not any(r["flagged"] for r in data)
     assert main(["audit", "--model", "resnet10_w16", "--torch-data", f"{examples}:torch_eval"]) == 2
     assert "needs both --torch-data and --ms-data" in capsys.readouterr().err
+
+
+def test_an_image_folder_is_read_in_order_and_a_file_pil_cannot_read_is_one_line(tmp_path):
+    from PIL import Image
+
+    photo = load_images(None, limit=1)[0][2]
+    Image.fromarray(photo[:50, :60]).save(tmp_path / "b.png")
+    Image.fromarray(photo[50:90, :70]).save(tmp_path / "a.jpg")
+    images = load_images(str(tmp_path))
+    assert [(name, array.shape) for name, _, array in images] == [("a.jpg", (40, 70, 3)), ("b.png", (50, 60, 3))]
+    (tmp_path / "c.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(UserError, match=r"c\.jpg: not an image PIL can read"):
+        load_images(str(tmp_path))

@@ -31,10 +31,19 @@ def add_arguments(parser):
 
 
 def side(spec, option):
-    """The pipeline a ``module:callable`` spec returns (also read by msport audit's data check)."""
+    """The pipeline a ``module:callable`` spec names (also read by msport audit's data check).
+
+    A function is called; a pipeline named directly (a torchvision transform or Compose, a list of
+    ops, a data set) is taken as it is, since calling a transform would apply it to nothing.
+    """
+    import functools
+    import inspect
+
     from msport import specs
 
-    value = specs.call(spec, option)
+    found = specs.resolve(spec, option)
+    builder = inspect.isroutine(found) or inspect.isclass(found) or isinstance(found, functools.partial)
+    value = specs.call(spec, option) if builder else found
     if value is None or isinstance(value, (str, bytes, int, float, dict)):
         raise UserError(f"{option} {spec!r} returned a {type(value).__name__}, not a transform, an op list "
                         f"or a data set")
