@@ -22,6 +22,7 @@ import numpy as np
 
 from msport.data.transforms import Twin, as_array, entry_for, torch_transforms, twin_of
 from msport.data.transforms.base import bound_for, error_line
+from msport.data.transforms.pipeline import functional_for
 from msport.diagnose.data_images import draw_grid, load_images
 from msport.diagnose.report import Column, DiagnosisResult, Figure, flag_mark
 from msport.errors import UserError, first_line
@@ -164,6 +165,13 @@ class _Chain:
 
 
 def _compare_stages(stages, images, decode, seed, draws, notes):
+    """Run every stage on every image, both chains and each MindSpore op alone; one record per stage.
+
+    Figures are the worst over the images. ``torch_current``/``ms_current`` are the two chains'
+    images entering a stage; ``fed`` is torchvision's entering image in MindSpore's layout, the
+    input of the op-alone comparison. After a statistics stage the chains hold different draws, so
+    later stages are compared alone only (``comparable`` False).
+    """
     from PIL import Image
 
     rng = np.random.default_rng(seed)
@@ -185,10 +193,7 @@ def _compare_stages(stages, images, decode, seed, draws, notes):
             fed = _fed(torch_in, ms_current)
             if record["mode"] == "replayed":
                 params = m.draw(rng, (fed if fed is not None else ms_current).shape)
-                found = entry_for(t)
-                from msport.data.transforms.pipeline import functional_for
-
-                torch_next = found.replay(functional_for(t), t, torch_current, params)
+                torch_next = entry_for(t).replay(functional_for(t), t, torch_current, params)
                 ms_alone = m.apply(fed, params) if fed is not None else None
                 same = fed is not None and fed.shape == ms_current.shape
                 ms_next = m.apply(ms_current, params if same else m.draw(rng, ms_current.shape))
