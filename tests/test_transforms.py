@@ -42,6 +42,26 @@ def test_each_twin_gives_torchvisions_output_with_replayed_draws(case, photos):
     assert worst <= bound, f"{case.label}: {worst} > {bound}"
 
 
+@pytest.mark.parametrize("T", [T1, T2], ids=["v1", "v2"])
+def test_every_trivialaugmentwide_operation_is_exact(T, photos):
+    from PIL import Image
+
+    from msport.data.transforms.augment import SPACE
+    from msport.data.transforms.pipeline import functional_for
+    from msport.data.transforms.table import entry
+
+    transform = T.TrivialAugmentWide()
+    twin = from_torchvision(T.Compose([transform]))[0]
+    image = np.ascontiguousarray(photos[0][1][100:164, 200:296])
+    seen = set()
+    for draw in range(400):
+        params = twin.draw(rng_for(2, draw, 0), image.shape)
+        want = entry("TrivialAugmentWide").replay(functional_for(transform), transform, Image.fromarray(image), params)
+        assert np.array_equal(twin.apply(image, params), np.asarray(want)), params
+        seen.add(params["op"])
+    assert seen == set(SPACE)
+
+
 def eval_pipeline(T):
     tensor = [T.ToTensor()] if T is T1 else [T.ToImage(), T.ToDtype(torch.float32, scale=True)]
     return T.Compose([T.Resize(256), T.CenterCrop(224), *tensor, T.Normalize(MEAN, STD)])

@@ -7,6 +7,7 @@ name. ``ENTRIES`` (msport/data/transforms/table.py) is the one correspondence ta
 package loads neither torch nor MindSpore.
 """
 
+from .augment import TrivialAugmentWide
 from .base import Twin, rng_for
 from .color import ColorJitter, GaussianBlur
 from .geometry import (
@@ -62,6 +63,7 @@ __all__ = [
                        "ToPureTensor",
                        "ToTensor",
                        "TransformEntry",
+    "TrivialAugmentWide",
                        "Twin",
                        "as_array",
                        "entry",

@@ -9,6 +9,8 @@ on the torch side, through both torchvision APIs (v1 and v2). ``python -m msport
 rewrites the page; tests/test_transforms.py checks that it is up to date.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,6 +35,7 @@ class Proof:
     random: Callable  # T (torchvision.transforms or .v2) -> the transform the twin is measured on
     fixed: Callable  # T -> a configuration without randomness, for MindSpore's op
     ms: Callable | None  # (vision, transforms, ms) -> MindSpore's op on the fixed configuration
+    no_ms: str = ""  # why there is no fixed configuration for MindSpore's op (when ms is None)
 
 
 def _cases():
@@ -83,7 +86,10 @@ def _cases():
         Proof("Normalize", "Normalize(ImageNet mean, std)", lambda T: T.Normalize(MEAN, STD),
               lambda T: T.Normalize(MEAN, STD), lambda v, t, m: v.Normalize(MEAN, STD)),
         Proof("RandomErasing", "RandomErasing(p=0.9, value='random')",
-              lambda T: T.RandomErasing(p=0.9, value="random"), lambda T: None, None),
+              lambda T: T.RandomErasing(p=0.9, value="random"), lambda T: None, None,
+              "no fixed configuration: the position is random"),
+        Proof("TrivialAugmentWide", "TrivialAugmentWide()", lambda T: T.TrivialAugmentWide(), lambda T: None, None,
+              "no fixed configuration: the operation is random"),
     )
 
 
@@ -159,7 +165,7 @@ def _replay_one(transform, torch_input, params):
 def measure_ms(case, photos):
     """MindSpore's op on the fixed configuration: (max, mean) over both photos, or a short text why not."""
     if case.ms is None:
-        return "no fixed configuration: the position is random"
+        return case.no_ms
     import mindspore.dataset.transforms as mtransforms
     import torchvision.transforms as T1
     from mindspore.dataset import vision

@@ -8,11 +8,13 @@ table of docs/data.md is measured from it, and the correspondence table there is
 from it, so the three cannot disagree.
 """
 
+from __future__ import annotations
+
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import color, geometry, tensor
+from . import augment, color, geometry, tensor
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,16 @@ def _replay_erasing(F, t, img, p):
     return F.erase(img, p["top"], p["left"], p["height"], p["width"], torch.as_tensor(p["value"]))
 
 
+def _replay_trivial(F, t, img, p):
+    """torchvision's own operation code (private in both APIs: the transform offers no other way in)."""
+    if type(t).__module__.startswith("torchvision.transforms.v2"):
+        return t._apply_image_or_video_transform(img, p["op"], p["magnitude"], interpolation=t.interpolation,
+                                                 fill=t._fill)
+    from torchvision.transforms.autoaugment import _apply_op
+
+    return _apply_op(img, p["op"], p["magnitude"], interpolation=t.interpolation, fill=t.fill)
+
+
 _RESIZE_DIFF = ("Inter.LINEAR without antialiasing; torchvision resizes PIL images with PIL's antialiased "
                 "filters, and Inter.ANTIALIAS refuses numpy images")
 _WITHIN_ONE = "within 1 of 255: float64 sums where torch sums in float32, so a pixel at .5 may round apart"
@@ -135,12 +147,13 @@ ENTRIES: tuple[TransformEntry, ...] = (
     TransformEntry("RandomErasing", "vision.RandomErasing", "prob= for p; its own random draws",
                    tensor.RandomErasing, "exact", _replay_erasing, input="tensor"),
     TransformEntry("RandAugment", "vision.RandAugment", "its own operation set and magnitudes", None, "-",
-                   why_no_twin="no twin: its 14 operations include affine warps computed by torchvision's own "
-                               "matrix code; not reproduced exactly"),
-    TransformEntry("TrivialAugmentWide", "vision.TrivialAugmentWide", "its own operation set and magnitudes",
-                   None, "-", why_no_twin="no twin: the same operations as RandAugment; not reproduced exactly"),
+                   why_no_twin="no twin yet: TrivialAugmentWide's operations, two or more per image in "
+                               "RandAugment's own magnitude scheme"),
+    TransformEntry("TrivialAugmentWide", "vision.TrivialAugmentWide", "its own kernels for the 14 operations; "
+                   "its own random draws", augment.TrivialAugmentWide, "exact (PIL's transform, rotate, ImageEnhance, "
+                   "ImageOps)", _replay_trivial),
     TransformEntry("AutoAugment", "vision.AutoAugment", "its own policies' kernels", None, "-",
-                   why_no_twin="no twin: the same operations as RandAugment; not reproduced exactly"),
+                   why_no_twin="no twin yet: TrivialAugmentWide's operations in learned policies"),
 )
 
 _BY_NAME = {e.torch_name: e for e in ENTRIES}
