@@ -161,7 +161,7 @@ def test_a_worker_process_draws_apart_from_the_process_that_built_the_op(photos)
 
 def test_a_transform_without_a_twin_is_named_with_why():
     with pytest.raises(DataError, match=r"no MindSpore twin of torchvision\.transforms\.autoaugment\.RandAugment "
-                                        r"\(no twin: .*\); twins exist for: Resize"):
+                                        r"\(no twin yet: .*\); twins exist for: Resize"):
         from_torchvision(T1.Compose([T1.Resize(32), T1.RandAugment()]))
 
 
