@@ -43,6 +43,23 @@ def test_each_twin_gives_torchvisions_output_with_replayed_draws(case, photos):
 
 
 @pytest.mark.parametrize("T", [T1, T2], ids=["v1", "v2"])
+def test_randaugment_is_exact_at_every_magnitude(T, photos):
+    from PIL import Image
+
+    from msport.data.transforms.pipeline import functional_for
+    from msport.data.transforms.table import entry
+
+    image = np.ascontiguousarray(photos[1][1][150:214, 300:396])
+    for magnitude in (0, 9, 30):
+        transform = T.RandAugment(num_ops=3, magnitude=magnitude)
+        twin = from_torchvision(T.Compose([transform]))[0]
+        for draw in range(30):
+            params = twin.draw(rng_for(3, draw, magnitude), image.shape)
+            want = entry("RandAugment").replay(functional_for(transform), transform, Image.fromarray(image), params)
+            assert np.array_equal(twin.apply(image, params), np.asarray(want)), params
+
+
+@pytest.mark.parametrize("T", [T1, T2], ids=["v1", "v2"])
 def test_every_trivialaugmentwide_operation_is_exact(T, photos):
     from PIL import Image
 
@@ -160,9 +177,9 @@ def test_a_worker_process_draws_apart_from_the_process_that_built_the_op(photos)
 
 
 def test_a_transform_without_a_twin_is_named_with_why():
-    with pytest.raises(DataError, match=r"no MindSpore twin of torchvision\.transforms\.autoaugment\.RandAugment "
+    with pytest.raises(DataError, match=r"no MindSpore twin of torchvision\.transforms\.autoaugment\.AutoAugment "
                                         r"\(no twin yet: .*\); twins exist for: Resize"):
-        from_torchvision(T1.Compose([T1.Resize(32), T1.RandAugment()]))
+        from_torchvision(T1.Compose([T1.Resize(32), T1.AutoAugment()]))
 
 
 def test_a_twin_given_a_tensor_where_torchvision_holds_a_pil_image_says_so():

@@ -7,7 +7,7 @@ name. ``ENTRIES`` (msport/data/transforms/table.py) is the one correspondence ta
 package loads neither torch nor MindSpore.
 """
 
-from .augment import TrivialAugmentWide
+from .augment import RandAugment, TrivialAugmentWide
 from .base import Twin, rng_for
 from .color import ColorJitter, GaussianBlur
 from .geometry import (
@@ -51,7 +51,8 @@ __all__ = [
                        "Normalize",
                        "PILToTensor",
                        "Pad",
-                       "RandomCrop",
+                       "RandAugment",
+    "RandomCrop",
                        "RandomErasing",
                        "RandomHorizontalFlip",
                        "RandomResizedCrop",

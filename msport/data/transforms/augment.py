@@ -1,11 +1,11 @@
-"""The twin of TrivialAugmentWide: one of 14 PIL operations per image, at a random magnitude.
+"""Twins of TrivialAugmentWide (one of 14 PIL operations per image, at a random magnitude) and
+RandAugment (``num_ops`` of them, at one fixed magnitude).
 
 On a PIL image every operation of torchvision's TrivialAugmentWide is PIL's own (``Image.transform``
 with an affine matrix, ``rotate``, ``ImageEnhance``, ``ImageOps``), so the twin calls the same PIL
 code and is exact; the affine matrix is computed here as torchvision computes it (the inverse of
-translate . centre . rotate-shear . centre^-1, mapping output pixels to input ones). RandAugment
-and AutoAugment draw from the same operations but several per image in policies of their own,
-and have no twin yet.
+translate . centre . rotate-shear . centre^-1, mapping output pixels to input ones). AutoAugment
+draws the same operations in learned policies and has no twin yet.
 """
 
 import math
@@ -14,7 +14,7 @@ import numpy as np
 
 from .base import PIL_FILTERS, Twin, interpolation_name
 
-#: (magnitudes of ``bins`` steps or None, signed), in torchvision's order; v2 gives Solarize in [0, 1].
+#: TrivialAugmentWide's operations: (magnitudes of ``bins`` steps or None, signed), in torchvision's order.
 SPACE = {
     "Identity": (lambda bins: None, False),
     "ShearX": (lambda bins: np.linspace(0.0, 0.99, bins, dtype=np.float32), True),
@@ -31,6 +31,31 @@ SPACE = {
     "AutoContrast": (lambda bins: None, False),
     "Equalize": (lambda bins: None, False),
 }
+
+
+def _steps(high):
+    return lambda bins: np.linspace(0.0, high, bins, dtype=np.float32)
+
+
+def rand_augment_space(height, width):
+    """RandAugment's operations, in torchvision's order; translations scale with the image."""
+    return {
+        "Identity": (lambda bins: None, False),
+        "ShearX": (_steps(0.3), True), "ShearY": (_steps(0.3), True),
+        "TranslateX": (_steps(150.0 / 331.0 * width), True), "TranslateY": (_steps(150.0 / 331.0 * height), True),
+        "Rotate": (_steps(30.0), True), "Brightness": (_steps(0.9), True), "Color": (_steps(0.9), True),
+        "Contrast": (_steps(0.9), True), "Sharpness": (_steps(0.9), True),
+        "Posterize": (lambda bins: (8 - np.round(np.arange(bins) / ((bins - 1) / 4))).astype(np.int32), False),
+        "Solarize": (lambda bins: np.linspace(255.0, 0.0, bins, dtype=np.float32), False),
+        "AutoContrast": (lambda bins: None, False), "Equalize": (lambda bins: None, False),
+    }
+
+
+def _magnitudes(space, op, bins, v2):
+    """The op's magnitude steps; v2 states Solarize's threshold as a fraction of 255."""
+    if v2 and op == "Solarize":
+        return np.linspace(1.0, 0.0, bins, dtype=np.float32)
+    return space[op][0](bins)
 
 
 def inverse_affine_matrix(center, angle, translate, scale, shear):
@@ -100,12 +125,10 @@ class TrivialAugmentWide(Twin):
 
     def draw(self, rng, shape):
         op = list(SPACE)[int(rng.integers(len(SPACE)))]
-        magnitudes, signed = SPACE[op]
-        values = magnitudes(self.num_magnitude_bins)
+        signed = SPACE[op][1]
+        values = _magnitudes(SPACE, op, self.num_magnitude_bins, self.v2)
         if values is None:
             return {"op": op, "magnitude": 0.0}
-        if self.v2 and op == "Solarize":
-            values = np.linspace(1.0, 0.0, self.num_magnitude_bins, dtype=np.float32)
         magnitude = float(values[int(rng.integers(self.num_magnitude_bins))])
         if signed and rng.random() < 0.5:
             magnitude = -magnitude
@@ -113,3 +136,34 @@ class TrivialAugmentWide(Twin):
 
     def apply_pil(self, pil, params):
         return apply_op(pil, params["op"], params["magnitude"], self.interpolation, self.fill, self.v2)
+
+
+class RandAugment(Twin):
+    """params: ``ops``, a list of ``[op, magnitude]``, ``num_ops`` long, applied in order."""
+
+    torch_name = "RandAugment"
+    random = True
+
+    def __init__(self, num_ops=2, magnitude=9, num_magnitude_bins=31, interpolation="nearest", fill=None, v2=False,
+                 seed=None):
+        self.num_ops, self.magnitude, self.num_magnitude_bins = num_ops, magnitude, num_magnitude_bins
+        self.fill, self.v2 = fill, v2
+        self.interpolation = interpolation_name(interpolation)
+        self._seed(seed)
+
+    def draw(self, rng, shape):
+        space = rand_augment_space(shape[0], shape[1])
+        ops = []
+        for _ in range(self.num_ops):
+            op = list(space)[int(rng.integers(len(space)))]
+            values = _magnitudes(space, op, self.num_magnitude_bins, self.v2)
+            magnitude = 0.0 if values is None else float(values[self.magnitude])
+            if space[op][1] and rng.integers(2):
+                magnitude = -magnitude
+            ops.append([op, magnitude])
+        return {"ops": ops}
+
+    def apply_pil(self, pil, params):
+        for op, magnitude in params["ops"]:
+            pil = apply_op(pil, op, magnitude, self.interpolation, self.fill, self.v2)
+        return pil

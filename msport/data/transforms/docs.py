@@ -88,6 +88,8 @@ def _cases():
         Proof("RandomErasing", "RandomErasing(p=0.9, value='random')",
               lambda T: T.RandomErasing(p=0.9, value="random"), lambda T: None, None,
               "no fixed configuration: the position is random"),
+        Proof("RandAugment", "RandAugment()", lambda T: T.RandAugment(), lambda T: None, None,
+              "no fixed configuration: the operations are random"),
         Proof("TrivialAugmentWide", "TrivialAugmentWide()", lambda T: T.TrivialAugmentWide(), lambda T: None, None,
               "no fixed configuration: the operation is random"),
     )

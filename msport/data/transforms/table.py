@@ -94,14 +94,16 @@ def _replay_erasing(F, t, img, p):
     return F.erase(img, p["top"], p["left"], p["height"], p["width"], torch.as_tensor(p["value"]))
 
 
-def _replay_trivial(F, t, img, p):
-    """torchvision's own operation code (private in both APIs: the transform offers no other way in)."""
-    if type(t).__module__.startswith("torchvision.transforms.v2"):
-        return t._apply_image_or_video_transform(img, p["op"], p["magnitude"], interpolation=t.interpolation,
-                                                 fill=t._fill)
-    from torchvision.transforms.autoaugment import _apply_op
+def _replay_augment(F, t, img, p):
+    """torchvision's own operation code (private in both APIs: the transforms offer no other way in)."""
+    for op, magnitude in p["ops"] if "ops" in p else [(p["op"], p["magnitude"])]:
+        if type(t).__module__.startswith("torchvision.transforms.v2"):
+            img = t._apply_image_or_video_transform(img, op, magnitude, interpolation=t.interpolation, fill=t._fill)
+        else:
+            from torchvision.transforms.autoaugment import _apply_op
 
-    return _apply_op(img, p["op"], p["magnitude"], interpolation=t.interpolation, fill=t.fill)
+            img = _apply_op(img, op, magnitude, interpolation=t.interpolation, fill=t.fill)
+    return img
 
 
 _RESIZE_DIFF = ("Inter.LINEAR without antialiasing; torchvision resizes PIL images with PIL's antialiased "
@@ -146,12 +148,11 @@ ENTRIES: tuple[TransformEntry, ...] = (
                    tensor.Normalize, "exact", input="tensor"),
     TransformEntry("RandomErasing", "vision.RandomErasing", "prob= for p; its own random draws",
                    tensor.RandomErasing, "exact", _replay_erasing, input="tensor"),
-    TransformEntry("RandAugment", "vision.RandAugment", "its own operation set and magnitudes", None, "-",
-                   why_no_twin="no twin yet: TrivialAugmentWide's operations, two or more per image in "
-                               "RandAugment's own magnitude scheme"),
+    TransformEntry("RandAugment", "vision.RandAugment", "its own kernels for the 14 operations; its own random draws",
+                   augment.RandAugment, "exact (the same PIL operations as TrivialAugmentWide)", _replay_augment),
     TransformEntry("TrivialAugmentWide", "vision.TrivialAugmentWide", "its own kernels for the 14 operations; "
                    "its own random draws", augment.TrivialAugmentWide, "exact (PIL's transform, rotate, ImageEnhance, "
-                   "ImageOps)", _replay_trivial),
+                   "ImageOps)", _replay_augment),
     TransformEntry("AutoAugment", "vision.AutoAugment", "its own policies' kernels", None, "-",
                    why_no_twin="no twin yet: TrivialAugmentWide's operations in learned policies"),
 )
