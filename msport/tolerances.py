@@ -180,6 +180,9 @@ TRANSFORM_STATS_MIN_LEVELS = 1.0
 AUDIT_DATA_MEAN_STD_FRACTION = 0.25
 AUDIT_DATA_STD_RATIO_RANGE = (0.8, 1.25)
 
+
+# --- command-line flags ------------------------------------------------------------------------------
+
 def tolerance_arg(text):
     """argparse ``type=`` for a tolerance flag: a finite number >= 0 (argparse names the flag in its error)."""
     import argparse
