@@ -192,3 +192,18 @@ def test_not_a_safetensors_file_is_one_line(tmp_path):
     (tmp_path / "x.safetensors").write_bytes(struct.pack("<Q", 10**12) + b"{}")
     with pytest.raises(CheckpointError, match="not a safetensors file"):
         open_checkpoint(tmp_path / "x.safetensors")
+
+
+def test_a_tensor_over_the_slice_size_is_written_as_mindspore_writes_it(tmp_path, monkeypatch):
+    from msport.checkpoints import ckpt
+
+    monkeypatch.setattr(ckpt, "SLICE_BYTES", 1000)  # MindSpore's is 512 MB: the same records, smaller
+    big = np.arange(1001, dtype=np.float32).reshape(7, 143)
+    save_checkpoint({"big": big, "small": np.ones(3, np.float16)}, tmp_path / "s.ckpt")
+    assert np.array_equal(open_checkpoint(tmp_path / "s.ckpt").entries["big"].numpy(), big)
+    loaded = ms.load_checkpoint(str(tmp_path / "s.ckpt"))  # MindSpore joins the records of one tag
+    assert np.array_equal(loaded["big"].asnumpy(), big) and loaded["small"].dtype == ms.float16
+    pieces = open_checkpoint(tmp_path / "s.ckpt").entries
+    assert len(pieces["big"].pieces) == 5
+    save_checkpoint(pieces, tmp_path / "s.safetensors", "mindspore")  # streamed piece by piece
+    assert np.array_equal(open_checkpoint(tmp_path / "s.safetensors").entries["big"].numpy(), big)
