@@ -5,7 +5,6 @@ line on stderr and exit code 2; a traceback is left for real bugs only.
 """
 
 import argparse
-import contextlib
 import errno
 import math
 import sys
@@ -23,6 +22,14 @@ def first_line(exc):
     return type(exc).__name__
 
 
+def few(items, n=5):
+    """``"a, b, c (+4 more)"``: the first ``n`` of a list of names for a one-line message; ``"none"`` if empty."""
+    items = [str(i) for i in items]
+    if not items:
+        return "none"
+    return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
+
+
 def describe_os_error(exc):
     """One line for a failed read or write, naming the path and what to do."""
     path = exc.filename or "the output folder"
@@ -31,18 +38,6 @@ def describe_os_error(exc):
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"cannot write {path}: {exc.strerror}; choose a folder you can write to"
     return f"{path}: {exc.strerror or first_line(exc)}"
-
-
-@contextlib.contextmanager
-def quiet(logger):
-    """Drop ``logger``'s records while the block runs: a library's own log line about a failure msport
-    reports in one line itself (MindSpore's "[CRITICAL] ... Maybe don't have the permission" on a full
-    disk) would be a second, vaguer line on stderr."""
-    disabled, logger.disabled = logger.disabled, True
-    try:
-        yield
-    finally:
-        logger.disabled = disabled
 
 
 def tolerance(text):

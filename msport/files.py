@@ -91,15 +91,6 @@ def _inject_fault(path):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.dirname(os.path.abspath(path)))
 
 
-def read_text(path, what):
-    """A UTF-8 text file's contents; ``what`` (e.g. "a name map") names in the error what it should be."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path} is not a text file (byte {exc.start}: {exc.reason}); {what} is UTF-8 text") from exc
-
-
 def atomic_write_text(path, text):
     def write(tmp):
         with open(tmp, "w", newline="") as fh:
