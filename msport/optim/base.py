@@ -62,10 +62,12 @@ class ParamGroup(dict):
         spec = self._optimizer.spec
         if key == "params":
             raise UserError("an msport optimizer's parameters are fixed at construction; build a new optimizer")
-        if key in spec.tunable:
-            checked = spec.checked({key: value}, f"param_groups[{self._index}]")[key]
-            self._optimizer._write_hyper(self._index, key, checked)
-            value = tuple(checked) if key == "betas" else checked
+        if key in spec.tunable:  # as torch, no range check here: a schedule may go below zero
+            try:
+                value = tuple(float(v) for v in value) if key == "betas" else float(value)
+            except (TypeError, ValueError):
+                raise UserError(f"param_groups[{self._index}]['{key}'] must be a number, got {value!r}") from None
+            self._optimizer._write_hyper(self._index, key, value)
         elif key in spec.structural and value != self.get(key):
             raise UserError(f"param_groups[{self._index}]['{key}'] shapes the compiled step and is fixed at "
                             f"construction ({self.get(key)!r}); build a new optimizer to change it")
@@ -111,7 +113,7 @@ class TorchOptimizer(nn.Optimizer):
     def _write_hyper(self, index, key, value):
         parts = value if key == "betas" else (value,)
         for name, v in zip(_scalar_names(key), parts):
-            getattr(self.hyper[index], name).set_data(ms.Tensor(float(v), F64))
+            ops.assign(getattr(self.hyper[index], name), ms.Tensor(float(v), F64))  # set_data misses a jit graph
 
     def current(self, key, group=0):
         """A tunable hyperparameter as the compiled step reads it (after ``set_lr`` in a graph, say)."""
@@ -131,6 +133,7 @@ class TorchOptimizer(nn.Optimizer):
             done = done + (ops.assign(h.lr, ops.cast(lr, F64)),)
         return done
 
+    @ms.jit(backend="ms_backend")  # as mindspore.nn's optimizers: PyNative runs the update as one graph too
     def construct(self, gradients):
         done = ()
         for gi in range(len(self._members)):
