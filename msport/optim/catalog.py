@@ -134,7 +134,8 @@ class BuiltinSpec:
     stands_for: tuple[str, ...]      # torch classes a porter replaces with it
     # torch hyperparameter -> (attribute on the MindSpore optimizer, index into it or None)
     reads: dict[str, tuple[str, object]]
-    # torch class -> semantic differences that no hyperparameter can remove
+    # torch class -> semantic differences that no hyperparameter can remove; a (text, key) pair applies only
+    # where torch's optimizer sets that hyperparameter (nesterov, dampening...)
     semantics: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
@@ -149,14 +150,14 @@ MINDSPORE_BUILTINS = {spec.name: spec for spec in (
                 {"AdamW": (("L2 decay: nn.Adam adds weight_decay * w to the gradient, torch AdamW shrinks the "
                            "weights by lr * weight_decay outside the moments"),)}),
     BuiltinSpec("Momentum", ("SGD",), {"momentum": ("momentum", None)},
-                {"SGD": ("use_nesterov=True is ignored on the CPU (measured: plain momentum steps)",)}),
+                {"SGD": (("use_nesterov=True is ignored on the CPU (measured: plain momentum steps)", "nesterov"),)}),
     BuiltinSpec("SGD", ("SGD",), {"momentum": ("momentum", None), "dampening": ("dampening", None)},
                 {"SGD": (("nn.SGD applies dampening to the first step as well; torch starts the buffer at the "
-                         "gradient"),)}),
+                          "gradient", "dampening"),)}),
     BuiltinSpec("RMSProp", ("RMSprop",), {"alpha": ("decay", None), "eps": ("epsilon", None),
                                           "momentum": ("momentum", None)},
                 {"RMSprop": ("eps inside the square root (torch: sqrt(v) + eps)",
-                             "the learning rate is folded into the momentum buffer")}),
+                             ("the learning rate is folded into the momentum buffer", "momentum"))}),
     BuiltinSpec("Adagrad", ("Adagrad",), {}, {"Adagrad": ("no eps in the denominator; accum starts at 0.1",)}),
 )}
 
