@@ -103,3 +103,16 @@ def test_a_failing_loss_reports_its_own_error(pair):
     reason = next(r for r in result.flagged if r["check"] == "loss")["reason"]
     assert "my loss wants labels of shape (N, 1)" in reason and "one-hot" not in reason
     del ops
+
+
+def test_msport_audit_recipe_from_the_command_line(capsys):
+    from msport.cli import main
+
+    base = ["audit", "--torch", "examples.transformer_classifier:build_torch", "--ms",
+            "examples.transformer_classifier:build_ms", "--example", "examples.transformer_classifier:example_input"]
+    main(base + ["--recipe", "examples.transformer_classifier:naive_recipe"])
+    out = capsys.readouterr().out
+    assert "bias correction" in out and "label_smoothing" in out and "schedule" in out
+    main(base + ["--recipe", "examples.transformer_classifier:recipe"])
+    out = capsys.readouterr().out
+    assert "RESULT: nothing flagged" in out
