@@ -155,3 +155,38 @@ def test_param_groups_speak_torch():
         mo.SGD([{"params": [mp["w"]]}, {"params": [mp["w"]]}])
     with pytest.raises(UserError, match="betas"):
         mo.AdamW(list(mp.values()), betas=(0.9, 1.5))
+
+
+@pytest.mark.parametrize("name,hyper", [("AdamW", {"lr": 1e-2, "amsgrad": True}), ("SGD", {"lr": 0.1, "momentum": 0.9}),
+                                        ("NAdam", {"lr": 1e-2}), ("RMSprop", {"lr": 1e-2, "centered": True})])
+def test_a_torch_run_continues_in_mindspore_with_its_state(name, hyper):
+    """10 torch steps, state_dict() into msport, 5 more steps on both: the same weights; and back again."""
+    init, grads = _data(steps=15)
+    tp, mp, topt, mopt = _pair(name, hyper, init)
+    tsched = torch.optim.lr_scheduler.ExponentialLR(topt, 0.9)
+    for g in grads[:10]:
+        _torch_step(tp, topt, g)
+        tsched.step()
+    for k in ORDER:
+        mp[k].set_data(ms.Tensor(tp[k].detach().numpy()))
+    mo.torch_state_to_msport(topt.state_dict(), mopt)
+    assert mopt.param_groups[1]["lr"] == pytest.approx(topt.param_groups[1]["lr"])
+    for g in grads[10:]:
+        _torch_step(tp, topt, g)
+        mopt(tuple(ms.Tensor(g[k]) for k in ORDER))
+    assert _gap(tp, mp) <= OPTIM_STEP_MAX_ABS
+    back = getattr(torch.optim, name)(_two_groups(tp, hyper["lr"]), **hyper)
+    back.load_state_dict(mo.msport_state_to_torch(mopt))
+    for key, value in topt.state_dict()["state"][0].items():
+        assert np.allclose(back.state_dict()["state"][0][key].numpy(), value.numpy(), atol=OPTIM_STEP_MAX_ABS), key
+
+
+def test_state_from_another_layout_is_refused():
+    init, _ = _data()
+    tp, _, topt, mopt = _pair("Adam", {"lr": 1e-3}, init)
+    single = torch.optim.Adam(list(tp.values()))
+    with pytest.raises(UserError, match="same groups"):
+        mo.torch_state_to_msport(single.state_dict(), mopt)
+    with pytest.raises(UserError, match="amsgrad"):
+        mo.torch_state_to_msport(torch.optim.Adam(_two_groups(tp, 1e-3), amsgrad=True).state_dict(), mopt)
+    del topt

@@ -58,7 +58,7 @@ def _recipe(spec, torch_module, ms_cell):
     function = specs.resolve(spec, "--recipe")
     try:
         found = function(torch_module, ms_cell)
-    except Exception as exc:  # noqa: BLE001 - the user's recipe failed: one line, not our traceback
+    except Exception as exc:  # the user's recipe failed: one line, not our traceback
         raise UserError(f"--recipe {spec!r} failed: {type(exc).__name__}: {exc}") from exc
     if not isinstance(found, dict) or set(found) - set(RECIPE_KEYS):
         raise UserError(f"--recipe {spec!r} must return a dict with keys among {', '.join(RECIPE_KEYS)}")

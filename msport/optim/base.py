@@ -90,7 +90,7 @@ class TorchOptimizer(nn.Optimizer):
         self._members = tuple(tuple(range(int(a), int(b))) for a, b in itertools.pairwise(bounds))
         self.hyper = nn.CellList([_GroupHyper(i, g, self.spec.tunable) for i, g in enumerate(groups)],
                                  auto_prefix=False)
-        for name in self.spec.group_state:
+        for name in ("step",) + tuple(n for n in self.spec.group_state if n != "step"):  # SGD counts steps too
             start = 1.0 if name == "mu_product" else 0.0
             setattr(self, name + "s", ms.ParameterTuple(
                 ms.Parameter(ms.Tensor(start, F64), name=f"optim.group{i}.{name}", requires_grad=False)

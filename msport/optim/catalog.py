@@ -32,7 +32,7 @@ class OptimizerSpec:
     defaults: dict[str, object]         # torch's hyperparameters (lr first) and defaults
     tunable: tuple[str, ...]            # changeable between steps (lr, betas, momentum...)
     state: tuple[str, ...]              # torch's per-parameter tensors in state_dict()['state'][i]
-    group_state: tuple[str, ...] = ("step",)  # per-parameter scalars in torch, per group in msport
+    group_state: tuple[str, ...] = ("step",)  # torch's per-parameter scalars, kept per group in msport
     optional_state: dict[str, str] = field(default_factory=dict)  # state -> the flag that needs it
     mindspore: str = ""                 # the mindspore.nn built-in it resembles
     differences: tuple[str, ...] = ()   # how that built-in differs from torch
@@ -70,7 +70,7 @@ def _check_value(name, key, value, boolean, where):
 OPTIMIZERS = {spec.torch: spec for spec in (
     OptimizerSpec(
         "SGD", {"lr": 1e-3, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False, "maximize": False},
-        tunable=("lr", "momentum", "weight_decay"), state=("momentum_buffer",),
+        tunable=("lr", "momentum", "weight_decay"), state=("momentum_buffer",), group_state=(),
         mindspore="nn.Momentum",
         differences=(("an ungrouped parameter list skips weight decay on every parameter named beta/gamma "
                      "(measured: bn.gamma drifts 7e-4 in 3 steps); torch decays all"),
