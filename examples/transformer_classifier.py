@@ -188,6 +188,21 @@ def naive_recipe(torch_model, ms_model):
     return dict(_torch_recipe(torch_model), optimizer=opt, loss_fn=nn.CrossEntropyLoss())
 
 
+def batches(count=10, batch=8, length=16, seed=0):
+    """Token batches for ``msport parity-train --data``: (int64 ids, int64 labels) numpy pairs."""
+    rng = np.random.default_rng(seed)
+    return [(rng.integers(0, VOCAB, (batch, length)).astype(np.int64), rng.integers(0, CLASSES, batch).astype(np.int64))
+            for _ in range(count)]
+
+
+def adam_weight_decay(ms_model, weight_decay=0.01):
+    """MindSpore's own AdamW look-alike, for ``parity-train --ms-optimizer``: no bias correction, eps 1e-6."""
+    from msport._mindspore import nn
+
+    return nn.AdamWeightDecay([{"params": ms_model.trainable_params(), "weight_decay": weight_decay}],
+                              learning_rate=1e-3)
+
+
 # --- the check ------------------------------------------------------------------------------------
 
 def main(argv=None):

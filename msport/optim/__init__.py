@@ -18,7 +18,7 @@ _HOMES = {
     "torch_state_to_msport": "state", "msport_state_to_torch": "state",
 }
 
-__all__ = sorted(_HOMES)
+__all__ = list(_HOMES)
 
 
 def __getattr__(name):
