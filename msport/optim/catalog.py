@@ -152,8 +152,8 @@ MINDSPORE_BUILTINS = {spec.name: spec for spec in (
     BuiltinSpec("Momentum", ("SGD",), {"momentum": ("momentum", None)},
                 {"SGD": (("use_nesterov=True is ignored on the CPU (measured: plain momentum steps)", "nesterov"),)}),
     BuiltinSpec("SGD", ("SGD",), {"momentum": ("momentum", None), "dampening": ("dampening", None)},
-                {"SGD": (("nn.SGD applies dampening to the first step as well; torch starts the buffer at the "
-                          "gradient", "dampening"),)}),
+                {"SGD": ((("nn.SGD applies dampening to the first step as well; torch starts the buffer at "
+                           "the gradient"), "dampening"),)}),
     BuiltinSpec("RMSProp", ("RMSprop",), {"alpha": ("decay", None), "eps": ("epsilon", None),
                                           "momentum": ("momentum", None)},
                 {"RMSprop": ("eps inside the square root (torch: sqrt(v) + eps)",
