@@ -59,7 +59,7 @@ def imports(path):
                 anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
             for alias in node.names:  # from msport import registry: the submodule is the edge
-                yield node.lineno, f"{base}.{alias.name}" if layer_of(f"{base}.{alias.name}") is not None else base
+                yield node.lineno, f"{base}.{alias.name}" if base == "msport" else base
 
 
 def sources():
