@@ -37,6 +37,7 @@ def describe():
         "packages": {name: _version(name) for name in PACKAGES},
         "threads": _threads(),
         "environment_variables": {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ},
+        "mindspore_cpu_setup": _mindspore_cpu_setup(),
     }
 
 
@@ -56,6 +57,12 @@ def _version(name):
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def _mindspore_cpu_setup():
+    """The oneDNN cap msport chose for MindSpore in this process (msport/_mindspore.py), if it imported it."""
+    setup = sys.modules.get("msport._mindspore")
+    return getattr(setup, "CPU_SETUP", None)
 
 
 def _threads():
