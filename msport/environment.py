@@ -19,8 +19,9 @@ import sys
 import time
 
 PACKAGES = ("msport", "torch", "mindspore", "numpy", "torchvision", "scikit-learn", "scipy", "matplotlib")
-#: Environment variables that change thread counts or kernel choice (ONEDNN_MAX_CPU_ISA: see msport/_mindspore.py).
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "ONEDNN_MAX_CPU_ISA")
+#: Environment variables that change thread counts or kernel choice (the oneDNN caps: see msport/_mindspore.py).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "ONEDNN_MAX_CPU_ISA",
+                    "DNNL_MAX_CPU_ISA")
 ENVIRONMENT_FILE = "environment.json"
 
 
