@@ -63,8 +63,16 @@ def _needs_cap(flags):
 
 
 def _dnnl_library():
+    """MindSpore's own oneDNN (the handle already loaded when MindSpore loaded it), or why not."""
     paths = sorted(glob.glob(os.path.join(os.path.dirname(ms.__file__), "lib", "libdnnl.so*")))
-    return ctypes.CDLL(paths[0]) if paths else None
+    if not paths:
+        return None, "no lib/libdnnl.so* in the MindSpore package"
+    try:
+        lib = ctypes.CDLL(paths[0])
+        lib.dnnl_set_max_cpu_isa, lib.dnnl_get_effective_cpu_isa  # noqa: B018 (both must exist)
+    except (OSError, AttributeError) as exc:
+        return None, str(exc)
+    return lib, None
 
 
 def _too_late_warning():
@@ -83,12 +91,7 @@ def setup_cpu():
     if not _needs_cap(flags):
         return {"onednn_max_cpu_isa": None, "set_by": "oneDNN default",
                 "reason": "no AVX-512 on this host: oneDNN's default has no slow NCHW convolution"}
-    try:
-        lib = _dnnl_library()
-    except OSError as exc:
-        lib, missing = None, str(exc)
-    else:
-        missing = "no lib/libdnnl.so* in the MindSpore package"
+    lib, missing = _dnnl_library()
     if lib is None:
         return {"onednn_max_cpu_isa": None, "set_by": "oneDNN default", "reason": f"cannot cap: {missing}"}
     status = lib.dnnl_set_max_cpu_isa(_CAP_CODE)
