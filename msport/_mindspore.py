@@ -1,11 +1,11 @@
 """The one place msport imports MindSpore, and where it sets MindSpore's CPU kernels up for this host.
 
 Why a setup at all: on a CPU with AVX-512 (oneDNN's ``avx512_core`` level and
-up), MindSpore 2.10's bundled oneDNN 3.10 runs every convolution larger than
-1x1 (forward and backward-data) through ``jit_uni_ncsp:conv+ref``. MindSpore
+up), MindSpore 2.10's bundled oneDNN 3.10 runs every convolution but the
+unstrided 1x1s (forward and backward-data) through ``jit_uni_ncsp:conv+ref``. MindSpore
 hands oneDNN plain NCHW/OIHW tensors; oneDNN's NCHW wrapper reorders the
 activations to NHWC and nests a convolution that keeps the plain weights,
-which only the reference kernel accepts: 50-100x slower than torch. Capped at
+which only the reference kernel accepts: 25-100x slower than torch. Capped at
 AVX2, oneDNN has no such wrapper and picks ``x64:gemm:jit`` (im2col + sgemm).
 MindSpore's CPU convolution takes NCHW only, so no layout avoids the wrapper;
 docs/performance.md has the measured alternatives and what the cap still costs.
