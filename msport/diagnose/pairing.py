@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from msport import registry
-from msport.convert import join_name, split_name
+from msport.convert import join_name, owner, split_name
 from msport.errors import UserError
 
 HOW = ("map", "registry", "structure")
@@ -141,14 +141,13 @@ def _few(names, n=8):
 
 
 def _owner(name, layers):
-    """``(layer, relative name, entry)`` of a parameter: the deepest registered layer whose rule owns it
-    (``self_attn.out_proj.bias`` belongs to the ``out_proj`` Linear, not to the attention layer)."""
-    layer, suffix = split_name(name)
-    if layers is not None:
-        entry = layers.get(layer)
-        if entry is not None:
-            return layer, suffix, entry
-    return layer, suffix, None
+    """``(layer, relative name, entry)`` of a parameter: the deepest registered layer that holds it
+    (``bn.bn2d.gamma`` belongs to the BatchNorm ``bn`` even where ``bn2d`` is a cell of its own), found
+    as conversion finds it (:func:`msport.convert.owner`); without a registered one, its own module."""
+    if layers is None:
+        return (*split_name(name), None)
+    layer, suffix = owner(name, layers)
+    return layer, suffix, layers.get(layer)
 
 
 def _torch_layout(entry, relative, ms_shape, side="ms"):
@@ -261,12 +260,29 @@ def _groups(names, shapes, layers, side):
     for layer, (entry, members) in groups.items():
         if entry is None and layers is None:  # no model: the names tell a BatchNorm, a LayerNorm... where they can
             entry = registry.infer_from_names({rel: shapes[full] for rel, full in members}, side)
-        signature = tuple(sorted(_torch_layout(entry, rel, shapes[full], side) for rel, full in members))
+        signature = tuple(sorted(_signature_shape(entry, rel, shapes[full], side) for rel, full in members))
         out.append((layer, entry.name if entry is not None else None, signature, members, entry))
     return out
 
 
+def _signature_shape(entry, relative, shape, side):
+    """A parameter's shape as structure compares it: torch's layout for a registered layer; for anything
+    else without its axes of length 1, which ports drop or add freely (torchvision's ConvNeXt
+    ``layer_scale`` is (C, 1, 1), mindcv's ``gamma_`` is (C,)); conversion reshapes between them."""
+    if entry is not None:
+        return _torch_layout(entry, relative, shape, side)
+    return _squeezed(shape)
+
+
+def _squeezed(shape):
+    return tuple(d for d in shape if d != 1)
+
+
 def _pair_by_structure(left, torch_shapes, free_ms, torch_layers, ms_layers, pairing, take):
+    """Align layers by (type, shapes) in module order, then again inside each gap the alignment leaves
+    between two aligned layers, until nothing more pairs: a block whose two branches are declared in
+    the opposite order (torchvision's ShuffleNet ``branch1``/``branch2``, mindcv's
+    ``branch_main``/``branch_proj``) pairs one branch in the first pass and the other in its gap."""
     torch_groups = _groups(left, torch_shapes, torch_layers, "torch")
     ms_groups = _groups(list(free_ms), free_ms, ms_layers, "ms")
 
@@ -274,7 +290,16 @@ def _pair_by_structure(left, torch_shapes, free_ms, torch_layers, ms_layers, pai
         kinds_known = a[1] is not None and b[1] is not None
         return a[2] == b[2] and (a[1] == b[1] if kinds_known else True)
 
-    for ti, mi in _lcs(torch_groups, ms_groups, same):
+    matched, new = [], _lcs(torch_groups, ms_groups, same)
+    while new:
+        matched = sorted(matched + new)
+        new = []
+        bounds = [(-1, -1)] + matched + [(len(torch_groups), len(ms_groups))]
+        for (t0, m0), (t1, m1) in zip(bounds, bounds[1:]):
+            if t1 - t0 > 1 and m1 - m0 > 1:
+                gap_t, gap_m = torch_groups[t0 + 1:t1], ms_groups[m0 + 1:m1]
+                new += [(t0 + 1 + i, m0 + 1 + j) for i, j in _lcs(gap_t, gap_m, same)]
+    for ti, mi in matched:
         t_layer, kind, _, t_members, t_entry = torch_groups[ti]
         m_layer, _, _, m_members, m_entry = ms_groups[mi]
         m_by_rel = OrderedDict(m_members)
@@ -286,8 +311,8 @@ def _pair_by_structure(left, torch_shapes, free_ms, torch_layers, ms_layers, pai
                 pairs.append((full, m_by_rel.pop(target_rel)))
         rest_t = [full for rel, full in t_members if full not in dict(pairs)]
         rest_m = list(m_by_rel.values())
-        for full in rest_t:  # an unregistered type: by order, shapes equal
-            match = next((m for m in rest_m if free_ms[m] == torch_shapes[full]), None)
+        for full in rest_t:  # an unregistered type: by order, shapes equal (up to axes of length 1)
+            match = next((m for m in rest_m if _squeezed(free_ms[m]) == _squeezed(torch_shapes[full])), None)
             if match is not None:
                 rest_m.remove(match)
                 pairs.append((full, match))
