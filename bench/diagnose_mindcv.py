@@ -5,7 +5,7 @@
 
 For every torchvision model that mindcv 0.3.0 ports (same name, or the aliases in ``ALIASES``): torch
 weights drawn at random (``torch.manual_seed(0)``) with every BatchNorm's running statistics and
-affine parameters randomised too (fresh ones are 0/1 and would hide a BN mix-up), copied into
+every constant-initialised tensor randomised too (fresh ones would hide a mix-up), copied into
 mindcv's model through msport's pairing; one random batch; ``layer_diff`` in values mode. Prints per
 pair: weights copied (all, or how many left unpaired per side), the logits' relative difference, the
 verdict, the culprits in isolation and their reasons, the suspects, and the seconds it took. Then
@@ -43,7 +43,10 @@ def pairs():
     return [(name, ALIASES.get(name, name)) for name in sorted(theirs) if ALIASES.get(name, name) in ours]
 
 
-def randomise_batchnorm(module, generator):
+def randomise_constants(module, generator):
+    """Every BatchNorm's running statistics, and every tensor that starts constant (BN's 1s and 0s, zero
+    biases, ConvNeXt's layer_scale of 1e-6, which makes each block add almost nothing): randomised, so
+    no difference hides behind a constant."""
     import torch
 
     with torch.no_grad():
@@ -51,9 +54,12 @@ def randomise_batchnorm(module, generator):
             if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm) and layer.running_mean is not None:
                 layer.running_mean.normal_(0.0, 0.2, generator=generator)
                 layer.running_var.uniform_(0.5, 2.0, generator=generator)
-                if layer.weight is not None:
-                    layer.weight.uniform_(0.5, 1.5, generator=generator)
-                    layer.bias.normal_(0.0, 0.2, generator=generator)
+        for tensor in module.parameters():
+            if tensor.numel() > 1 and bool(torch.all(tensor == tensor.flatten()[0])):
+                if float(tensor.flatten()[0]) == 0.0:
+                    tensor.normal_(0.0, 0.2, generator=generator)
+                else:
+                    tensor.uniform_(0.5, 1.5, generator=generator)
 
 
 def diagnose(tv_name, mc_name, size, batch):
@@ -70,7 +76,7 @@ def diagnose(tv_name, mc_name, size, batch):
     if tv_name in ("googlenet", "inception_v3"):
         kwargs["aux_logits"] = False
     torch_model = getattr(torchvision.models, tv_name)(num_classes=10, **kwargs).eval()
-    randomise_batchnorm(torch_model, torch.Generator().manual_seed(1))
+    randomise_constants(torch_model, torch.Generator().manual_seed(1))
     ms_model = mindcv.create_model(mc_name, num_classes=10, pretrained=False)
     pairing = copy_torch_weights(torch_model, ms_model)
     side = 299 if tv_name == "inception_v3" else size

@@ -44,9 +44,11 @@ def add_model_arguments(parser, required=True):
                        help="copy the torch model's weights into the MindSpore model through the name pairing")
     group.add_argument("--num-classes", type=int, default=10)
     group.add_argument("--torch-weights", metavar="FILE",
-                       help="weights for the torch model (.pth or .ckpt); alone, used for both models")
+                       help="weights for the torch model (.pth or .ckpt); with a zoo --model and no --ms-weights, "
+                            "also converted into the MindSpore model")
     group.add_argument("--ms-weights", metavar="FILE",
-                       help="weights for the MindSpore model (.ckpt or .pth); alone, used for both models")
+                       help="weights for the MindSpore model (.ckpt or .pth); with a zoo --model and no "
+                            "--torch-weights, also converted into the torch model")
     group.add_argument("--torch-seed", type=int, default=0, help="torch.manual_seed for a fresh torch model")
     group.add_argument("--ms-init", default="torch", metavar="SCHEME",
                        help="msport.layers init scheme of a fresh MindSpore model, e.g. legacy for "
@@ -119,8 +121,18 @@ def _build_user_pair(args):
         from msport.diagnose.pairing import copy_torch_weights
 
         pairing = copy_torch_weights(torch_module, ms_cell, name_map=args.name_map)
-        described.append(f"{len(pairing.params)} torch tensors copied into MindSpore through the name pairing")
+        described.append(copied_text(pairing))
     return torch_module, ms_cell, ", ".join(described)
+
+
+def copied_text(pairing):
+    """What --copy-weights did: how many tensors were copied, and how many on each side were not."""
+    text = f"{len(pairing.params)} torch tensors copied into MindSpore through the name pairing"
+    if pairing.only_torch or pairing.only_ms:
+        text += (f"; NOT copied: {len(pairing.only_torch)} torch tensors without a MindSpore twin, "
+                 f"{len(pairing.only_ms)} MindSpore parameters keep their own values (the pairing notes list "
+                 f"them; a --name-map pairs them)")
+    return text
 
 
 def example_inputs(args):
@@ -194,7 +206,9 @@ def _batch_from_data(name, data_dir, batch_size, seed):
 def add_arguments(parser):
     add_model_arguments(parser)
     batch = parser.add_argument_group("input batch (default: a seeded random normal batch)")
-    batch.add_argument("--input", metavar="FILE.npy", help="(N, 3, 32, 32) float32 batch")
+    batch.add_argument("--input", metavar="FILE.npy",
+                       help="the models' input batch as one .npy array, batch axis first: images (N, C, H, W) "
+                            "(floats read as float32) or integer token ids (kept as they are)")
     batch.add_argument("--data", metavar="NAME", help=f"take the batch from a data set: {', '.join(DATA_SETS)}")
     batch.add_argument("--data-dir", help="where --data cifar10 lives")
     batch.add_argument("--batch-size", type=int, help=f"batch size (default {DEFAULT_BATCH_SIZE}; --input: all rows)")

@@ -24,6 +24,9 @@ ways, each justified by something both sides share:
     other side, and every parameter under either pairs with one under the other.
     Where several nested containers of the other side ran exactly those
     layers, the one whose output is closest is the twin (see ``_distance``).
+``"contents, outputs agree"``
+    as ``"contents"`` where either side also ran parameter-free leaves that pair
+    with nothing, made only where the two outputs agree in this run (values mode).
 
 ``"map"``: a layer the user's name map names. Calls of one module are told
 apart by the capture's call spans (``name#2``), so a shared cell pairs call by
@@ -40,7 +43,8 @@ from msport.convert import layer_map
 from msport.diagnose.pairing import _lcs
 from msport.tolerances import norm_rel
 
-HOW = ("parameters", "position", "contents", "map")
+LOOSE = "contents, outputs agree"
+HOW = ("parameters", "position", "contents", LOOSE, "map")
 
 
 @dataclass
@@ -110,8 +114,9 @@ def _base(call):
     return call.partition("#")[0]
 
 
-def align(torch_module, ms_cell, pairing, torch_capture, ms_capture):
-    """An :class:`Alignment` of the calls the two captures recorded (they need ``spans``)."""
+def align(torch_module, ms_cell, pairing, torch_capture, ms_capture, loose_rtol=None):
+    """An :class:`Alignment` of the calls the two captures recorded (they need ``spans``); ``loose_rtol``:
+    see :func:`_pair_containers`."""
     t = _Side(OrderedDict((n, m) for n, m in torch_module.named_modules() if n), layer_map(torch_module),
               [n for n in torch_module.state_dict() if n not in pairing.ignored], torch_capture.spans, "torch")
     m = _Side(OrderedDict((n, c) for n, c in ms_cell.cells_and_names() if n), registry.ms_layers(ms_cell),
@@ -131,7 +136,7 @@ def align(torch_module, ms_cell, pairing, torch_capture, ms_capture):
     for t_leaf, m_leaf in _leaves_by_parameters(t, m, pairing):
         pair_calls(t_leaf, m_leaf, "parameters")
     _pair_by_position(t, m, pairs, how)
-    _pair_containers(t, m, pairing, pairs, how, (torch_capture.outputs, ms_capture.outputs))
+    _pair_containers(t, m, pairing, pairs, how, (torch_capture.outputs, ms_capture.outputs), loose_rtol)
 
     result = Alignment(leaves_torch=list(t.leaf_calls), leaves_ms=list(m.leaf_calls))
     for call in sorted(pairs, key=lambda c: t.spans[c][1]):
@@ -203,26 +208,43 @@ def _increasing(points):
     return chain[::-1]
 
 
-def _pair_containers(t, m, pairing, pairs, how, outputs):
-    """A container call pairs with the other side's call that ran exactly the twins of its leaf calls."""
+def _pair_containers(t, m, pairing, pairs, how, outputs, loose_rtol):
+    """A container call pairs with the other side's call that ran exactly the twins of its leaf calls.
+
+    Where either also ran parameter-free leaves that pair with nothing (msport's zoo has ReLU cells
+    where torch calls ``F.relu``), the two may or may not compute the same (the extra ReLU can sit inside
+    one container and outside the other), so that pair is made only where the outputs agree within
+    ``loose_rtol`` in this run: it then marks where the outputs still match, and is never a culprit.
+    """
+    paired_ms = set(pairs.values())
+
+    def split(side, call, paired):
+        inside = side.inside(call)
+        return (frozenset(c for c in inside if c in paired),
+                all(c in paired or not side.held(_base(c)) for c in inside),
+                all(c in paired for c in inside))
+
     ms_containers = OrderedDict()
     for call in m.spans:
         if _base(call) not in m.leaves:
-            inside = frozenset(m.inside(call))
-            if inside:
-                ms_containers.setdefault(inside, []).append(call)
+            held, free_only, exact = split(m, call, paired_ms)
+            if held and free_only:
+                ms_containers.setdefault(held, []).append((call, exact))
     for call in t.spans:
         name = _base(call)
         if name in t.leaves or call in pairs:
             continue
-        inside = t.inside(call)
-        if not inside or any(c not in pairs for c in inside):
+        held, free_only, exact = split(t, call, pairs)
+        if not held or not free_only:
             continue
-        candidates = [c for c in ms_containers.get(frozenset(pairs[c] for c in inside), [])
+        candidates = [(c, exact and ms_exact) for c, ms_exact in ms_containers.get(frozenset(pairs[c] for c in held), [])
                       if _params_pair(t.under(name), m.under(_base(c)), pairing)]
-        if candidates:
-            pairs[call], how[call] = min(candidates, key=lambda c: _distance(outputs[0].get(call), outputs[1].get(c))), \
-                "contents"
+        if not candidates:
+            continue
+        distance = {c: _distance(outputs[0].get(call), outputs[1].get(c)) for c, _ in candidates}
+        twin, strict = min(candidates, key=lambda c: (not c[1], distance[c[0]]))
+        if strict or (loose_rtol is not None and distance[twin] <= loose_rtol):
+            pairs[call], how[call] = twin, "contents" if strict else LOOSE
 
 
 def _distance(a, b):

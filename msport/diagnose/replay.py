@@ -25,7 +25,8 @@ from collections import OrderedDict
 import numpy as np
 
 from msport import registry
-from msport.diagnose.capture import _MindSporeState, _first_tensor
+from msport.diagnose.alignment import LOOSE
+from msport.diagnose.capture import _first_tensor, _MindSporeState
 from msport.tolerances import norm_rel
 
 
@@ -92,7 +93,8 @@ def _to_ms(value, ms):
 
 def culprits(alignment, alone, spans, rtol):
     """Torch calls that differ alone with no paired call inside them that differs alone, forward order."""
-    differing = [c for c, r in alone.items() if r["alone_rel_diff"] is not None and r["alone_rel_diff"] > rtol]
+    differing = [c for c, r in alone.items() if r["alone_rel_diff"] is not None and r["alone_rel_diff"] > rtol
+                 and alignment.how.get(c) != LOOSE]
 
     def inside(inner, outer):
         return spans[outer][0] < spans[inner][0] and spans[inner][1] < spans[outer][1]
@@ -102,7 +104,7 @@ def culprits(alignment, alone, spans, rtol):
 
 def reason(t_call, m_call, torch_module, ms_cell, pairing, torch_capture, seed=0):
     """What the audit reads off the two layers of a culprit (registered types), else ``None``."""
-    from msport.diagnose.audit import _layer_record
+    from msport.diagnose.audit.layers import _layer_record
 
     name, ms_name = t_call.partition("#")[0], m_call.partition("#")[0]
     layer = dict(torch_module.named_modules())[name]

@@ -40,7 +40,7 @@ LOSS = "(loss)"
 def judge(records, summary, notes, *, mode, forward_rtol, alignment, pairing, models, captures, train_mode,
           skip=frozenset()):
     """Complete ``records`` and ``summary`` in place (see the module docstring)."""
-    torch_module, ms_cell = models
+    ms_cell = models[1]
     torch_capture, ms_capture = captures
     outputs = [r for r in records if r["kind"] == "output"]
     final = _output_record(torch_capture.logits, ms_capture.logits, mode, forward_rtol)
@@ -63,7 +63,8 @@ def judge(records, summary, notes, *, mode, forward_rtol, alignment, pairing, mo
         if span is not None:
             records.insert(records.index(span[1]), _span_record(span, suspects, alignment))
         if torch_capture.loss is not None and ms_capture.loss is not None:
-            records.append(_loss_record(torch_capture.loss, ms_capture.loss, final))
+            forward = sum(1 for r in records if r["kind"] in ("output", "span"))
+            records.insert(forward, _loss_record(torch_capture.loss, ms_capture.loss, final))
     summary["culprits"] = found
     summary["span"] = [span[0]["name"] if span[0] else "input", span[1]["name"]] if span else None
     summary["suspects"] = suspects
