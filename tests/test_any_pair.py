@@ -312,7 +312,8 @@ def test_a_parameter_free_layer_pairs_by_type_and_position_and_is_the_culprit_wi
     assert records["maxpool"]["paired_by"] == "position" and records["relu"]["paired_by"] == "position"
     assert result.summary["culprits"] == ["maxpool"] and [r["name"] for r in result.flagged] == ["maxpool"]
     reason = records["maxpool"]["reason"]
-    assert reason.startswith("MaxPool2d: torch padding 1, MindSpore pad_mode same") and "bottom/right" in reason
+    assert reason.startswith("MaxPool2d: torch padding 1, MindSpore pad_mode same")
+    assert "bottom/right" in reason
     # conv2 inherits the difference: its output differs, it matches alone, it is not named
     assert records["conv2"]["differs"] and records["conv2"]["alone_rel_diff"] < 1e-5 and not records["conv2"]["flagged"]
     assert result.summary["verdict"] == "diverges" and result.exit_code == 1

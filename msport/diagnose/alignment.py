@@ -44,6 +44,7 @@ from msport.diagnose.pairing import _lcs
 from msport.tolerances import norm_rel
 
 LOOSE = "contents, outputs agree"
+EMPTY_IS_IDENTITY = ("Sequential", "SequentialCell", "ModuleList", "CellList")
 HOW = ("parameters", "position", "contents", LOOSE, "map")
 
 
@@ -94,7 +95,11 @@ class _Side:
 
     def type_of(self, name):
         entry = self.layers.get(name)
-        return entry.name if entry is not None else type(self.modules[name]).__name__
+        if entry is not None:
+            return entry.name
+        kind = type(self.modules[name]).__name__
+        # an empty container passes its input on: torch's Sequential() shortcut is MindSpore's SequentialCell()
+        return "Identity" if kind in EMPTY_IS_IDENTITY and name in self.leaves else kind
 
     def held(self, leaf):
         return self.holding.get(leaf, [])
@@ -237,7 +242,8 @@ def _pair_containers(t, m, pairing, pairs, how, outputs, loose_rtol):
         held, free_only, exact = split(t, call, pairs)
         if not held or not free_only:
             continue
-        candidates = [(c, exact and ms_exact) for c, ms_exact in ms_containers.get(frozenset(pairs[c] for c in held), [])
+        twins = ms_containers.get(frozenset(pairs[c] for c in held), [])
+        candidates = [(c, exact and ms_exact) for c, ms_exact in twins
                       if _params_pair(t.under(name), m.under(_base(c)), pairing)]
         if not candidates:
             continue

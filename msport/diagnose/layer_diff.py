@@ -1,19 +1,24 @@
 """Run a torch model and its MindSpore twin on one batch and compare them layer by layer.
 
-Layers and parameters are lined up by :mod:`msport.diagnose.pairing` (a name
-map, the registry's rules, then structure; what was matched and how is in the
-notes). Only layers present on both sides are compared: torch's functional
-``F.relu`` is no module, so MindSpore's ``relu`` cells have no twin and are
-listed, not compared. Block and stage outputs (``layer1.0``, ``layer1``) are
-compared too. Inputs may be a tensor, a tuple or a dict of any dtype (token
-ids included), and each side may bring its own loss for ``grads``.
+Parameters are lined up by :mod:`msport.diagnose.pairing` (a name map, the
+registry's rules, then structure; what was matched and how is in the notes);
+layer *calls* by :mod:`msport.diagnose.alignment`, by what they compute and not
+by path: leaves through their parameters, parameter-free layers by type and
+position between them, containers by the layers they ran. What pairs with
+nothing is listed, not compared (torch's functional ``F.relu`` is no module, so
+MindSpore's ``relu`` cells have no twin). Inputs may be a tensor, a tuple or a
+dict of any dtype (token ids included), and each side may bring its own loss
+for ``grads``.
 
 Two ways to judge a layer, chosen by ``mode``:
 
 ``"values"`` (same weights)
     outputs must agree within ``LAYER_DIFF_EVAL_NORM_REL`` or ``LAYER_DIFF_TRAIN_NORM_REL``
-    (norm-relative; see :mod:`msport.tolerances`), gradients within
-    ``LAYER_DIFF_GRAD_NORM_REL`` and ``LAYER_DIFF_GRAD_MIN_COSINE``.
+    (norm-relative; see :mod:`msport.tolerances`); gradients within ten times the
+    float32 noise measured on this model and batch. Every paired call is replayed
+    on torch's own input, and only the calls that differ there (the culprits,
+    with the audit's reason) are flagged; outputs that only inherit a difference
+    keep ``differs`` and are not named (:mod:`msport.diagnose.verdict`).
 ``"magnitude"`` (independent initialisations)
     values cannot agree, but sizes must: the mean |x| ratio MindSpore/torch must
     stay in ``MAGNITUDE_RATIO_RANGE``. This is the seed's order-of-magnitude
@@ -22,8 +27,9 @@ Two ways to judge a layer, chosen by ``mode``:
     ``"values"`` when every parameter agrees after name conversion, else ``"magnitude"``.
 
 Each record's ``score`` says how many tolerances away it is (flagged above 1).
-The first flagged layer in forward order is ``summary['first_divergence']``:
-everything after it inherits its error, so that is where to look.
+``summary['first_divergence']`` is the first culprit in forward order (else the
+first flagged record), ``summary['verdict']`` is ``clean``, ``diverges`` or
+``incomplete`` (parameters left unpaired: never clean).
 """
 
 import math

@@ -299,7 +299,8 @@ def _pair_by_structure(left, torch_shapes, free_ms, torch_layers, ms_layers, pai
         return len(a[1]) == len(b[1]) and all(same(torch_groups[i], ms_groups[j]) for i, j in zip(a[1], b[1]))
 
     t_blocks, m_blocks = _blocks(torch_groups), _blocks(ms_groups)
-    matched = [(i, j) for bi, bj in _lcs(t_blocks, m_blocks, same_block) for i, j in zip(t_blocks[bi][1], m_blocks[bj][1])]
+    matched = [(i, j) for bi, bj in _lcs(t_blocks, m_blocks, same_block)
+               for i, j in zip(t_blocks[bi][1], m_blocks[bj][1])]
     new = True
     while new:
         new = []

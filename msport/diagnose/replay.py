@@ -115,7 +115,11 @@ def reason(t_call, m_call, torch_module, ms_cell, pairing, torch_capture, seed=0
     first = given[0] if given and isinstance(given[0], np.ndarray) else None
     ms_layer = dict(ms_cell.cells_and_names())[ms_name]
     record = _layer_record(name, entry, layer, ms_name, ms_layer, pairing, first, np.random.default_rng(seed))
-    found = f"{entry.name}: torch {record['torch']}, MindSpore {record['mindspore']}"
+    torch_parts, ms_parts = record["torch"].split(", "), record["mindspore"].split(", ")
+    both = set(torch_parts) & set(ms_parts)  # what agrees is no reason: "bias False" on both sides
+    torch_text = ", ".join(p for p in torch_parts if p not in both) or "same settings"
+    ms_text = ", ".join(p for p in ms_parts if p not in both) or "same settings"
+    found = f"{entry.name}: torch {torch_text}, MindSpore {ms_text}"
     return f"{found}; {record['reason']}" if record["reason"] else found
 
 

@@ -29,8 +29,8 @@ from collections import OrderedDict
 import numpy as np
 
 from msport.diagnose.replay import culprits, reason, replay
-from msport.tolerances import (GRAD_NOISE_FACTOR, GRAD_VANISHING_FRACTION, GRAD_NOISE_FLOOR_COSINE, GRAD_NOISE_FLOOR_REL,
-                               LAYER_DIFF_GRAD_MIN_COSINE, LAYER_DIFF_GRAD_NORM_REL, LOSS_REL, cosine, norm_rel)
+from msport.tolerances import (GRAD_NOISE_FACTOR, GRAD_NOISE_FLOOR_COSINE, GRAD_NOISE_FLOOR_REL,
+                               GRAD_VANISHING_FRACTION, LAYER_DIFF_GRAD_MIN_COSINE, LAYER_DIFF_GRAD_NORM_REL, LOSS_REL, cosine, norm_rel)
 
 VERDICTS = ("clean", "diverges", "incomplete")
 OUTPUT = "(output)"
