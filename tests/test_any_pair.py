@@ -483,3 +483,16 @@ def test_grads_judge_the_loss_and_gradients_against_measured_noise():
     assert smoothed.summary["grad_rtol"] < 0.01  # measured on this model, not the 0.3 a worst case needs
     same = layer_diff(torch_model, ms_model, X8, labels, grads=True, mode="values")
     assert same.flagged == [] and same.summary["verdict"] == "clean"
+
+
+def test_cli_copy_weights_says_what_it_could_not_copy_and_withholds_the_verdict(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    extra = MODULE.replace("        self.out = L.dense(4, 2)\n", "        self.out = L.dense(4, 2)\n        self.extra = L.dense(2, 2)\n")
+    extra = extra.replace("return self.out(ops.mean(self.body(x), (2, 3)))",
+                          "return self.extra(self.out(ops.mean(self.body(x), (2, 3))))")
+    (tmp_path / "mine.py").write_text(extra)
+    code = main(["layer-diff", "--torch", "mine.py:build_torch", "--ms", "mine.py:build_ms", "--example",
+                 "mine.py:inputs", "--copy-weights", "--mode", "values"])
+    out = capsys.readouterr().out
+    assert code == 1 and "NOT copied: 0 torch tensors without a MindSpore twin, 2 MindSpore parameters" in out
+    assert "RESULT: INCOMPLETE: 0 torch / 2 MindSpore parameters pair with nothing" in out
