@@ -487,7 +487,8 @@ def test_grads_judge_the_loss_and_gradients_against_measured_noise():
 
 def test_cli_copy_weights_says_what_it_could_not_copy_and_withholds_the_verdict(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    extra = MODULE.replace("        self.out = L.dense(4, 2)\n", "        self.out = L.dense(4, 2)\n        self.extra = L.dense(2, 2)\n")
+    extra = MODULE.replace("        self.out = L.dense(4, 2)\n",
+                           "        self.out = L.dense(4, 2)\n        self.extra = L.dense(2, 2)\n")
     extra = extra.replace("return self.out(ops.mean(self.body(x), (2, 3)))",
                           "return self.extra(self.out(ops.mean(self.body(x), (2, 3))))")
     (tmp_path / "mine.py").write_text(extra)
