@@ -39,7 +39,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 
-from msport import registry
+from msport import cells, registry
 from msport._mindspore import ms
 from msport.registry import INIT_SCHEMES, REQUIRED
 from mindspore.common.initializer import Constant, Normal, Uniform, initializer
@@ -63,7 +63,8 @@ def _build(entry, args, kwargs, init):
     except TypeError as exc:
         raise TypeError(f"{entry.factory_name}(): {exc} (the signature is torch.nn.{entry.name}'s)") from None
     kwargs = entry.build(arguments)
-    cell = registry.ms_class(entry, kwargs.pop("_impl", None))(**kwargs)
+    impl = kwargs.pop("_impl", None)  # a cell of msport's own, where MindSpore's alone cannot compute torch's
+    cell = (getattr(cells, impl) if impl else registry.ms_class(entry))(**kwargs)
     if init != "mindspore":
         _init_tree(cell, init, context=arguments)
     for name in entry.fixed(arguments) if entry.fixed else ():

@@ -7,7 +7,7 @@ asked, the optimizer's weight-decay coverage and the loss's defaults.
 so the audit shows what that code really does.
 """
 
-from msport.commands.layer_diff import add_model_arguments, build_model_pair, example_inputs
+from msport.commands._common import add_model_arguments, build_model_pair, example_inputs
 from msport.diagnose.audit import DEFAULT_INPUT_SHAPE, PLOTS, SORT_KEY, TABLE_COLUMNS, audit
 from msport.diagnose.audit import STAGES as LIBRARY_STAGES
 from msport.diagnose.report import add_output_arguments, emit

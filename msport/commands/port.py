@@ -15,7 +15,7 @@ DEFAULT_INPUT_SHAPE = "1,3,224,224"
 
 
 def add_arguments(parser):
-    from msport.port.spec import SPEC_HELP
+    from msport.resolve import SPEC_HELP
 
     parser.add_argument("spec", metavar="SPEC", help=SPEC_HELP)
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write the files into")
@@ -63,13 +63,13 @@ def run(args):
     import torch
 
     from msport.port import UnsupportedModel, port
-    from msport.port.spec import load_torch_model
+    from msport import resolve
 
     torch.manual_seed(args.seed)
     if args.num_classes is not None and args.num_classes < 1:
         raise UserError(f"--num-classes must be at least 1, got {args.num_classes}")
-    model, default_name = load_torch_model(args.spec, num_classes=args.num_classes)
-    name = args.name or default_name
+    model = resolve.torch_model(args.spec, num_classes=args.num_classes, option="SPEC")
+    name = args.name or resolve.file_name(args.spec)
     targets = [f"{name}_ms.py", f"{name}.ckpt", "parity.json", "parity.md"]
     existing = [t for t in targets if os.path.exists(os.path.join(args.out, t))]
     if existing and not args.overwrite:

@@ -379,6 +379,8 @@ TABLE_COLUMNS = [
     Column("torch std", "torch_std"),
     Column("ms std", "ms_std"),
     Column("x tol", "score"),
+    Column("alone", "alone_rel_diff"),
+    Column("paired by", "paired_by", left=True),
     Column("flag", "flagged", flag_mark),
 ]
 

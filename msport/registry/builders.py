@@ -4,6 +4,7 @@ of every rank, BatchNorm, pooling, RNNs...): each turns torch's constructor argu
 A ``_impl`` key in a build's result names a cell of msport's own in :mod:`msport.cells`.
 """
 
+from msport.tolerances import NORM_EPS_REL
 from msport.registry.schema import (REQUIRED, Attr, LayerEntry, Param, UnsupportedLayer, _normal_001, _ones, _uniform_fan_in, _uniform_hidden,
                                     _zeros)
 
@@ -145,7 +146,7 @@ def _bn_entry(dims):
                 Param("running_mean", f"{inner}moving_mean", _zeros, buffer=True),
                 Param("running_var", f"{inner}moving_variance", _ones, buffer=True)),
         torch_only=("num_batches_tracked",), fixed=_affine_fixed,
-        attrs=(Attr("eps", lambda m: m.eps, lambda c: c.eps, kind="rel", rtol=1e-3),),
+        attrs=(Attr("eps", lambda m: m.eps, lambda c: c.eps, kind="rel", rtol=NORM_EPS_REL),),
         probe_input=lambda m: (4, m.num_features) + (5,) * max(dims - 1, 1 if dims == 1 else 0),
         doc="MindSpore's momentum is the weight of the old running value: msport passes 1 - torch's momentum."
             + (" MindSpore names the parameters bn2d.gamma... (an inner BatchNorm2d)." if dims == 3 else ""),
@@ -196,7 +197,7 @@ def _instance_norm_entry(dims):
                    ("track_running_stats", False)),
         build=_instance_norm_build(dims), fixed=_affine_fixed,
         params=(Param("weight", "gamma", _ones, optional=True), Param("bias", "beta", _zeros, optional=True)),
-        attrs=(Attr("eps", lambda m: m.eps, lambda c: c.eps, kind="rel", rtol=1e-3),),
+        attrs=(Attr("eps", lambda m: m.eps, lambda c: c.eps, kind="rel", rtol=NORM_EPS_REL),),
         probe_input=lambda m: (2, m.num_features) + (5,) * dims,
         doc="Built as GroupNorm(C, C): MindSpore 2.10 has no InstanceNorm kernel on the CPU.",
     )

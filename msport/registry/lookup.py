@@ -18,12 +18,9 @@ def torch_class(e):
     return getattr(torch.nn, e.torch_class)
 
 
-def ms_class(e, impl=None):
-    """The MindSpore class of an entry; ``impl`` names a cell of msport's own (:mod:`msport.cells`)."""
-    if impl is not None:
-        from msport import cells
-
-        return getattr(cells, impl)
+def ms_class(e):
+    """The MindSpore class of an entry. A build's ``_impl`` key names a cell of msport's own instead, which
+    :mod:`msport.layers` takes from :mod:`msport.cells` (a layer above this one)."""
     from msport._mindspore import nn
 
     return getattr(nn, e.ms_class)

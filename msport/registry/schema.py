@@ -152,7 +152,7 @@ class LayerEntry:
     ms_class: str             # attribute of mindspore.nn, MindSpore's class that a build without ``_impl`` makes
     signature: Tuple          # ((argument, default), ...) as torch's constructor; REQUIRED = no default
     build: Callable           # bound torch arguments -> MindSpore constructor kwargs (may raise UnsupportedLayer);
-    #                           a kwarg "_impl" names a cell in msport.cells to build instead of ms_class
+    #                           a kwarg "_impl" names a cell in msport.cells that msport.layers builds instead
     params: Tuple = ()
     torch_only: Tuple = ()    # torch state with no MindSpore twin (BatchNorm's num_batches_tracked)
     fixed: Optional[Callable] = None     # torch arguments -> MindSpore parameters torch does not have (not trained)

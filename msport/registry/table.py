@@ -6,6 +6,7 @@ what an entry holds). Adding a layer type is one entry here and one row in ``tes
 
 from collections import OrderedDict
 
+from msport.tolerances import NORM_EPS_REL
 from msport.registry.builders import (_bn_entry, _conv_entry, _embedding_build, _group_norm_build,
                                       _instance_norm_entry, _layer_norm_build, _layer_norm_fixed, _linear_build,
                                       _mha_build, _plain, _pool_entry, _require, _rnn_entry, _affine_fixed)
@@ -34,7 +35,7 @@ ENTRIES = (
         build=_layer_norm_build, fixed=_layer_norm_fixed,
         read_args=(("bias", lambda m: m.bias is not None or not m.elementwise_affine),),
         params=(Param("weight", "gamma", _ones, optional=True), Param("bias", "beta", _zeros, optional=True)),
-        attrs=(Attr("eps", lambda m: m.eps, lambda c: c.epsilon, kind="rel", rtol=1e-3,
+        attrs=(Attr("eps", lambda m: m.eps, lambda c: c.epsilon, kind="rel", rtol=NORM_EPS_REL,
                     hint="MindSpore's nn.LayerNorm defaults to epsilon=1e-7, torch's to eps=1e-5"),),
         probe_input=lambda m: (2, 3) + tuple(m.normalized_shape),
         doc="MindSpore's epsilon defaults to 1e-7 (torch 1e-5); without elementwise_affine MindSpore still "
@@ -45,7 +46,7 @@ ENTRIES = (
         signature=(("num_groups", REQUIRED), ("num_channels", REQUIRED), ("eps", 1e-5), ("affine", True)),
         build=_group_norm_build, fixed=_affine_fixed,
         params=(Param("weight", "gamma", _ones, optional=True), Param("bias", "beta", _zeros, optional=True)),
-        attrs=(Attr("eps", lambda m: m.eps, lambda c: c.eps, kind="rel", rtol=1e-3),
+        attrs=(Attr("eps", lambda m: m.eps, lambda c: c.eps, kind="rel", rtol=NORM_EPS_REL),
                Attr("num_groups", lambda m: m.num_groups, lambda c: c.num_groups)),
         probe_input=lambda m: (2, m.num_channels, 4, 4),
     ),

@@ -134,9 +134,8 @@ def _check(cfg, path):
         need(isinstance(getattr(cfg, key), str), f"{key} must be a string, got {getattr(cfg, key)!r}")
     try:  # types, ranges and the model name fail here, not in the first run
         from_mapping(cfg.train)
-        import reference_torch
-
-        check_model(TrainConfig(**cfg.train), reference_torch.list_models())
+        for framework in sorted({ARMS[a].framework for a in cfg.arms}):
+            check_model(TrainConfig(**cfg.train), framework)
     except UserError as exc:
         need(False, f"train: {exc}")
 
