@@ -497,3 +497,39 @@ def test_cli_copy_weights_says_what_it_could_not_copy_and_withholds_the_verdict(
     out = capsys.readouterr().out
     assert code == 1 and "NOT copied: 0 torch tensors without a MindSpore twin, 2 MindSpore parameters" in out
     assert "RESULT: INCOMPLETE: 0 torch / 2 MindSpore parameters pair with nothing" in out
+
+
+class ReluThenScale(tnn.Module):
+    """conv, functional ReLU, x2, a ReLU module: torch has one ReLU module where its port has two."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = tnn.Conv2d(3, 4, 3, padding=1)
+        self.act = tnn.ReLU()
+        self.fc = tnn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(self.act(tnn.functional.relu(self.conv(x)) * 2.0).mean(dim=(2, 3)))
+
+
+class ReluCellsThenScale(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.stem = L.conv2d(3, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.act = nn.ReLU()
+        self.head = L.dense(4, 3)
+
+    def construct(self, x):
+        return self.head(ops.mean(self.act(self.relu(self.stem(x)) * 2.0), (2, 3)))
+
+
+def test_outputs_that_part_and_meet_again_on_agreeing_logits_are_no_divergence():
+    """Position pairs torch's one ReLU module with the port's first ReLU cell, which is not its twin: their
+    outputs differ (x2 apart), but alone they match and the model's output agrees, so nothing is flagged."""
+    torch.manual_seed(0)
+    result = layer_diff(*_copied(ReluThenScale(), ReluCellsThenScale()), X8)
+    act = next(r for r in result.records if r["name"] == "act")
+    assert act["paired_by"] == "position" and act["differs"] and act["alone_rel_diff"] < 1e-6
+    assert result.flagged == [] and result.summary["verdict"] == "clean"
+    assert any("not a divergence" in note for note in result.notes)

@@ -11,7 +11,10 @@ output differs; that alone blames everything downstream of a mistake. Here
 * the model's own output is a record, ``(output)``: when it differs and no
   culprit explains the first output that differs, a ``span`` record names the
   last matching and the first differing output and the layers in between that
-  pair with nothing (the suspects), so a divergent port is never "nothing flagged";
+  pair with nothing (the suspects), so a divergent port is never "nothing flagged".
+  Outputs that part and meet again while the model's output agrees and nothing
+  differs alone are noted, not flagged (two calls paired by position that are
+  not twins, or a difference that dies out);
 * with gradients, the loss is a record, ``(loss)``: different losses on
   matching outputs (label smoothing on one side) are flagged, and gradients
   are judged against the float32 noise of this model on this batch, measured by
@@ -30,7 +33,8 @@ import numpy as np
 
 from msport.diagnose.replay import culprits, reason, replay
 from msport.tolerances import (GRAD_NOISE_FACTOR, GRAD_NOISE_FLOOR_COSINE, GRAD_NOISE_FLOOR_REL,
-                               GRAD_VANISHING_FRACTION, LAYER_DIFF_GRAD_MIN_COSINE, LAYER_DIFF_GRAD_NORM_REL, LOSS_REL, cosine, norm_rel)
+                               GRAD_VANISHING_FRACTION, LAYER_DIFF_GRAD_MIN_COSINE, LAYER_DIFF_GRAD_NORM_REL,
+                               LOSS_REL, cosine, norm_rel)
 
 VERDICTS = ("clean", "diverges", "incomplete")
 OUTPUT = "(output)"
@@ -59,7 +63,14 @@ def judge(records, summary, notes, *, mode, forward_rtol, alignment, pairing, mo
             record["flagged"] = record["name"] in found
             record["reason"] = _culprit_reason(record, figures, forward_rtol, alignment, models, pairing,
                                                torch_capture) if record["flagged"] else figures.get("alone_note")
-        span, suspects = _span(values, found, alignment, torch_capture.spans, ms_capture.spans)
+        # outputs that part and meet again, while the model's own output agrees and nothing differs alone,
+        # are two calls paired by position that are not twins, or a difference that dies out: no divergence
+        parted = final["differs"] if final is not None and "differs" in final else any(r["differs"] for r in values)
+        span, suspects = (_span(values, found, alignment, torch_capture.spans, ms_capture.spans) if parted
+                          else (None, []))
+        if not parted and any(r["differs"] for r in values):
+            notes.append(f"outputs differ at {_few([r['name'] for r in values if r['differs']])}, but no layer "
+                         f"differs alone and the model's output agrees: not a divergence")
         if span is not None:
             records.insert(records.index(span[1]), _span_record(span, suspects, alignment))
         if torch_capture.loss is not None and ms_capture.loss is not None:
@@ -72,13 +83,17 @@ def judge(records, summary, notes, *, mode, forward_rtol, alignment, pairing, mo
     summary["flagged"] = len(flagged)
     summary["first_divergence"] = found[0] if found else (flagged[0]["name"] if flagged else None)
     summary["logits_differ"] = bool(final and (final.get("differs") or final["flagged"]))
-    diverges = bool(flagged) or any(r.get("differs") for r in values)
+    diverges = bool(flagged) or bool(final and final.get("differs"))
     incomplete = bool(pairing.only_torch or pairing.only_ms)
     summary["verdict"] = "incomplete" if incomplete else ("diverges" if diverges else "clean")
     if incomplete:
         notes.append(f"INCOMPLETE: {len(pairing.only_torch)} torch and {len(pairing.only_ms)} MindSpore parameters "
                      f"pair with nothing, so those weights were neither compared nor copied; no values verdict "
                      f"until a --name-map pairs them")
+
+
+def _few(names, n=4):
+    return ", ".join(names[:n]) + (f" (+{len(names) - n} more)" if len(names) > n else "")
 
 
 def _output_record(torch_logits, ms_logits, mode, rtol):
