@@ -180,34 +180,41 @@ def _loss_record(torch_loss, ms_loss, final):
 
 def measured_grad_tolerance(torch_module, x, torch_capture, train_mode, loss_fn):
     """``(norm-relative, min cosine)`` for gradients: ``GRAD_NOISE_FACTOR`` times the float32 noise of torch's
-    own gradients on this batch (float32 against a float64 copy of the model), floored."""
+    own parameter gradients on this batch (float32 against a float64 copy of the model), floored.
+
+    The float64 pass runs without hooks (parameter gradients are all it needs): about the cost of one
+    plain torch forward and backward.
+    """
     import copy
 
     import torch
 
-    from msport.diagnose.capture import as_inputs, capture_torch
+    from msport.diagnose.capture import _first_tensor, as_inputs
 
     args, kwargs = as_inputs(x)
-    wide = lambda a: a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a  # noqa: E731
-    x64 = {k: wide(v) for k, v in kwargs.items()} if kwargs else \
-        (wide(args[0]) if len(args) == 1 else tuple(wide(a) for a in args))
-    double = copy.deepcopy(torch_module).double()
+
+    def wide(a):
+        return torch.from_numpy(a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else np.array(a))
+
+    double = copy.deepcopy(torch_module).double().train(train_mode)
+    labels = torch.from_numpy(np.array(torch_capture.labels)) if torch_capture.labels is not None else None
     try:
         with torch.random.fork_rng():
-            wide_capture = capture_torch(double, x64, torch_capture.labels, grads=True, train_mode=train_mode,
-                                         loss_fn=loss_fn)
+            output = double(*[wide(a) for a in args], **{k: wide(v) for k, v in kwargs.items()})
+            loss = loss_fn(output, labels) if loss_fn is not None else \
+                torch.nn.functional.cross_entropy(_first_tensor(output, torch.is_tensor), labels.long())
+            loss.backward()
     except Exception:  # noqa: BLE001 - a model or loss that cannot run in float64: the fixed bounds stand
         return LAYER_DIFF_GRAD_NORM_REL, LAYER_DIFF_GRAD_MIN_COSINE
+    wide_grads = {n: p.grad.numpy() for n, p in double.named_parameters() if p.grad is not None}
+    # structurally zero gradients (layer-diff does not judge them) are pure rounding: leave them out
+    floor = GRAD_VANISHING_FRACTION * max((float(np.mean(np.abs(g))) for g in wide_grads.values()), default=0.0)
     worst_rel, worst_cos = 0.0, 0.0
-    for narrow, wide_grads in ((torch_capture.param_grads, wide_capture.param_grads),
-                               (torch_capture.output_grads, wide_capture.output_grads)):
-        # structurally zero gradients (layer-diff does not judge them) are pure rounding: leave them out
-        floor = GRAD_VANISHING_FRACTION * max((float(np.mean(np.abs(g))) for g in wide_grads.values()), default=0)
-        for name, g in narrow.items():
-            if name in wide_grads and g.shape == wide_grads[name].shape \
-                    and float(np.mean(np.abs(wide_grads[name]))) > floor:
-                worst_rel = max(worst_rel, norm_rel(wide_grads[name], g))
-                worst_cos = max(worst_cos, 1.0 - cosine(wide_grads[name], g))
+    for name, g in torch_capture.param_grads.items():
+        reference = wide_grads.get(name)
+        if reference is not None and reference.shape == g.shape and float(np.mean(np.abs(reference))) > floor:
+            worst_rel = max(worst_rel, norm_rel(reference, g))
+            worst_cos = max(worst_cos, 1.0 - cosine(reference, g))
     rtol = max(GRAD_NOISE_FACTOR * worst_rel, GRAD_NOISE_FLOOR_REL)
     min_cos = 1.0 - max(GRAD_NOISE_FACTOR * worst_cos, GRAD_NOISE_FLOOR_COSINE)
     return rtol, min_cos
