@@ -17,8 +17,8 @@ import torch.nn.functional as F
 
 from msport._mindspore import ms, nn, ops
 from msport.cli import main
-from msport.convert import (load_torch_weights_into_ms, ms_cell_params, save_ms_params, save_torch_state,
-                            torch_to_mindspore)
+from msport.convert import load_torch_weights_into_ms, ms_cell_params, torch_to_mindspore
+from msport.checkpoints import save_ms_checkpoint, save_torch_state
 from msport.diagnose import audit, compare_state, layer_diff
 from msport.diagnose.stats import compare, ks_normal, ks_two_sample, ks_uniform, summarize
 from msport.tolerances import LAYER_PROBE_MAX_REL, MAGNITUDE_RATIO_RANGE
@@ -102,7 +102,7 @@ def resnet18_files(tmp_path_factory):
     params["moments.conv1.weight"] = np.zeros_like(params["conv1.weight"])  # optimizer state, as training saves
     params["global_step"] = np.array([391], dtype=np.int32)
     ckpt = folder / "resnet18.ckpt"
-    save_ms_params(params, ckpt)
+    save_ms_checkpoint(params, ckpt)
     return pth, ckpt
 
 
@@ -298,7 +298,7 @@ def test_transposed_dense_is_named_by_compare_ckpt_and_layer_diff(tmp_path, caps
     ms_model.fc1.weight.set_data(ms.Tensor(ms_model.fc1.weight.asnumpy().T.copy()))  # a buggy converter
     pth, ckpt = tmp_path / "tiny.pth", tmp_path / "tiny_ms.ckpt"
     save_torch_state(OrderedDict((k, v.numpy()) for k, v in torch_model.state_dict().items()), pth)
-    save_ms_params(ms_cell_params(ms_model), ckpt)
+    save_ms_checkpoint(ms_cell_params(ms_model), ckpt)
 
     code, out, _ = run_cli(["compare-ckpt", pth, ckpt, "--json", tmp_path / "c.json"], capsys)
     assert code == 1
@@ -572,7 +572,7 @@ def test_resnet50_with_converted_weights_flags_nothing(tmp_path, capsys):
     pth = tmp_path / "resnet50.pth"
     save_torch_state(OrderedDict((k, v.numpy()) for k, v in state.items()), pth)
     params, _ = torch_to_mindspore(state)
-    save_ms_params(params, tmp_path / "resnet50.ckpt")
+    save_ms_checkpoint(params, tmp_path / "resnet50.ckpt")
     code, out, _ = run_cli(["compare-ckpt", pth, tmp_path / "resnet50.ckpt"], capsys)
     assert code == 0
     code, out, _ = run_cli(["layer-diff", "--model", "resnet50", "--torch-weights", pth, "--ms-weights",

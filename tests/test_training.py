@@ -238,7 +238,7 @@ def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, cifar_d
 
 
 def _load_weights(path):
-    from msport.convert import load_any
+    from msport.checkpoints import load_any
 
     return load_any(path)[1]
 

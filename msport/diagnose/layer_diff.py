@@ -47,7 +47,7 @@ from msport.diagnose.stats import compare, within_magnitude_range
 from msport.tolerances import (DROPOUT_ZERO_FRACTION_SIGMAS, GRAD_VANISHING_FRACTION, LAYER_DIFF_EVAL_NORM_REL,
                                LAYER_DIFF_GRAD_MIN_COSINE, LAYER_DIFF_GRAD_NORM_REL, LAYER_DIFF_TRAIN_NORM_REL,
                                MAGNITUDE_RATIO_RANGE, SAME_WEIGHTS_MAX_ABS)
-from msport.errors import UserError
+from msport.errors import UserError, few
 from msport.progress import no_progress
 
 MODES = ("auto", "values", "magnitude")
@@ -121,7 +121,7 @@ def layer_diff(torch_module, ms_cell, x, y=None, *, grads=False, train_mode=Fals
     randomised = _outputs_after(torch_capture.outputs, randomising)
     if randomised:
         called = sorted(randomising & {n.partition("#")[0] for n in torch_capture.outputs})
-        notes.append(f"train mode: {_few(called)} draw random dropout masks in each framework, so from the first "
+        notes.append(f"train mode: {few(called, 4)} draw random dropout masks in each framework, so from the first "
                      f"of them on outputs{' and all gradients' if grads else ''} are compared by magnitude; "
                      f"each Dropout by its fraction of zeros")
     records = _layer_records("output", torch_capture.outputs, ms_capture.outputs, twin, mode, forward_rtol,
@@ -208,8 +208,6 @@ def _random_layers(torch_module):
     return stochastic, stochastic | inner
 
 
-def _few(names, n=4):
-    return ", ".join(names[:n]) + (f" (+{len(names) - n} more)" if len(names) > n else "")
 
 
 def _outputs_after(outputs, random_layers):

@@ -39,7 +39,7 @@ import numpy as np
 
 from msport import registry
 from msport.convert import join_name, owner, split_name
-from msport.errors import UserError
+from msport.errors import UserError, few
 
 HOW = ("map", "registry", "structure")
 
@@ -52,11 +52,16 @@ class NameMapError(UserError):
 
 def load_name_map(path):
     """A name map from a file: JSON ``{"torch name": "mindspore name"}``, or text lines
-    ``torch_name mindspore_name`` (``#`` comments and blank lines skipped)."""
+    ``torch_name mindspore_name`` or, YAML-style, ``torch_name: mindspore_name`` (``#`` comments and blank
+    lines skipped)."""
     if not os.path.isfile(path):
         raise NameMapError(f"{path}: no such name-map file")
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except UnicodeDecodeError as exc:
+        raise NameMapError(f"{path}: not a text file (a name map is JSON or 'torch_name mindspore_name' "
+                           f"lines)") from exc
     if text.lstrip().startswith("{"):
         try:
             mapping = json.loads(text)
@@ -71,7 +76,9 @@ def load_name_map(path):
         if not line:
             continue
         parts = line.split()
-        if len(parts) != 2:
+        if len(parts) == 2 and parts[0].endswith(":"):  # YAML style
+            parts[0] = parts[0][:-1]
+        if len(parts) != 2 or not parts[0]:
             raise NameMapError(f"{path}:{number}: expected 'torch_name mindspore_name', found {line!r}")
         mapping[parts[0]] = parts[1]
     return mapping
@@ -123,9 +130,9 @@ class Pairing:
         for torch_layer, ms_layer, kind in self.structural:
             out.append(f"  by structure: {torch_layer or '(model)'} <-> {ms_layer or '(model)'} ({kind})")
         if self.only_torch:
-            out.append(f"  no MindSpore twin ({len(self.only_torch)}): {_few(self.only_torch)}")
+            out.append(f"  no MindSpore twin ({len(self.only_torch)}): {few(self.only_torch, 8)}")
         if self.only_ms:
-            out.append(f"  no torch twin ({len(self.only_ms)}): {_few(self.only_ms)}")
+            out.append(f"  no torch twin ({len(self.only_ms)}): {few(self.only_ms, 8)}")
         if self.only_torch or self.only_ms:
             out.append("  give a name map (--name-map FILE: lines 'torch_name mindspore_name') for these")
         return out
@@ -135,9 +142,6 @@ class Pairing:
                             ("unpaired_torch", list(self.only_torch)), ("unpaired_mindspore", list(self.only_ms))])
 
 
-def _few(names, n=8):
-    more = f" (+{len(names) - n} more)" if len(names) > n else ""
-    return ", ".join(names[:n]) + more
 
 
 def _owner(name, layers):
@@ -157,11 +161,13 @@ def _torch_layout(entry, relative, ms_shape, side="ms"):
     return registry.torch_layout_shape(rule, ms_shape) if rule is not None else tuple(ms_shape)
 
 
-def pair_names(torch_shapes, ms_shapes, torch_layers=None, ms_layers=None, name_map=None):
+def pair_names(torch_shapes, ms_shapes, torch_layers=None, ms_layers=None, name_map=None, torch_modules=()):
     """A :class:`Pairing` of ``{torch name: shape}`` with ``{MindSpore name: shape}``.
 
     ``torch_layers``/``ms_layers``: ``{layer name: registry entry}`` (:func:`msport.convert.layer_map`),
     when the models are at hand; without them layer types are inferred from names where possible.
+    A name map's torch names must each be a parameter, a layer holding some, or one of ``torch_modules``:
+    an entry that names nothing would be silently unused.
     """
     from msport.convert import ConversionError, TORCH_ONLY_SUFFIXES, map_names
 
@@ -190,6 +196,7 @@ def pair_names(torch_shapes, ms_shapes, torch_layers=None, ms_layers=None, name_
 
     # 1. the user's map: parameter names, or layer names whose parameters follow the registry's rules
     lookup = _map_function(name_map)
+    _check_map_names(lookup, list(torch_shapes) + pairing.ignored, torch_modules)
     if lookup is not None:
         for name in torch_shapes:
             target = lookup(name)
@@ -208,7 +215,7 @@ def pair_names(torch_shapes, ms_shapes, torch_layers=None, ms_layers=None, name_
                 continue
             if target not in ms_shapes:
                 raise NameMapError(f"the name map sends {name!r} to {target!r}, which the MindSpore model does not "
-                                   f"have (close: {_few(_similar(target, ms_shapes), 3) or 'none'})")
+                                   f"have (close: {few(_similar(target, ms_shapes), 3)})")
             if fits(name, target):
                 take(name, target, "map")
 
@@ -226,6 +233,20 @@ def pair_names(torch_shapes, ms_shapes, torch_layers=None, ms_layers=None, name_
     pairing.only_torch = [n for n in torch_shapes if n not in pairing.params]
     pairing.only_ms = list(free_ms)
     return pairing
+
+
+def _check_map_names(lookup, torch_names, torch_modules):
+    mapping = getattr(lookup, "__self__", None)  # a dict's own .get: a map given as data, whose keys can be checked
+    if not isinstance(mapping, dict):
+        return
+    known = set(torch_modules)
+    for name in torch_names:
+        parts = name.split(".")
+        known.update(".".join(parts[:cut]) for cut in range(1, len(parts) + 1))
+    unknown = [k for k in mapping if k not in known]
+    if unknown:
+        raise NameMapError(f"the name map names {len(unknown)} torch parameters or layers the torch side does not "
+                           f"have: {few(unknown, 3)}; each entry is 'torch_name mindspore_name'")
 
 
 def _similar(name, names):
@@ -400,8 +421,8 @@ def pair_models(torch_module, ms_cell, name_map=None):
     torch_shapes = OrderedDict((k, tuple(v.shape)) for k, v in torch_module.state_dict().items())
     ms_shapes = OrderedDict((p.name, tuple(p.shape)) for p in ms_cell.get_parameters())
     torch_layers, ms_layers = layer_map(torch_module), layer_map(ms_cell)
-    pairing = pair_names(torch_shapes, ms_shapes, torch_layers, ms_layers, name_map)
     torch_names = [n for n, _ in torch_module.named_modules() if n]
+    pairing = pair_names(torch_shapes, ms_shapes, torch_layers, ms_layers, name_map, torch_names)
     ms_names = [n for n, _ in ms_cell.cells_and_names() if n]
     pair_layers(pairing, torch_names, ms_names, torch_layers, ms_layers, name_map)
     return pairing

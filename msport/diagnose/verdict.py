@@ -32,6 +32,7 @@ from collections import OrderedDict
 import numpy as np
 
 from msport.diagnose.replay import culprits, reason, replay
+from msport.errors import few
 from msport.tolerances import (GRAD_NOISE_FACTOR, GRAD_NOISE_FLOOR_COSINE, GRAD_NOISE_FLOOR_REL,
                                GRAD_VANISHING_FRACTION, LAYER_DIFF_GRAD_MIN_COSINE, LAYER_DIFF_GRAD_NORM_REL,
                                LOSS_REL, cosine, norm_rel)
@@ -69,7 +70,7 @@ def judge(records, summary, notes, *, mode, forward_rtol, alignment, pairing, mo
         span, suspects = (_span(values, found, alignment, torch_capture.spans, ms_capture.spans) if parted
                           else (None, []))
         if not parted and any(r["differs"] for r in values):
-            notes.append(f"outputs differ at {_few([r['name'] for r in values if r['differs']])}, but no layer "
+            notes.append(f"outputs differ at {few([r['name'] for r in values if r['differs']], 4)}, but no layer "
                          f"differs alone and the model's output agrees: not a divergence")
         if span is not None:
             records.insert(records.index(span[1]), _span_record(span, suspects, alignment))
@@ -90,10 +91,6 @@ def judge(records, summary, notes, *, mode, forward_rtol, alignment, pairing, mo
         notes.append(f"INCOMPLETE: {len(pairing.only_torch)} torch and {len(pairing.only_ms)} MindSpore parameters "
                      f"pair with nothing, so those weights were neither compared nor copied; no values verdict "
                      f"until a --name-map pairs them")
-
-
-def _few(names, n=4):
-    return ", ".join(names[:n]) + (f" (+{len(names) - n} more)" if len(names) > n else "")
 
 
 def _output_record(torch_logits, ms_logits, mode, rtol):
