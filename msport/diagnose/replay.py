@@ -104,7 +104,7 @@ def culprits(alignment, alone, spans, rtol):
 
 def reason(t_call, m_call, torch_module, ms_cell, pairing, torch_capture, seed=0):
     """What the audit reads off the two layers of a culprit (registered types), else ``None``."""
-    from msport.diagnose.audit.layers import _layer_record
+    from msport.diagnose.audit.layers import layer_record
 
     name, ms_name = t_call.partition("#")[0], m_call.partition("#")[0]
     layer = dict(torch_module.named_modules())[name]
@@ -114,7 +114,7 @@ def reason(t_call, m_call, torch_module, ms_cell, pairing, torch_capture, seed=0
     given = torch_capture.inputs.get(t_call) or ()
     first = given[0] if given and isinstance(given[0], np.ndarray) else None
     ms_layer = dict(ms_cell.cells_and_names())[ms_name]
-    record = _layer_record(name, entry, layer, ms_name, ms_layer, pairing, first, np.random.default_rng(seed))
+    record = layer_record(name, entry, layer, ms_name, ms_layer, pairing, first, np.random.default_rng(seed))
     torch_parts, ms_parts = record["torch"].split(", "), record["mindspore"].split(", ")
     both = set(torch_parts) & set(ms_parts)  # what agrees is no reason: "bias False" on both sides
     torch_text = ", ".join(p for p in torch_parts if p not in both) or "same settings"
