@@ -94,6 +94,14 @@ LAYER_DIFF_TRAIN_NORM_REL = 1e-2
 #: batch 4). Gradient bugs (a sum instead of a mean, a sign) are O(1) or cosine < 0.
 LAYER_DIFF_GRAD_NORM_REL = 0.3
 LAYER_DIFF_GRAD_MIN_COSINE = 0.95
+#: Those bounds are loose enough for the worst model at the worst batch, so they pass a loss that differs
+#: by 11% everywhere (label smoothing 0.1 on one side). In values mode layer-diff therefore measures the
+#: float32 noise of the very model and batch it judges: torch's gradients against a float64 copy's. The
+#: gradient bounds are this factor times the worst norm-relative difference and 1 - cosine found, floored
+#: (the fixed bounds above remain for a model that cannot run in float64).
+GRAD_NOISE_FACTOR = 10.0
+GRAD_NOISE_FLOOR_REL = 1e-4
+GRAD_NOISE_FLOOR_COSINE = 1e-6
 #: A gradient whose mean |g| is below this fraction of the largest of its kind on both sides is
 #: structurally zero (a conv bias followed by train-mode BatchNorm: the batch mean cancels it, leaving
 #: ~1e-9 of rounding noise against ~1e-2) and is not judged.
