@@ -227,7 +227,7 @@ def test_concrete_arg_fixes_a_python_branch(bad_models, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     net = import_source(str(out / "Flag_ms.py")).create(str(out / "Flag.ckpt"))
     model = bad_models.Flag()
-    from msport.convert import load_ms_checkpoint  # checks and drops msport's integrity record
+    from msport.checkpoints import load_ms_checkpoint  # checks and drops msport's integrity record
 
     model.load_state_dict({k: torch.from_numpy(v.asnumpy()) for k, v in
                            load_ms_checkpoint(str(out / "Flag.ckpt")).items()})

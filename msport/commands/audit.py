@@ -46,6 +46,13 @@ def add_arguments(parser):
                              "keywords (optimizer, torch_optimizer, torch_scheduler, lr_schedule, loss_fn, "
                              "torch_loss_fn); checks the optimizer class and hyperparameters, lr and weight decay "
                              "per parameter, the schedule and the loss configuration")
+    group = parser.add_argument_group("the data check: per-channel mean and std of a batch from each input pipeline")
+    group.add_argument("--torch-data", metavar="MODULE:CALLABLE",
+                       help="a function returning the torchvision transform (or torch Dataset) the model was trained with")
+    group.add_argument("--ms-data", metavar="MODULE:CALLABLE",
+                       help="a function returning the port's MindSpore ops (or mindspore.dataset pipeline)")
+    group.add_argument("--data-images", metavar="DIR",
+                       help="images for the data check (default: scikit-learn's two sample photos)")
     add_output_arguments(parser)
 
 
@@ -77,11 +84,23 @@ def run(args):
             recipe.update(_recipe(args.recipe, torch_module, ms_cell))
         trained = bool(args.torch_weights or args.ms_weights or args.copy_weights)
         result = audit(torch_module, ms_cell, inputs=inputs, input_shape=input_shape, check_init=not trained,
-                       name_map=args.name_map, progress=progress, **recipe)
+                       name_map=args.name_map, data=_data_pipelines(args), progress=progress, **recipe)
     result.notes.insert(0, models)
     if described:
         result.notes = [f"probe input: {described}" if n.startswith("probe input:") else n for n in result.notes]
     return emit(result, args, TABLE_COLUMNS, PLOTS, SORT_KEY)
+
+
+def _data_pipelines(args):
+    """(torch pipeline, MindSpore pipeline, images) for audit's data check, or None."""
+    if not (args.torch_data or args.ms_data):
+        return None
+    if not (args.torch_data and args.ms_data):
+        raise UserError("the data check needs both --torch-data and --ms-data")
+    from msport.commands.compare_data import side
+    from msport.diagnose.compare_data import load_images
+
+    return side(args.torch_data, "--torch-data"), side(args.ms_data, "--ms-data"), load_images(args.data_images)
 
 
 def _parse_shape(text):

@@ -42,14 +42,14 @@ class PortResult:
         """Write the model source, the converted weights and the parity report into ``directory``."""
         import json
 
-        from msport.convert import save_ms_params
+        from msport.checkpoints import save_ms_checkpoint
         from msport.files import atomic_write_text
         from msport.port.parity import parity_markdown
 
         os.makedirs(directory, exist_ok=True)
         paths = [os.path.join(directory, f) for f in self.files()]
         atomic_write_text(paths[0], self.source)
-        save_ms_params(self.params, paths[1])
+        save_ms_checkpoint(self.params, paths[1])
         if self.report is not None:
             atomic_write_text(paths[2], json.dumps(self.report, indent=1, allow_nan=False) + "\n")
             atomic_write_text(paths[3], parity_markdown(self.report, f"{self.name} ({self.class_name})"))

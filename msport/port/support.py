@@ -147,7 +147,7 @@ def shifted_window_attention(x, qkv_weight, proj_weight, relative_position_bias,
 def load_checkpoint(net, path):
     """Load a .ckpt written by ``msport port`` into ``net``: every parameter, nothing extra, or an error
     naming the names that do not fit. msport's integrity mark (a file cut short is refused) is checked."""
-    from msport.convert import load_ms_checkpoint
+    from msport.checkpoints import load_ms_checkpoint
 
     params = load_ms_checkpoint(path)
     expected = {p.name: tuple(p.shape) for p in net.get_parameters()}

@@ -40,6 +40,9 @@ one record per registered layer, ``check`` = its torch type (``Conv2d``, ``Layer
     correction, eps), every hyperparameter, each parameter's learning rate, and
     with ``torch_scheduler`` the first learning rates of the schedule
     (:mod:`msport.diagnose.audit.recipe`, read from :mod:`msport.optim.catalog`).
+``data`` (with ``data``)
+    the per-channel mean and std of a batch from each input pipeline (a torchvision transform and
+    MindSpore ops, or two data sets) on the same images: see :mod:`msport.diagnose.audit.data`.
 ``loss`` (with ``loss_fn``)
     the MindSpore loss on the same inputs as torch's loss (default
     ``CrossEntropyLoss()``) and, for a registered twin, its configuration
@@ -73,7 +76,7 @@ STAGES = 3  # the calls audit makes to ``progress``
 
 def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_fn=None,
           torch_loss_fn=None, inputs=None, input_shape=DEFAULT_INPUT_SHAPE, check_init=True, name_map=None,
-          seed=0, pairing=None, progress=no_progress, lr_schedule=None, torch_scheduler=None,
+          seed=0, pairing=None, data=None, progress=no_progress, lr_schedule=None, torch_scheduler=None,
           schedule_steps=SCHEDULE_STEPS):
     """Run every check (see the module docstring); returns a :class:`DiagnosisResult`.
 
@@ -87,7 +90,8 @@ def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_f
     list; default the optimizer's own list) checked over ``schedule_steps`` steps
     against ``torch_scheduler``. ``loss_fn``: the MindSpore loss cell;
     ``torch_loss_fn`` defaults to ``torch.nn.CrossEntropyLoss()``.
-    ``check_init=False`` for trained weights. ``name_map``: torch name ->
+    ``data``: ``(torch pipeline, MindSpore pipeline, images)`` for the data check, images as
+    :func:`msport.diagnose.compare_data.load_images` gives them. ``check_init=False`` for trained weights. ``name_map``: torch name ->
     MindSpore name (a dict, a callable or a file) for names neither the
     registry nor the structure pairs. ``progress(stage)`` is called as each of
     its :data:`STAGES` starts.
@@ -120,6 +124,10 @@ def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_f
                                       torch_scheduler, schedule_steps)
     if loss_fn is not None:
         records.append(loss_record(loss_fn, torch_loss_fn, rng))
+    if data is not None:
+        from msport.diagnose.audit.data import data_records
+
+        records += data_records(*data)
 
     flagged = [r for r in records if r["flagged"]]
     summary = OrderedDict([
@@ -146,6 +154,8 @@ def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_f
         notes.append("weight decay not checked: no optimizer given")
     if loss_fn is None:
         notes.append("loss not checked: no loss given")
+    if data is None:
+        notes.append("input pipelines not checked: no data pipelines given")
     return DiagnosisResult("audit", records, summary, notes)
 
 
