@@ -62,8 +62,8 @@ def test_unknown_keys_are_errors_in_the_file_and_in_set(tmp_path):
         _resolve(["--config", str(path)])
     with pytest.raises(UserError, match="--set 'momentun=0.8'"):
         _resolve(["--set", "momentun=0.8"])
-    with pytest.raises(UserError, match="schedule 'linear' unknown"):
-        _resolve(["--set", "schedule=linear"])
+    with pytest.raises(UserError, match="schedule 'polynomial' unknown"):
+        _resolve(["--set", "schedule=polynomial"])
     with pytest.raises(UserError, match="not found"):
         _resolve(["--config", str(tmp_path / "missing.yaml")])
 
@@ -184,6 +184,7 @@ def test_mindspore_trainer_writes_model_checkpoint_names(tmp_path, cifar_dir):
     assert len(_metrics(out)) == 2 and (out / "resume-2.ckpt").is_file()
     env = json.loads((out / "environment.json").read_text())[0]
     assert env["packages"]["mindspore"] and env["threads"]["mindspore_runtime"] >= 1
+    assert env["mindspore_cpu_setup"]["set_by"] in ("msport", "oneDNN default", "user")  # msport/_mindspore.py
 
 
 def test_refuses_to_overwrite_a_run_and_to_resume_with_other_settings(tmp_path, cifar_dir):

@@ -37,11 +37,11 @@ from msport.convert.files import check_destination, convert_file, destination_ki
 from msport.convert.models import (load_file_into_ms, load_file_into_torch, load_ms_weights_into_torch,
                                    load_torch_weights_into_ms, ms_cell_params)
 from msport.convert.rules import (TORCH_ONLY_SUFFIXES, TORCH_STATE_PREFIX, ConversionError, ConversionReport,
-                                  join_name, layer_map, map_names, mindspore_to_torch, ms_param_shapes, split_name,
-                                  torch_state_shapes, torch_to_mindspore)
+                                  join_name, layer_map, map_names, mindspore_to_torch, ms_param_shapes, owner,
+                                  split_name, torch_state_shapes, torch_to_mindspore)
 
 __all__ = ["ConversionError", "ConversionReport", "TORCH_ONLY_SUFFIXES", "TORCH_STATE_PREFIX", "check_destination",
            "convert_file", "destination_kind", "join_name", "layer_map", "load_file_into_ms", "load_file_into_torch",
            "load_ms_weights_into_torch", "load_torch_weights_into_ms", "map_names", "mindspore_to_torch",
-           "ms_cell_params", "ms_param_shapes", "split_name", "structural_check", "torch_state_shapes",
+           "ms_cell_params", "ms_param_shapes", "owner", "split_name", "structural_check", "torch_state_shapes",
            "torch_to_mindspore"]

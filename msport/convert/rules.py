@@ -110,7 +110,7 @@ def layer_map(model):
     return registry.ms_layers(model)
 
 
-def _owner(key, layers):
+def owner(key, layers):
     """(layer, parameter name relative to it): the longest registered prefix owns the key
     (``bn.bn2d.gamma`` belongs to the BatchNorm3d ``bn``); else the key's own module."""
     parts = key.split(".")
@@ -133,7 +133,7 @@ def _plan(shapes, side, layers, report, targets=None):
     """
     groups = OrderedDict()
     for key in shapes:
-        module, suffix = _owner(key, layers) if layers is not None else split_name(key)
+        module, suffix = owner(key, layers) if layers is not None else split_name(key)
         groups.setdefault(module, []).append(suffix)
     target_groups = OrderedDict()
     for key, shape in (targets or {}).items():

@@ -37,6 +37,11 @@ class DiagnosisResult:
     def exit_code(self):
         return 1 if self.flagged else 0
 
+    def verdict(self):
+        """The RESULT line's text (a diagnosis that can be incomplete says so here)."""
+        flagged = self.flagged
+        return f"{len(flagged)} flagged; first: {flagged[0]['name']}" if flagged else "nothing flagged"
+
     def to_dict(self):
         return {"command": self.command, "summary": self.summary, "notes": self.notes,
                 "records": self.records}
@@ -350,10 +355,7 @@ def emit(result, args, columns, plots=(), sort_key=None, out=None):
     if args.report:
         path = write_report(result, args.report, columns, plots)
         print(f"wrote {path}", file=out)
-    if flagged:
-        print(f"RESULT: {len(flagged)} flagged; first: {flagged[0]['name']}", file=out)
-    else:
-        print("RESULT: nothing flagged", file=out)
+    print(f"RESULT: {result.verdict()}", file=out)
     return result.exit_code
 
 
