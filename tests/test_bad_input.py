@@ -293,7 +293,7 @@ CASES = [
     # -- flags -----------------------------------------------------------------------------------------
     ("flag-not-an-int", lambda F, W: _torch("--epochs", "abc"), "invalid int value: 'abc'"),
     ("flag-unknown", lambda F, W: _torch("--bogus"), "unrecognized arguments: --bogus"),
-    ("flag-bad-choice", lambda F, W: _torch("--schedule", "linear"), "invalid choice: 'linear'"),
+    ("flag-bad-choice", lambda F, W: _torch("--schedule", "sawtooth"), "invalid choice: 'sawtooth'"),
     ("flag-of-the-other-framework", lambda F, W: _torch("--init", "legacy"), "unrecognized arguments: --init"),
     ("flag-msport-command", lambda F, W: _msport("convrt"), "invalid choice: 'convrt'"),
     ("flag-parity-train-epochs", lambda F, W: _msport("parity-train", "--epochs", "3"), "unrecognized arguments"),

@@ -110,7 +110,7 @@ def test_config_applies_command_line_overrides(tmp_path):
     ({"seeds": [0], "train": {"epoch": 3}}, "train: unknown key(s) epoch"),
     ({"seeds": [0], "train": {"seed": 3}}, "seed set by reproduce for each run"),
     ({"seeds": [0], "train": {"weight_decay": "5e-4"}}, "weight_decay must be a number, got '5e-4'"),
-    ({"seeds": [0], "train": {"schedule": "linear"}}, "schedule 'linear' unknown"),
+    ({"seeds": [0], "train": {"schedule": "sawtooth"}}, "schedule 'sawtooth' unknown"),
     ({"seeds": [], "train": {}}, "seeds must be a list of integers"),
     ({"seeds": [1, 1], "train": {}}, "repeat a seed"),
     ({"seeds": [0], "train": {}, "arms": ["torch", "ms_fast"]}, "arms must be a list drawn from"),
