@@ -106,7 +106,7 @@ GRAD_NOISE_FLOOR_COSINE = 1e-6
 #: structurally zero (a conv bias followed by train-mode BatchNorm: the batch mean cancels it, leaving
 #: ~1e-9 of rounding noise against ~1e-2) and is not judged.
 GRAD_VANISHING_FRACTION = 1e-5
-#: Independent initialisations cannot be compared value by value, only by size: the seed's legacy
+#: Independent initialisations cannot be compared value by value, only by size: the case study's legacy
 #: Normal(0.01) init made the first conv's outputs ~10x smaller than torch's. A ratio
 #: mean|ms| / mean|torch| outside this range is flagged.
 MAGNITUDE_RATIO_RANGE = (0.5, 2.0)
