@@ -7,7 +7,7 @@ from collections import OrderedDict
 import numpy as np
 
 from msport.diagnose.audit.records import record as _record
-from msport.optim import TorchOptimizer
+from msport.diagnose.audit.records import is_msport_optimizer
 from msport.tolerances import WEIGHT_DECAY_REL
 
 
@@ -70,7 +70,7 @@ def ms_weight_decay_per_parameter(optimizer):
     ``decay_flags[i]``, by the group's value (grouped) or the single value.
     """
     params = list(optimizer.parameters)
-    if isinstance(optimizer, TorchOptimizer):  # torch's rule: every parameter of a group, by the group's value
+    if is_msport_optimizer(optimizer):  # torch's rule: every parameter of a group, by the group's value
         return OrderedDict((p.name, float(g["weight_decay"])) for g in optimizer.param_groups for p in g["params"])
     flags = tuple(optimizer.decay_flags)
     if not getattr(optimizer, "exec_weight_decay", True):

@@ -19,7 +19,8 @@ MindSpore built-in:
 import numpy as np
 
 from msport.diagnose.audit.records import record as _record
-from msport.optim import MINDSPORE_BUILTINS, OPTIMIZERS, TorchOptimizer
+from msport.diagnose.audit.records import is_msport_optimizer
+from msport.optim import MINDSPORE_BUILTINS, OPTIMIZERS
 from msport.tolerances import SCHEDULE_LR_REL, WEIGHT_DECAY_REL
 
 SCHEDULE_STEPS = 20
@@ -46,7 +47,7 @@ def _torch_name(torch_optimizer):
 def _class_record(optimizer, torch_optimizer):
     torch_name, ms_name = _torch_name(torch_optimizer), type(optimizer).__name__
     reasons = []
-    if isinstance(optimizer, TorchOptimizer):
+    if is_msport_optimizer(optimizer):
         if optimizer.TORCH != torch_name:
             reasons.append(f"msport.optim.{ms_name} computes torch's {optimizer.TORCH}, not {torch_name}")
         ms_text = f"msport.optim.{ms_name}"
@@ -69,7 +70,7 @@ def _class_record(optimizer, torch_optimizer):
 
 def _ms_hyper(optimizer, key, group):
     """A hyperparameter of the MindSpore optimizer in torch's terms, or ``None`` where it has none."""
-    if isinstance(optimizer, TorchOptimizer):
+    if is_msport_optimizer(optimizer):
         return optimizer.param_groups[group].get(key)
     builtin = MINDSPORE_BUILTINS.get(type(optimizer).__name__)
     if builtin is None or key not in builtin.reads:
@@ -91,14 +92,14 @@ def _hyper_records(optimizer, torch_optimizer):
         return []
     records = []
     for g, group in enumerate(torch_optimizer.param_groups):
-        if not isinstance(optimizer, TorchOptimizer) and g:
+        if not is_msport_optimizer(optimizer) and g:
             break  # a built-in holds one value of each (its groups carry lr and decay only)
         for key in spec.defaults:
             if key in ("lr", "weight_decay") or key not in group:
                 continue  # per parameter, below
             want, got = group[key], _ms_hyper(optimizer, key, g)
             if got is None:
-                if not isinstance(optimizer, TorchOptimizer) and want != spec.defaults[key]:
+                if not is_msport_optimizer(optimizer) and want != spec.defaults[key]:
                     records.append(_record("optimizer", f"group {g}: {key}", f"{want!r}", "none",
                                            [(f"torch sets {key}={want!r}; {type(optimizer).__name__} has no "
                                             f"counterpart")]))
@@ -119,7 +120,7 @@ def _fmt(value):
 
 def _ms_lr_per_parameter(optimizer):
     """``{name: learning rate at step 0}`` (``None`` where it is a schedule Cell msport cannot read)."""
-    if isinstance(optimizer, TorchOptimizer):
+    if is_msport_optimizer(optimizer):
         return {p.name: float(g["lr"]) for g in optimizer.param_groups for p in g["params"]}
     params = list(optimizer.parameters)
     rates = optimizer.learning_rate
@@ -198,7 +199,7 @@ def _schedule_records(optimizer, lr_schedule, torch_scheduler, steps):
 
 def _ms_list(optimizer):
     """A MindSpore optimizer's own per-step learning rates (one value for a fixed rate)."""
-    if isinstance(optimizer, TorchOptimizer):
+    if is_msport_optimizer(optimizer):
         return [float(optimizer.param_groups[0]["lr"])]
     rate = optimizer.learning_rate[0] if getattr(optimizer, "is_group_lr", False) else optimizer.learning_rate
     values = [p.asnumpy() for p in rate.get_parameters()] if hasattr(rate, "construct") else [rate.asnumpy()]

@@ -10,3 +10,11 @@ def record(check, name, torch_text, ms_text, reasons, **figures):
     record["flagged"] = bool(reasons)
     record["reason"] = "; ".join(reasons) if reasons else None
     return record
+
+
+def is_msport_optimizer(optimizer):
+    """Whether ``optimizer`` is one of :mod:`msport.optim`'s (torch's semantics). The import loads MindSpore,
+    so it waits until an optimizer is audited: compare-ckpt on two files imports the audit package too."""
+    from msport.optim import TorchOptimizer
+
+    return isinstance(optimizer, TorchOptimizer)
