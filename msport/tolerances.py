@@ -98,10 +98,14 @@ LAYER_DIFF_GRAD_MIN_COSINE = 0.95
 #: by 11% everywhere (label smoothing 0.1 on one side). In values mode layer-diff therefore measures the
 #: float32 noise of the very model and batch it judges: torch's gradients against a float64 copy's. The
 #: gradient bounds are this factor times the worst norm-relative difference and 1 - cosine found, floored
-#: (the fixed bounds above remain for a model that cannot run in float64).
+#: (the fixed bounds above remain for a model that cannot run in float64). The floor is what MindSpore's
+#: own float32 arithmetic adds, which torch's float64 copy cannot see: the zoo's resnet18 in train mode at
+#: batch 2, same weights, differs by up to 1.6e-3 norm-relative in a BatchNorm's gradient (MindSpore 2.10,
+#: CPU, AVX2 kernels against torch's AVX-512 ones), where torch's float32 noise is under 1e-5; 5x that.
+#: The cosine floor is the same size: 1 - cosine of a relative difference r is about r^2 / 2.
 GRAD_NOISE_FACTOR = 10.0
-GRAD_NOISE_FLOOR_REL = 1e-4
-GRAD_NOISE_FLOOR_COSINE = 1e-6
+GRAD_NOISE_FLOOR_REL = 1e-2
+GRAD_NOISE_FLOOR_COSINE = GRAD_NOISE_FLOOR_REL ** 2 / 2
 #: A gradient whose mean |g| is below this fraction of the largest of its kind on both sides is
 #: structurally zero (a conv bias followed by train-mode BatchNorm: the batch mean cancels it, leaving
 #: ~1e-9 of rounding noise against ~1e-2) and is not judged.
