@@ -81,9 +81,9 @@ op("logical_and", "logical_and.default", "ops.logical_and({self}, {other})")
 op("logical_or", "logical_or.default", "ops.logical_or({self}, {other})")
 op("logical_xor", "logical_xor.default", "ops.logical_xor({self}, {other})")
 op("logical_not", "logical_not.default", "ops.logical_not({self})")
-op("bitwise_and", "bitwise_and.Tensor __and__.Tensor", "support.bitwise_and({self}, {other})", imports=_S,
+op("bitwise_and", "bitwise_and.Tensor bitwise_and.Scalar __and__.Tensor", "support.bitwise_and({self}, {other})", imports=_S,
    doc="logical on bool tensors (MindSpore's BitwiseAnd takes integers only)")
-op("bitwise_or", "bitwise_or.Tensor __or__.Tensor", "support.bitwise_or({self}, {other})", imports=_S)
+op("bitwise_or", "bitwise_or.Tensor bitwise_or.Scalar __or__.Tensor", "support.bitwise_or({self}, {other})", imports=_S)
 op("bitwise_not", "bitwise_not.default", "support.bitwise_not({self})", imports=_S)
 op("where", "where.self", "ops.where({condition}, {self}, {other})")
 op("clamp", "clamp.default clamp.Tensor", "ops.clamp({self}, {min}, {max})")
@@ -99,9 +99,8 @@ op("atan2", "atan2.default", "ops.atan2({self}, {other})")
 op("gelu", "gelu.default", "ops.gelu({self}, approximate={approximate})")
 op("hardtanh", "hardtanh.default", "ops.hardtanh({self}, {min_val}, {max_val})")
 op("leaky_relu", "leaky_relu.default", "ops.leaky_relu({self}, {negative_slope})")
-op("elu", "elu.default", lambda a: (require(a.raw("scale") == 1 and a.raw("input_scale") == 1,
-                                            "elu with scale/input_scale (SELU): not mapped")
-                                    or f"ops.elu({a.self}, {a.alpha})"))
+op("elu", "elu.default", "support.elu({self}, {alpha}, {scale}, {input_scale})", imports=_S,
+   doc="MindSpore's Elu takes alpha 1 only; SELU is elu with scale and input_scale")
 op("softplus", "softplus.default", "ops.softplus({self}, {beta}, {threshold})")
 
 # --- dtype and copies -------------------------------------------------------------------------------

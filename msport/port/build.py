@@ -215,7 +215,8 @@ def load_into(cell, params):
     from msport._mindspore import ms
 
     for p in cell.get_parameters():
-        p.set_data(ms.Tensor(np.ascontiguousarray(params[p.name])))
+        value = params[p.name]
+        p.set_data(ms.Tensor(np.ascontiguousarray(value).reshape(np.shape(value))))  # keeps a 0-d tensor 0-d
 
 
 def class_name_for(name):

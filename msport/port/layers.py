@@ -110,11 +110,9 @@ class UnsupportedModel(UserError):
 
     def __init__(self, model, unsupported):
         self.unsupported = unsupported
-        lines = [(f"cannot port {model}: {len(unsupported)} node(s) have no MindSpore twin; register one "
-                 f"(msport.port.register_op for an ATen op, msport.port.register_layer for a module type) "
-                 f"and port again:")]
-        lines += [f"  {u}" for u in unsupported]
-        super().__init__("\n".join(lines))
+        super().__init__(f"cannot port {model}: {len(unsupported)} node(s) have no MindSpore twin: "
+                         f"{'; '.join(str(u) for u in unsupported)}; register one (msport.port.register_op for an "
+                         f"ATen op, msport.port.register_layer for a module type) and port again")
 
 
 __all__ = ["LAYERS", "SUPPORT", "LayerTwin", "Unsupported", "UnsupportedModel", "layer_source", "layer_twin",

@@ -125,6 +125,11 @@ def roll(x, shifts, dims):
     return x
 
 
+def elu(x, alpha=1.0, scale=1.0, input_scale=1.0):
+    """``aten.elu`` (SELU too): scale * (x if x > 0 else alpha * (exp(x * input_scale) - 1))."""
+    return scale * ops.where(x > 0, x, alpha * (ops.exp(x * input_scale) - 1))
+
+
 def bitwise_and(x, y):
     """``&``: logical on bool tensors (MindSpore's BitwiseAnd takes integers only)."""
     return ops.logical_and(x, y) if x.dtype == ms.bool_ else ops.bitwise_and(x, y)
@@ -198,6 +203,6 @@ def load_initial(net, path):
     return net
 
 
-__all__ = ["Block", "batch_norm", "bitwise_and", "bitwise_not", "bitwise_or", "conv", "dropout", "group_norm",
+__all__ = ["Block", "batch_norm", "bitwise_and", "bitwise_not", "bitwise_or", "conv", "dropout", "elu", "group_norm",
            "layer_norm", "linear", "load_checkpoint", "load_initial", "max_pool2d", "native_layer_norm", "roll",
            "scaled_dot_product_attention", "squeeze"]
