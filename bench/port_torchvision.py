@@ -58,11 +58,11 @@ def port_one(name, size):
     import torch
 
     from msport.port import TraceFailed, UnsupportedModel, port
-    from msport.port.spec import load_torch_model
+    from msport import resolve
     from msport.tolerances import PORT_LOGITS_MAX_ABS
 
     torch.manual_seed(0)
-    model, _ = load_torch_model(f"torchvision:{name}")
+    model = resolve.torch_model(f"torchvision:{name}")
     calibrate(model, size)
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
     start = time.perf_counter()

@@ -519,8 +519,8 @@ def structural_check(names, kind):
 def convert_file(src, dst, *, model=None, num_classes=10, overwrite=False):
     """Convert ``src`` (.pth or .ckpt) to ``dst`` (the other kind); returns the report.
 
-    With ``model`` (a zoo name, or a built model of the target framework: a
-    ``mindspore.nn.Cell`` for a .ckpt, a ``torch.nn.Module`` for a .pth) the
+    With ``model`` (a built model of the target framework: a ``mindspore.nn.Cell``
+    for a .ckpt, a ``torch.nn.Module`` for a .pth; :mod:`msport.resolve` turns a name into one) the
     result is checked against that model's parameter names and shapes before
     anything is written; without, the structural checks that need no model are run.
     """
@@ -534,8 +534,6 @@ def convert_file(src, dst, *, model=None, num_classes=10, overwrite=False):
         raise ConversionError(f"{dst} is a folder; give the file to write")
     if not os.path.isdir(os.path.dirname(os.path.abspath(dst))):
         raise ConversionError(f"{dst}: folder {os.path.dirname(os.path.abspath(dst))} does not exist")
-    if isinstance(model, str):  # a built model (from a spec) is checked against below
-        _require_zoo_model(model, src_kind)
     if num_classes < 1:
         raise ConversionError(f"--num-classes must be at least 1, got {num_classes}")
     _, weights = load_any(src)
@@ -555,16 +553,9 @@ def convert_file(src, dst, *, model=None, num_classes=10, overwrite=False):
 
 def _target(model, dst_kind, dst, num_classes):
     """(parameter shapes, layer map) of the model a conversion to ``dst_kind`` is checked against, or
-    (None, None) without one. ``model``: a zoo name, or a built model of ``dst``'s framework."""
+    (None, None) without one. ``model``: a built model of ``dst``'s framework."""
     if model is None:
         return None, None
-    if isinstance(model, str):
-        if dst_kind == "mindspore":
-            from msport.models import create_model
-            model = create_model(model, num_classes=num_classes)
-        else:
-            import reference_torch
-            model = reference_torch.create_model(model, num_classes=num_classes)
     if dst_kind == "mindspore" and not hasattr(model, "parameters_and_names"):
         raise ConversionError(f"{dst} is a MindSpore checkpoint: check it against a mindspore.nn.Cell, "
                               f"not a {type(model).__name__}")
@@ -573,15 +564,6 @@ def _target(model, dst_kind, dst, num_classes):
                               f"not a {type(model).__name__}")
     shapes = ms_param_shapes(model) if dst_kind == "mindspore" else torch_state_shapes(model)
     return shapes, layer_map(model)
-
-
-def _require_zoo_model(model, src_kind):
-    if src_kind == "torch":
-        from msport.models import list_models
-    else:
-        from reference_torch import list_models
-    if model not in list_models():
-        raise ConversionError(f"unknown model {model!r}: choose one of {', '.join(list_models())}")
 
 
 # --- in-memory models -------------------------------------------------------------------

@@ -38,31 +38,15 @@ import warnings
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
-import numpy as np
 
-from msport import registry
-from msport._mindspore import ms, nn, ops
+from msport import cells, registry
+from msport._mindspore import ms
 from msport.registry import INIT_SCHEMES, REQUIRED
 from mindspore.common.initializer import Constant, Normal, Uniform, initializer
-
-#: PyTorch's BatchNorm defaults, in PyTorch's convention.
-TORCH_BN_MOMENTUM = 0.1
-TORCH_BN_EPS = 1e-5
-
 
 def _check_scheme(init):
     if init not in INIT_SCHEMES:
         raise ValueError(f"unknown init scheme {init!r}: choose one of {', '.join(INIT_SCHEMES)}")
-
-
-def fan_in(weight_shape):
-    """PyTorch's fan_in of a conv/dense weight shaped (out, in/groups, *kernel)."""
-    return int(np.prod(weight_shape[1:]))
-
-
-def torch_bound(weight_shape):
-    """Half-width of PyTorch's default U(-b, b) for this conv/dense weight and its bias."""
-    return 1.0 / np.sqrt(fan_in(weight_shape))
 
 
 # --- building ---------------------------------------------------------------------------------
@@ -79,7 +63,8 @@ def _build(entry, args, kwargs, init):
     except TypeError as exc:
         raise TypeError(f"{entry.factory_name}(): {exc} (the signature is torch.nn.{entry.name}'s)") from None
     kwargs = entry.build(arguments)
-    cell = registry.ms_class(entry, kwargs.pop("_impl", None))(**kwargs)
+    impl = kwargs.pop("_impl", None)  # a cell of msport's own, where MindSpore's alone cannot compute torch's
+    cell = (getattr(cells, impl) if impl else registry.ms_class(entry))(**kwargs)
     if init != "mindspore":
         _init_tree(cell, init, context=arguments)
     for name in entry.fixed(arguments) if entry.fixed else ():
@@ -111,53 +96,6 @@ def _make_factory(entry):
 
 FACTORIES = OrderedDict((e.factory_name, _make_factory(e)) for e in registry.entries())
 globals().update(FACTORIES)
-
-
-# --- cells of msport's own, where a MindSpore layer alone cannot compute what torch does ------------
-
-def _cropped_transpose(base, dims):
-    """A transposed convolution computed in full ('valid') and cropped as torch crops it: torch's
-    ``padding`` removes rows at both ends, ``output_padding`` gives some back at the end."""
-
-    class Cropped(base):
-        def __init__(self, *args, crop=(), **kwargs):
-            super().__init__(*args, **kwargs)
-            self.crop = tuple(crop)  # ((start, end offset) per spatial axis)
-
-        def construct(self, x):
-            y = super().construct(x)
-            if dims == 1:
-                (s0, e0), = self.crop
-                return y[:, :, s0:y.shape[2] + e0]
-            if dims == 2:
-                (s0, e0), (s1, e1) = self.crop
-                return y[:, :, s0:y.shape[2] + e0, s1:y.shape[3] + e1]
-            (s0, e0), (s1, e1), (s2, e2) = self.crop
-            return y[:, :, s0:y.shape[2] + e0, s1:y.shape[3] + e1, s2:y.shape[4] + e2]
-
-    Cropped.__name__ = Cropped.__qualname__ = f"Cropped{base.__name__}"
-    return Cropped
-
-
-class MultiAxisLayerNorm(nn.LayerNorm):
-    """LayerNorm over the last ``len(normalized_shape)`` axes, as torch's. MindSpore 2.10's CPU kernels
-    normalise over one axis only (the multi-axis LayerNormExt kernel is missing), so the normalised axes
-    are flattened into one, normalised, and restored; gamma and beta keep torch's shape."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.last_axis_norm = ops.LayerNorm(begin_norm_axis=-1, begin_params_axis=-1, epsilon=self.epsilon)
-
-    def construct(self, x):
-        kept = x.shape[:x.ndim - len(self.normalized_shape)]
-        flat = x.reshape(kept + (-1,))
-        y, _, _ = self.last_axis_norm(flat, self.gamma.reshape(-1), self.beta.reshape(-1))
-        return y.reshape(x.shape)
-
-
-CroppedConv1dTranspose = _cropped_transpose(nn.Conv1dTranspose, 1)
-CroppedConv2dTranspose = _cropped_transpose(nn.Conv2dTranspose, 2)
-CroppedConv3dTranspose = _cropped_transpose(nn.Conv3dTranspose, 3)
 
 
 # Names from the seed document, kept for ports that copied its snippet. The seed's ``_conv2d`` built
@@ -268,5 +206,5 @@ def apply_init(cell, scheme="torch"):
     return report
 
 
-__all__ = ["INIT_SCHEMES", "TORCH_BN_MOMENTUM", "TORCH_BN_EPS", "FACTORIES", "InitReport", "apply_init", "build",
-           "fan_in", "torch_bound", "_conv2d", "_dense", *FACTORIES]
+__all__ = ["INIT_SCHEMES", "FACTORIES", "InitReport", "apply_init", "build",
+           "_conv2d", "_dense", *FACTORIES]

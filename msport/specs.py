@@ -1,4 +1,5 @@
-"""``module:callable`` specs: how the command line names a user's own model, example input or loss.
+"""``module:callable`` specs: how the command line names a user's own object (a model builder, example
+inputs, a loss). Turning a model name into a model is :mod:`msport.resolve`'s job.
 
 ``mypkg.model:build`` imports ``mypkg.model`` (the current directory is searched first, as
 ``python -m`` does) and takes its ``build``; ``path/to/file.py:build`` loads that file. A spec
@@ -57,27 +58,9 @@ def call(spec, option):
         raise UserError(f"{option} {spec!r} failed: {type(exc).__name__}: {_first_line(exc)}") from exc
 
 
-def torch_model(spec, option="--torch"):
-    import torch
-
-    model = call(spec, option)
-    if not isinstance(model, torch.nn.Module):
-        raise UserError(f"{option} {spec!r} returned a {type(model).__name__}, not a torch.nn.Module")
-    return model
-
-
-def ms_model(spec, option="--ms"):
-    from msport._mindspore import nn
-
-    model = call(spec, option)
-    if not isinstance(model, nn.Cell):
-        raise UserError(f"{option} {spec!r} returned a {type(model).__name__}, not a mindspore.nn.Cell")
-    return model
-
-
 def _first_line(exc):
     text = str(exc)
     return text.splitlines()[0] if text else ""
 
 
-__all__ = ["call", "ms_model", "resolve", "torch_model"]
+__all__ = ["call", "resolve"]

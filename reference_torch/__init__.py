@@ -24,12 +24,8 @@ def list_models():
 def create_model(name, num_classes=10, **kwargs):
     """Build a zoo model as a ``torch.nn.Module``; ``None`` keyword values mean "model default".
 
-    A ``module:callable`` or ``torchvision:NAME`` spec (as ``msport port`` takes) builds that model,
-    with ``num_classes`` when its builder takes it: the torch twin of a ``port:DIR`` MindSpore model."""
-    if ":" in name:
-        from msport.port.spec import load_torch_model
-
-        return load_torch_model(name, num_classes=num_classes)[0]
+    Only zoo names: ``msport.resolve`` turns every other model name (``torchvision:NAME``,
+    ``module:callable``) into a model, so this package depends on nothing of msport's."""
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}: choose one of {', '.join(list_models())}")
     kwargs = {k: v for k, v in kwargs.items() if v is not None}

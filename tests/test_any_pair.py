@@ -231,7 +231,7 @@ def test_convert_checks_against_a_model_given_by_spec(tmp_path, capsys, monkeypa
 
 @pytest.mark.parametrize("argv, message", [
     (["audit", "--torch", "nomodule_here:build", "--ms", "x:y"], "cannot import nomodule_here"),
-    (["audit", "--torch", "no-colon", "--ms", "x:y"], "expected module:callable"),
+    (["audit", "--torch", "no-colon", "--ms", "x:y"], "unknown model 'no-colon'"),
     (["audit", "--torch", "examples.lstm_classifier:build_torch"], "needs both --torch"),
     (["audit", "--torch", "examples.lstm_classifier:build_ms", "--ms", "examples.lstm_classifier:build_ms"],
      "not a torch.nn.Module"),

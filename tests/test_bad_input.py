@@ -103,7 +103,7 @@ def files(tmp_path_factory):
                                   output_dir=str(root / name)), root / name / "config.yaml")
         (root / name / "resume-1.pth").write_bytes(content)
     # A finished reproduction (one torch run) whose report meets a full disk.
-    from msport.reproduce.runner import load_config, plan_runs
+    from msport.reproduce.config import load_config, plan_runs
 
     (root / "reproduce_done.yaml").write_text(yaml.safe_dump({"seeds": [0], "arms": ["torch"],
                                                               "output_dir": str(root / "rep"),

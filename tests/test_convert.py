@@ -89,7 +89,7 @@ def test_file_path_pth_to_ckpt_gives_the_same_logits(resnet18_state, tmp_path, r
     torch_model = reference_torch.create_model("resnet18").eval()
     torch_model.load_state_dict(resnet18_state)
     torch.save(resnet18_state, tmp_path / "model.pth")
-    convert_file(tmp_path / "model.pth", tmp_path / "model.ckpt", model="resnet18")
+    convert_file(tmp_path / "model.pth", tmp_path / "model.ckpt", model=create_model("resnet18"))
 
     ms_model = create_model("resnet18")
     ms.load_param_into_net(ms_model, ms.load_checkpoint(str(tmp_path / "model.ckpt")), strict_load=True)
@@ -98,7 +98,7 @@ def test_file_path_pth_to_ckpt_gives_the_same_logits(resnet18_state, tmp_path, r
     want = torch_model(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(ms_model(ms.Tensor(x)).asnumpy(), want, rtol=1e-4, atol=1e-5)
 
-    convert_file(tmp_path / "model.ckpt", tmp_path / "back.pth", model="resnet18")
+    convert_file(tmp_path / "model.ckpt", tmp_path / "back.pth", model=reference_torch.create_model("resnet18"))
     back = torch.load(tmp_path / "back.pth", weights_only=True)
     for key, value in resnet18_state.items():
         if not key.endswith("num_batches_tracked"):

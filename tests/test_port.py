@@ -12,7 +12,7 @@ import torch
 import torchvision
 
 import reference_torch
-from msport import cli
+from msport import cli, resolve
 from msport._mindspore import ms, nn
 from msport.tolerances import PARITY_LOSS_REL as LOSS_RTOL
 from msport.convert import load_torch_weights_into_ms
@@ -343,7 +343,7 @@ def test_port_command_writes_model_weights_and_parity(tmp_path, capsys):
 @pytest.mark.parametrize("spec, shape, message", [
     ("torchvision:resnet_nope", "1,3,32,32", "no classification model 'resnet_nope'"),
     ("nosuchmodule_xyz:make", "1,3,32,32", "cannot import nosuchmodule_xyz"),
-    ("resnet18", "1,3,32,32", "expected module:callable or torchvision:NAME"),
+    ("resnet999", "1,3,32,32", "unknown model 'resnet999'"),
     ("torchvision:resnet18", "1,x,32", "--input-shape '1,x,32'"),
 ])
 def test_port_command_bad_input_is_one_line_and_exit_2(spec, shape, message, tmp_path, capsys):
@@ -361,8 +361,8 @@ def test_trainers_build_a_ported_model_and_its_torch_spec(tmp_path, capsys):
     spec = "reference_torch.resnet:resnet10_w16"
     assert cli.main(["port", spec, "--out", str(tmp_path / "p"), "--input-shape", "2,3,32,32"]) == 0
     torch.manual_seed(3)
-    torch_model = reference_torch.create_model(spec, num_classes=10)  # what train_torch.py --model SPEC builds
-    cell = create_model(f"port:{tmp_path / 'p'}", num_classes=10)      # what train_ms.py --model port:DIR builds
+    torch_model = resolve.torch_model(spec, num_classes=10)  # what train_torch.py --model SPEC builds
+    cell = resolve.ms_model(f"port:{tmp_path / 'p'}", num_classes=10)      # what train_ms.py --model port:DIR builds
     torch.save(torch_model.state_dict(), tmp_path / "init.pth")
     load_file_into_ms(cell, str(tmp_path / "init.pth"))                # --init-from, as both trainers take it
     x = _input((2, 3, 32, 32))
@@ -370,6 +370,6 @@ def test_trainers_build_a_ported_model_and_its_torch_spec(tmp_path, capsys):
     with torch.no_grad():
         assert np.abs(cell(ms.Tensor(x.numpy())).asnumpy() - torch_model.eval()(x).numpy()).max() <= PORT_LOGITS_MAX_ABS
     with pytest.raises(ValueError, match="num_classes=7"):
-        create_model(f"port:{tmp_path / 'p'}", num_classes=7)
+        resolve.ms_model(f"port:{tmp_path / 'p'}", num_classes=7)
     with pytest.raises(ValueError, match="expected one <name>_ms.py"):
-        create_model(f"port:{tmp_path}", num_classes=10)
+        resolve.ms_model(f"port:{tmp_path}", num_classes=10)

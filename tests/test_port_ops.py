@@ -251,6 +251,7 @@ def test_importing_the_op_table_leaves_mindspore_out():
     import subprocess
     import sys
 
-    code = "import sys, msport.port, msport.port.coverage; print('mindspore' in sys.modules)"
+    code = ("import sys, msport.port, msport.port.coverage, msport.resolve; "
+            "msport.resolve.torch_model('reference_torch.resnet:resnet10_w16'); print('mindspore' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"  # a torch-only process (train_torch.py with a spec) never starts MindSpore

@@ -1,4 +1,4 @@
-"""The README runs as written: every command in its code blocks is checked against the code.
+"""The README and docs/*.md run as written: every command in their code blocks is checked against the code.
 
 Blocks are discovered, not listed here, so a new section is checked as soon as it is written:
 
@@ -23,14 +23,19 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-README = (REPO / "README.md").read_text()
+#: The pages a user reads: the README, then every page of docs/ (found, not listed).
+PAGES = {path.relative_to(REPO).as_posix(): path.read_text()
+         for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]}
+README = PAGES["README.md"]
 RUN_MARK = "<!-- readme-test: run -->"
 FENCE = re.compile(r"(?P<mark><!-- readme-test: run -->\s*\n)?```(?P<lang>\w*)\n(?P<body>.*?)\n```", re.S)
 
 
-def _blocks(lang):
-    return [(m.group("body"), bool(m.group("mark")), README.count("\n", 0, m.start()) + 1)
-            for m in FENCE.finditer(README) if m.group("lang") == lang]
+def _blocks(lang, page=None):
+    """``(body, marked to run, "page:line")`` of every ``lang`` block, in every page (or one)."""
+    return [(m.group("body"), bool(m.group("mark")), f"{name}:{text.count(chr(10), 0, m.start()) + 1}")
+            for name, text in PAGES.items() if page in (None, name)
+            for m in FENCE.finditer(text) if m.group("lang") == lang]
 
 
 def _commands(body):
@@ -53,7 +58,7 @@ def _shell_commands(run_only=False):
     for body, marked, line in _blocks("bash"):
         if run_only and not marked:
             continue
-        found += [pytest.param(command, id=f"line{line}:{' '.join(command)[:60]}") for command in _commands(body)]
+        found += [pytest.param(command, id=f"{line}:{' '.join(command)[:60]}") for command in _commands(body)]
     return found
 
 
@@ -178,15 +183,28 @@ def test_readme_commands_marked_to_run_run(command, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("body, line", [pytest.param(body, line, id=f"line{line}")
-                                        for body, _, line in _blocks("python")])
-def test_readme_python_blocks_compile(body, line):
-    compile(body, f"README.md:{line}", "exec")
+@pytest.mark.parametrize("body, line", [pytest.param(body, line, id=line) for body, _, line in _blocks("python")])
+def test_python_blocks_compile(body, line):
+    compile(body, line, "exec")
+
+
+@pytest.mark.parametrize("body, line", [pytest.param(body, line, id=line)
+                                        for body, _, line in _blocks("python", "README.md")])
+def test_readme_python_blocks_run(body, line):
+    # the README's examples are whole: each runs as written (the docs' excerpts may lean on their context)
+    exec(compile(body, line, "exec"), {"__name__": "readme_example"})
 
 
 def test_the_run_marker_sits_on_a_bash_block():
     # a marker that no longer precedes a block would silently stop running its commands
-    assert README.count(RUN_MARK) == sum(marked for _, marked, _ in _blocks("bash")) >= 1
+    for page, text in PAGES.items():
+        assert text.count(RUN_MARK) == sum(marked for _, marked, _ in _blocks("bash", page)), page
+    assert README.count(RUN_MARK) >= 1
+
+
+def test_every_docs_page_is_linked_from_the_readme():
+    unlinked = [page for page in PAGES if page != "README.md" and f"]({page})" not in README]
+    assert not unlinked, f"README.md links no {unlinked}: add a row to its Documentation table"
 
 
 def test_every_table_column_is_explained():
@@ -194,8 +212,8 @@ def test_every_table_column_is_explained():
     from msport.diagnose.compare_ckpt import TABLE_COLUMNS as COMPARE
     from msport.diagnose.layer_diff import TABLE_COLUMNS as LAYER_DIFF
 
-    text = README.replace("\\|", "|")  # a | inside a Markdown table cell is escaped
+    text = "\n".join(PAGES.values()).replace("\\|", "|")  # a | inside a Markdown table cell is escaped
     for command, columns in (("compare-ckpt", COMPARE), ("layer-diff", LAYER_DIFF), ("audit", AUDIT)):
         assert all(c.header for c in columns), f"{command} has a column without a header"
         unexplained = [c.header for c in columns if f"`{c.header}`" not in text]
-        assert not unexplained, f"README does not explain {command}'s columns {unexplained}"
+        assert not unexplained, f"neither the README nor docs/ explains {command}'s columns {unexplained}"

@@ -16,9 +16,9 @@ from scipy import stats as scipy_stats
 import msport
 from msport.cli import main
 from msport.errors import UserError
-from msport.reproduce import runner
+from msport.reproduce import config as reproduce_config, launch as reproduce_launch, supervise as reproduce_supervise
 from msport.reproduce.report import build_results, markdown, write_report
-from msport.reproduce.runner import FINISHED, INTERRUPTED, NEW, RunOutcome, load_config, plan_runs, run_state
+from msport.reproduce.config import FINISHED, INTERRUPTED, NEW, RunOutcome, load_config, plan_runs, run_state
 from msport.reproduce.stats import seeds_needed, summarize, welch_difference
 from msport.training.config import save_resolved
 
@@ -133,7 +133,7 @@ def test_command_reports_a_bad_config_as_one_line_and_exit_2(tmp_path, capsys):
 def test_trainers_missing_beside_the_package_is_a_user_error(tmp_path, monkeypatch):
     monkeypatch.setattr(msport, "__file__", str(tmp_path / "site-packages" / "msport" / "__init__.py"))
     with pytest.raises(UserError, match="run it from a checkout"):
-        runner.find_trainers()
+        reproduce_config.find_trainers()
 
 
 # -- run-folder states -----------------------------------------------------------------------
@@ -219,7 +219,7 @@ def fake_trainers(tmp_path, monkeypatch):
     folder.mkdir()
     for script in ("train_torch.py", "train_ms.py"):
         (folder / script).write_text(FAKE_TRAINER)
-    monkeypatch.setattr(runner, "find_trainers", lambda: str(folder))
+    monkeypatch.setattr(reproduce_supervise, "find_trainers", lambda: str(folder))
     return folder
 
 
@@ -291,12 +291,12 @@ def test_parallel_runs_train_at_once_each_with_its_share_of_the_cores(tmp_path, 
 
 
 def test_each_parallel_run_gets_its_own_devices():
-    launch = runner.Launch(parallel_runs=2, nproc_per_run=2)
-    assert runner.slot_env("cuda", 1, launch, {"PATH": ""})["CUDA_VISIBLE_DEVICES"] == "2,3"
-    assert runner.slot_env("gpu", 0, launch, {"CUDA_VISIBLE_DEVICES": "4,5,6,7"})["CUDA_VISIBLE_DEVICES"] == "4,5"
-    assert runner.slot_env("ascend", 1, launch, {})["ASCEND_RT_VISIBLE_DEVICES"] == "2,3"
+    launch = reproduce_launch.Launch(parallel_runs=2, nproc_per_run=2)
+    assert reproduce_launch.slot_env("cuda", 1, launch, {"PATH": ""})["CUDA_VISIBLE_DEVICES"] == "2,3"
+    assert reproduce_launch.slot_env("gpu", 0, launch, {"CUDA_VISIBLE_DEVICES": "4,5,6,7"})["CUDA_VISIBLE_DEVICES"] == "4,5"
+    assert reproduce_launch.slot_env("ascend", 1, launch, {})["ASCEND_RT_VISIBLE_DEVICES"] == "2,3"
     with pytest.raises(UserError, match="needs 4 devices"):
-        runner.slot_env("cuda", 1, launch, {"CUDA_VISIBLE_DEVICES": "0,1"})
+        reproduce_launch.slot_env("cuda", 1, launch, {"CUDA_VISIBLE_DEVICES": "0,1"})
 
 
 @pytest.mark.parametrize("shard", ["2/2", "1", "a/b", "0/0"])

@@ -325,7 +325,7 @@ def _alive(pid):
 # ---- msport reproduce: the report covers every run in the folder ----------------------------------------
 
 def test_a_rerun_of_one_arm_reports_every_finished_run_in_the_folder(tmp_path):
-    from msport.reproduce.runner import load_config, plan_runs, read_outcome, with_other_finished_runs
+    from msport.reproduce.config import load_config, plan_runs, read_outcome, with_other_finished_runs
 
     config = tmp_path / "r.yaml"
     config.write_text(yaml.safe_dump({"seeds": [0, 1], "output_dir": str(tmp_path / "out"),

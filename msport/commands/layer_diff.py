@@ -96,7 +96,7 @@ def build_model_pair(args):
 
 def _build_user_pair(args):
     """The user's own pair: ``--torch``/``--ms`` specs, weights from files or copied through the pairing."""
-    from msport import specs
+    from msport import resolve
     from msport.convert import load_file_into_ms, load_file_into_torch
 
     if args.model:
@@ -106,8 +106,8 @@ def _build_user_pair(args):
     for path in (args.torch_weights, args.ms_weights, args.name_map):
         if path is not None and not os.path.isfile(path):
             raise UserError(f"{path}: no such file")
-    torch_module = specs.torch_model(args.torch_spec, "--torch")
-    ms_cell = specs.ms_model(args.ms_spec, "--ms")
+    torch_module = resolve.torch_model(args.torch_spec, option="--torch")
+    ms_cell = resolve.ms_model(args.ms_spec, option="--ms")
     described = [f"torch {args.torch_spec}", f"MindSpore {args.ms_spec}"]
     if args.torch_weights:
         load_file_into_torch(torch_module, args.torch_weights)

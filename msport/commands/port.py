@@ -16,7 +16,7 @@ DEFAULT_INPUT_SHAPE = "2,3,224,224"
 
 
 def add_arguments(parser):
-    from msport.port.spec import SPEC_HELP
+    from msport.resolve import SPEC_HELP
 
     parser.add_argument("spec", metavar="SPEC", help=SPEC_HELP)
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write the files into")
@@ -90,12 +90,12 @@ def run(args):
     import numpy as np
     import torch
 
+    from msport import resolve
     from msport.port import UnsupportedModel, port
-    from msport.port.spec import load_torch_model
 
     torch.manual_seed(args.seed)
-    model, default_name = load_torch_model(args.spec, num_classes=args.num_classes)
-    name = args.name or default_name
+    model = resolve.torch_model(args.spec, num_classes=args.num_classes, option="SPEC")
+    name = args.name or resolve.file_name(args.spec)
     targets = [f"{name}_ms.py", f"{name}.ckpt", f"{name}_init.ckpt", "parity.json", "parity.md"]
     existing = [t for t in targets if os.path.exists(os.path.join(args.out, t))]
     if existing and not args.overwrite:

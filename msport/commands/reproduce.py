@@ -3,7 +3,9 @@
 from msport.reproduce.report import build_results, console_summary, write_report
 import dataclasses
 
-from msport.reproduce.runner import Launch, load_config, missing_runs, parse_shard, run_all, with_other_finished_runs
+from msport.reproduce.config import load_config, missing_runs, with_other_finished_runs
+from msport.reproduce.launch import Launch, parse_shard
+from msport.reproduce.supervise import run_all
 
 NAME = "reproduce"
 HELP = ("train torch, MindSpore with legacy init and MindSpore with parity init over several seeds and "

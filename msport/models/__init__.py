@@ -22,20 +22,11 @@ def list_models():
     return list(_MODELS)
 
 
-PORTED_PREFIX = "port:"
-
-
 def create_model(name, num_classes=10, init="torch", **kwargs):
     """Build a zoo model as a ``mindspore.nn.Cell``; ``None`` keyword values mean "model default".
 
-    ``port:DIR`` is the model ``msport port`` wrote into DIR (its torch twin is the ``module:callable``
-    spec it was ported from, for :func:`reference_torch.create_model`)."""
-    if name.startswith(PORTED_PREFIX):
-        from msport.port.build import load_ported
-
-        if init not in INIT_SCHEMES:
-            raise ValueError(f"unknown init scheme {init!r}: choose one of {', '.join(INIT_SCHEMES)}")
-        return load_ported(name[len(PORTED_PREFIX):], num_classes=num_classes, init=init)
+    Only zoo names: :mod:`msport.resolve` turns every other model name (``port:DIR``, ``module:callable``)
+    into a model."""
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}: choose one of {', '.join(list_models())}")
     if init not in INIT_SCHEMES:

@@ -15,7 +15,7 @@ import os
 from msport import environment
 from msport.errors import UserError
 from msport.files import atomic_write, atomic_write_text
-from msport.reproduce.runner import ARMS
+from msport.reproduce.config import ARMS
 from msport.reproduce.stats import (CONFIDENCE, MAX_SEEDS_ESTIMATED, PLANNING_POWER, seeds_needed, summarize,
                                     welch_difference)
 from msport.training.config import TrainConfig

@@ -267,11 +267,12 @@ def validate(cfg, check_files=True):
     return cfg
 
 
-def check_model(cfg, model_names):
-    """The model name against a zoo's list (each trainer passes its own framework's zoo). A spec
-    (``port:DIR`` for MindSpore, ``module:callable`` for torch) is checked when the model is built."""
-    if cfg.model not in model_names and ":" not in cfg.model:
-        raise UserError(f"unknown model {cfg.model!r}: choose one of {', '.join(model_names)}")
+def check_model(cfg, framework):
+    """The model name, before any work, as ``framework``'s trainer reads it (:func:`msport.resolve.check_name`:
+    a zoo name must exist, a scheme must be that side's); a user callable is checked when it is built."""
+    from msport import resolve
+
+    resolve.check_name(cfg.model, framework)
 
 
 def epochs_change_allowed(saved, wanted):

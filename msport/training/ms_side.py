@@ -15,7 +15,7 @@ import numpy as np
 from msport._mindspore import ms, nn, ops
 from msport.convert import load_file_into_ms, load_ms_checkpoint, save_ms_checkpoint
 from msport.errors import UserError, first_line
-from msport.models import create_model, list_models
+from msport import resolve
 from msport.training.config import check_model, name_slug
 from msport.training.parallel import SINGLE, World, check_batch_size, msrun_world
 from msport.training.run import RESUME_FILES
@@ -35,7 +35,7 @@ def setup(cfg):
     if cfg.precision != "fp32" or cfg.compile != "off":
         print("note: precision and compile are train_torch.py options; train_ms.py runs fp32 as compiled by "
               "its own GRAPH_MODE", flush=True)
-    check_model(cfg, list_models())
+    check_model(cfg, FRAMEWORK)
     if cfg.threads and not _threads_set():
         ms.device_context.cpu.op_tuning.threads_num(cfg.threads)  # CPU kernels' pool; may be set once a process
     if cfg.sync_bn:
@@ -86,7 +86,7 @@ def _threads_set():
 
 def build_model(cfg, device):
     del device
-    net = create_model(cfg.model, num_classes=cfg.num_classes, init=cfg.init)
+    net = resolve.ms_model(cfg.model, num_classes=cfg.num_classes, init=cfg.init)
     if cfg.init_from:
         load_file_into_ms(net, cfg.init_from)
     return net

@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-import reference_torch
+from msport import resolve
 from msport.convert import load_file_into_torch
 from msport.errors import UserError, first_line
 from msport.files import atomic_write
@@ -31,7 +31,7 @@ def setup(cfg):
         raise UserError(f"--device {cfg.device}: train_torch.py runs on cpu or cuda")
     if cfg.device == "cpu" and (cfg.precision != "fp32" or cfg.compile != "off"):
         raise UserError("--precision and --compile are for --device cuda; drop them on the CPU")
-    check_model(cfg, reference_torch.list_models())
+    check_model(cfg, FRAMEWORK)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.sync_bn and not _on_cuda(cfg):
@@ -75,7 +75,7 @@ def _on_cuda(cfg):
 
 
 def build_model(cfg, device):
-    model = reference_torch.create_model(cfg.model, num_classes=cfg.num_classes)
+    model = resolve.torch_model(cfg.model, num_classes=cfg.num_classes)
     if cfg.init_from:
         load_file_into_torch(model, cfg.init_from)
     if cfg.sync_bn and _world.distributed:

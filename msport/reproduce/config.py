@@ -1,0 +1,234 @@
+"""The reproduce config and its arms, the plan of runs, and what a run folder holds.
+
+A run is ``train_torch.py`` or ``train_ms.py`` given a YAML file of TrainConfig keys, writing into
+``OUTPUT/runs/{arm}-seed{seed}/``. A rerun skips finished runs, continues interrupted ones with
+``--resume``, and refuses a folder whose run was trained with other settings rather than mix the two.
+Nothing here starts a process: :mod:`~msport.reproduce.supervise` does.
+"""
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import List, Optional
+
+import msport
+from msport.errors import UserError
+from msport.training.config import (FIELDS, TrainConfig, check_model, from_mapping, load_resolved, read_mapping)
+from msport.training.run import FINISHED as RUN_FINISHED, RESUMABLE, RESUME_FILES, Run
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    script: str
+    framework: str       # the launcher that starts it on several ranks: torch (torchrun) or mindspore (msrun)
+    init: Optional[str]  # train_ms.py's --init; None for the torch reference
+    description: str
+
+    @property
+    def resume_file(self):
+        return RESUME_FILES[self.framework]
+
+
+ARMS = {arm.name: arm for arm in (
+    Arm("torch", "train_torch.py", "torch", None, "PyTorch reference"),
+    Arm("ms_legacy", "train_ms.py", "mindspore", "legacy",
+        "MindSpore, MindSpore 1.x default init (Normal(0.01), zero bias): the seed's before"),
+    Arm("ms_parity", "train_ms.py", "mindspore", "torch",
+        "MindSpore, parity init (torch's kaiming-uniform): the seed's after"),
+)}
+
+#: TrainConfig keys that reproduce sets for each run; a ``train:`` mapping may not set them.
+PER_RUN_KEYS = ("seed", "init", "device", "output_dir", "resume", "progress", "world_size")
+#: TrainConfig keys that may differ between a run folder and the request: they do not change what is computed
+#: (world_size: a run may resume at another number of ranks, as the trainers allow).
+NOT_IDENTITY_KEYS = ("resume", "output_dir", "progress", "num_workers", "keep_checkpoint_max", "threads",
+                     "world_size", "ckpt_prefix")
+
+
+@dataclass
+class ReproduceConfig:
+    train: dict                       # TrainConfig keys shared by every run
+    seeds: List[int]
+    arms: List[str] = dataclasses.field(default_factory=lambda: list(ARMS))
+    output_dir: str = os.path.join("runs", "reproduce")
+    torch_device: str = "cpu"
+    ms_device: str = "cpu"
+
+
+REPRODUCE_KEYS = tuple(f.name for f in dataclasses.fields(ReproduceConfig))
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    arm: Arm
+    seed: int
+    config: TrainConfig  # exactly what the trainer is asked to run
+
+    @property
+    def path(self):
+        return self.config.output_dir
+
+    @property
+    def label(self):
+        return f"{self.arm.name} seed {self.seed}"
+
+    def folder(self):
+        """The trainer's view of the run folder (metrics, best.json, resume file)."""
+        return Run(self.path, self.config, self.arm.resume_file)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    arm: str
+    seed: int
+    path: str
+    val_acc: List[float]   # per epoch, 1-based epochs in order
+    best_epoch: int
+    best_val_acc: float
+    train_seconds: float   # the trainer's own epoch times, summed (startup and compile excluded)
+
+    @property
+    def final_val_acc(self):
+        return self.val_acc[-1]
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+def load_config(path, seeds=None, epochs=None, output_dir=None, arms=None):
+    """The reproduce YAML, then command-line overrides; every key and value checked."""
+    data = read_mapping(path, REPRODUCE_KEYS, "configs/reproduce_digits.yaml",
+                        " (TrainConfig keys go under train:)")
+    for key in ("train", "seeds"):
+        if key not in data:
+            raise UserError(f"config file {path}: missing key {key}")
+    overrides = {"seeds": seeds, "output_dir": output_dir, "arms": arms}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    if not isinstance(data["train"], dict):
+        raise UserError(f"config file {path}: train must be a mapping of TrainConfig keys")
+    if epochs is not None:
+        data["train"] = {**data["train"], "epochs": epochs}
+    cfg = ReproduceConfig(**data)
+    _check(cfg, path)
+    return cfg
+
+
+def _check(cfg, path):
+    def need(ok, message):
+        if not ok:
+            raise UserError(f"config file {path}: {message}")
+
+    unknown = sorted(set(cfg.train) - set(FIELDS))
+    need(not unknown, f"train: unknown key(s) {', '.join(unknown)}; valid keys: "
+                      f"{', '.join(k for k in FIELDS if k not in PER_RUN_KEYS)}")
+    per_run = sorted(set(cfg.train) & set(PER_RUN_KEYS))
+    need(not per_run, f"train: {', '.join(per_run)} set by reproduce for each run; use seeds, arms, "
+                      f"output_dir, torch_device and ms_device (and --nproc-per-run for world_size) instead")
+    need(isinstance(cfg.seeds, list) and cfg.seeds and all(_has_type(s, int) and s >= 0 for s in cfg.seeds),
+         f"seeds must be a list of integers such as [0, 1], got {cfg.seeds!r}")
+    need(len(set(cfg.seeds)) == len(cfg.seeds), f"seeds {cfg.seeds} repeat a seed")
+    need(isinstance(cfg.arms, list) and cfg.arms and all(a in ARMS for a in cfg.arms),
+         f"arms must be a list drawn from {', '.join(ARMS)}, got {cfg.arms!r}")
+    need(len(set(cfg.arms)) == len(cfg.arms), f"arms {cfg.arms} repeat an arm")
+    for key in ("output_dir", "torch_device", "ms_device"):
+        need(isinstance(getattr(cfg, key), str), f"{key} must be a string, got {getattr(cfg, key)!r}")
+    try:  # types, ranges and the model name fail here, not in the first run
+        from_mapping(cfg.train)
+        for framework in sorted({ARMS[a].framework for a in cfg.arms}):
+            check_model(TrainConfig(**cfg.train), framework)
+    except UserError as exc:
+        need(False, f"train: {exc}")
+
+
+def _has_type(value, annotation):
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+# -- plan ------------------------------------------------------------------------------------
+
+def plan_runs(cfg):
+    """Seed-major order, so an interrupted reproduction has every arm at the same number of seeds."""
+    runs = []
+    for seed in cfg.seeds:
+        for name in cfg.arms:
+            arm = ARMS[name]
+            train = dict(cfg.train, seed=seed, progress=False,
+                         device=cfg.torch_device if arm.init is None else cfg.ms_device,
+                         output_dir=os.path.join(cfg.output_dir, "runs", f"{name}-seed{seed}"))
+            if arm.init is not None:
+                train["init"] = arm.init
+            runs.append(PlannedRun(arm, seed, TrainConfig(**train)))
+    return runs
+
+
+def find_trainers():
+    """The folder holding train_torch.py and train_ms.py: the checkout msport is installed from."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(msport.__file__)))
+    missing = [arm.script for arm in ARMS.values() if not os.path.isfile(os.path.join(root, arm.script))]
+    if missing:
+        raise UserError(f"{' and '.join(sorted(set(missing)))} not found in {root}: msport reproduce runs the "
+                        f"repository's trainers, so run it from a checkout installed with pip install -e .")
+    return root
+
+
+# -- state of a run folder -------------------------------------------------------------------
+
+FINISHED, INTERRUPTED, NEW = "finished", "interrupted", "new"
+
+
+def run_state(run):
+    """FINISHED, INTERRUPTED (resumable) or NEW; a folder trained with other settings is an error."""
+    config_file = os.path.join(run.path, "config.yaml")
+    if os.path.isfile(config_file):
+        saved = load_resolved(config_file)
+        changed = [k for k in FIELDS if k not in NOT_IDENTITY_KEYS and getattr(saved, k) != getattr(run.config, k)]
+        if changed:
+            raise UserError(f"{run.path} holds a run with " + ", ".join(
+                f"{k} {getattr(saved, k)!r} (requested {getattr(run.config, k)!r})" for k in changed) +
+                "; pass another --output-dir, or delete that folder to retrain it")
+    state, _ = run.folder().state()  # the trainer's own reading of the folder (msport/training/run.py)
+    return {RUN_FINISHED: FINISHED, RESUMABLE: INTERRUPTED}.get(state, NEW)
+
+
+def missing_runs(cfg, outcomes):
+    """Labels of planned runs with no finished outcome (other shards' runs, not yet trained)."""
+    done = {(o.arm, o.seed) for o in outcomes}
+    return [run.label for run in plan_runs(cfg) if (run.arm.name, run.seed) not in done]
+
+
+def with_other_finished_runs(cfg, outcomes):
+    """``(cfg, outcomes)`` widened to every finished run in the output folder trained with these settings.
+
+    So ``--arms torch`` (or fewer ``--seeds``) rerun in a folder of three arms reports all three, rather
+    than replace the full report with a partial one.
+    """
+    planned = {(o.arm, o.seed) for o in outcomes}
+    runs_dir = os.path.join(cfg.output_dir, "runs")
+    found = []
+    for name in sorted(os.listdir(runs_dir)) if os.path.isdir(runs_dir) else []:
+        arm, sep, seed = name.rpartition("-seed")
+        if not sep or arm not in ARMS or not seed.isdigit() or (arm, int(seed)) in planned:
+            continue
+        run = plan_runs(dataclasses.replace(cfg, seeds=[int(seed)], arms=[arm]))[0]
+        try:
+            if run_state(run) == FINISHED:
+                found.append(read_outcome(run))
+        except UserError:  # trained with other settings: not part of this comparison
+            continue
+    if not found:
+        return cfg, outcomes
+    arms = [a for a in ARMS if a in cfg.arms or any(o.arm == a for o in found)]
+    seeds = sorted(set(cfg.seeds) | {o.seed for o in found})
+    everything = sorted(outcomes + found, key=lambda o: (seeds.index(o.seed), arms.index(o.arm)))
+    return dataclasses.replace(cfg, arms=arms, seeds=seeds), everything
+
+
+def read_outcome(run):
+    folder = run.folder()
+    rows = folder.completed_epochs()
+    best = folder.best()
+    return RunOutcome(arm=run.arm.name, seed=run.seed, path=run.path, val_acc=[r["val_acc"] for r in rows],
+                      best_epoch=best["epoch"], best_val_acc=best["val_acc"],
+                      train_seconds=sum(r["seconds"] for r in rows))
