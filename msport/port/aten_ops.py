@@ -145,7 +145,7 @@ op("min_dim", "min.dim", "ops.min({self}, {dim}, keepdims={keepdim})", doc="(val
 op("max", "max.default", "ops.amax({self})")
 op("min", "min.default", "ops.amin({self})")
 op("argmax", "argmax.default", "ops.argmax({self}, {dim}, keepdim={keepdim})")
-op("argmin", "argmin.default", "ops.argmin({self}, {dim}, keepdim={keepdim})")
+op("argmin", "argmin.default", "ops.argmin({self}, {dim}, keepdims={keepdim})")
 
 
 def _var(call):
@@ -171,7 +171,7 @@ def _bool_reduction(call):
 op("any", "any.dim any.dims any.default", _bool_reduction("ops.any"))
 op("all", "all.dim all.default", _bool_reduction("ops.all"))
 op("cumsum", "cumsum.default", lambda a: f"ops.cumsum({a.self}, {a.dim}, dtype={a.render(a.out_dtype)})")
-op("logsumexp", "logsumexp.default", "ops.logsumexp({self}, {dim}, keep_dims={keepdim})")
+op("logsumexp", "logsumexp.default", "ops.logsumexp({self}, {dim}, keepdim={keepdim})")
 op("softmax", "_softmax.default softmax.int", "ops.softmax({self}, {dim})")
 op("log_softmax", "_log_softmax.default log_softmax.int", "ops.log_softmax({self}, {dim})")
 
@@ -266,6 +266,10 @@ op("matmul", "mm.default bmm.default matmul.default",
    lambda a: f"ops.matmul({a.self}, {a.mat2 if 'mat2' in a._values else a.other})")
 
 
+def _pair(value):
+    return tuple(value) * (2 if len(value) == 1 else 1) if isinstance(value, (list, tuple)) else (value, value)
+
+
 def _conv(a):
     transposed = a.raw("transposed") if "transposed" in a._values else False
     require(not transposed, "transposed convolution as a function (nn.ConvTranspose2d modules port)")
@@ -291,7 +295,8 @@ op("max_pool2d", "max_pool2d.default max_pool2d_with_indices.default", lambda a:
     f"support.max_pool2d({a.self}, {a.kernel_size}, {a.stride if a.raw('stride') else a.kernel_size}, "
     f"{a.padding}, {a.dilation}, {a.ceil_mode}, {str(a.target).endswith('indices.default')})"), imports=_S)
 op("avg_pool2d", "avg_pool2d.default", lambda a: (
-    f"ops.avg_pool2d({a.self}, {a.kernel_size}, {a.stride if a.raw('stride') else a.kernel_size}, {a.padding}, "
+    f"ops.avg_pool2d({a.self}, {a.kernel_size}, {a.stride if a.raw('stride') else a.kernel_size}, "
+    f"{a.render(tuple(p for p in _pair(a.raw('padding')) for _ in (0, 1)))}, "
     f"ceil_mode={a.ceil_mode}, count_include_pad={a.count_include_pad}, "
     f"divisor_override={0 if a.raw('divisor_override') is None else a.divisor_override})"),
    doc="torch's stride defaults to the kernel size, MindSpore's to 1")
@@ -313,10 +318,6 @@ op("dropout", "dropout.default native_dropout.default", lambda a: (
 # --- symbolic sizes and Python on them ------------------------------------------------------------
 
 op("sym_size", "sym_size.int", "{self}.shape[{dim}]")
-op("sym_numel", "sym_numel.default", "{self}.size")
-for _name, _symbol in (("add", "+"), ("sub", "-"), ("mul", "*"), ("floordiv", "//"), ("truediv", "/"),
-                       ("mod", "%"), ("eq", "=="), ("ne", "!="), ("lt", "<"), ("le", "<="), ("gt", ">"),
-                       ("ge", ">=")):
+for _name, _symbol in (("add", "+"), ("sub", "-"), ("mul", "*"), ("floordiv", "//"), ("mod", "%")):
     op(f"py_{_name}", f"operator.{_name}", f"{{input}} {_symbol} {{other}}")
-op("py_neg", "operator.neg", "-{input}")
 op("getitem", "operator.getitem", "{input}[{idx}]", doc="an element of a tuple an op returned")

@@ -48,11 +48,7 @@ class Op:
 #: Python functions an exported graph calls on symbolic sizes and tuples, with their argument names.
 PYTHON_SIGNATURES = {"operator.getitem": ("input", "idx"), "operator.add": ("input", "other"),
                      "operator.sub": ("input", "other"), "operator.mul": ("input", "other"),
-                     "operator.floordiv": ("input", "other"), "operator.truediv": ("input", "other"),
-                     "operator.mod": ("input", "other"), "operator.neg": ("input",),
-                     "operator.eq": ("input", "other"), "operator.ne": ("input", "other"),
-                     "operator.lt": ("input", "other"), "operator.le": ("input", "other"),
-                     "operator.gt": ("input", "other"), "operator.ge": ("input", "other")}
+                     "operator.floordiv": ("input", "other"), "operator.mod": ("input", "other")}
 
 
 def key_of(target):

@@ -96,8 +96,7 @@ def conv(x, weight, bias, stride, padding, dilation, groups):
     if one_d:
         x, weight = ops.expand_dims(x, 2), ops.expand_dims(weight, 2)
         stride, padding, dilation = (1, stride[0]), (0, padding[0]), (1, dilation[0])
-    out = ops.conv2d(x, weight, None, tuple(stride), "pad", (padding[0], padding[0], padding[1], padding[1]),
-                     tuple(dilation), groups)
+    out = ops.conv2d(x, weight, None, tuple(stride), "pad", tuple(padding), tuple(dilation), groups)
     if bias is not None:
         out = out + ops.reshape(bias, (1, -1, 1, 1))
     return ops.squeeze(out, 2) if one_d else out

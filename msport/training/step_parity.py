@@ -58,4 +58,49 @@ def train_step_parity(torch_module, cell, x, y, lr=0.1, momentum=0.9, weight_dec
 
 
 
-__all__ = ["train_step_parity"]
+
+
+def output_step_parity(torch_module, cell, args, kwargs, torch_loss, ms_loss, steps=1, lr=0.01,
+                       optimizer="sgd"):
+    """``steps`` optimizer steps of any model (any inputs, any outputs) in both frameworks from the weights
+    they hold, on the same inputs: the list of ``(torch loss, MindSpore loss)``, one per step.
+
+    ``torch_loss(output)`` / ``ms_loss(output)``: each side's scalar loss of the model's output (the
+    caller's: a causal LM's shifted cross-entropy, a classifier's). ``optimizer``: ``"sgd"`` (plain,
+    no momentum or decay: identical in both) or ``"adamw"`` (``torch.optim.AdamW`` against
+    ``msport.optim.AdamW``, torch's semantics; defaults of both)."""
+    import torch
+    from torch.utils import _pytree as pytree
+
+    from msport._mindspore import ms
+    from msport._mindspore import nn as ms_nn
+
+    torch_module.train()
+    cell.set_train(True)
+    if optimizer == "adamw":
+        from msport.optim import AdamW
+
+        t_opt = torch.optim.AdamW(torch_module.parameters(), lr=lr)
+        m_opt = AdamW(cell.trainable_params(), learning_rate=lr)
+    else:
+        t_opt = torch.optim.SGD(torch_module.parameters(), lr=lr)
+        m_opt = ms_nn.SGD(cell.trainable_params(), learning_rate=lr)
+    inputs = [ms.Tensor(v.detach().numpy()) for v in pytree.tree_leaves((args, kwargs)) if torch.is_tensor(v)]
+
+    def forward(*tensors):
+        return ms_loss(cell(*tensors))
+
+    grad_fn = ms.value_and_grad(forward, None, m_opt.parameters)
+    losses = []
+    for _ in range(steps):
+        t_opt.zero_grad(set_to_none=True)
+        loss = torch_loss(torch_module(*args, **kwargs))
+        loss.backward()
+        t_opt.step()
+        value, grads = grad_fn(*inputs)
+        m_opt(grads)
+        losses.append((float(loss.detach()), float(value.asnumpy())))
+    return losses
+
+
+__all__ = ["output_step_parity", "train_step_parity"]
