@@ -12,7 +12,7 @@ process (``--timeout`` seconds), so one that hangs or runs out of memory is a ro
 
     nice python bench/port_timm.py                         # every family (hours on 2 cores)
     nice python bench/port_timm.py --families resnet vision_transformer efficientnet
-    nice python bench/port_timm.py --limit 20 --json runs/port_timm.json
+    nice python bench/port_timm.py --every 3 --json runs/port_timm.json   # a third of them
 """
 
 import argparse
@@ -133,6 +133,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", nargs="+", help="timm modules to run (default: every one)")
     parser.add_argument("--limit", type=int, help="the first N families only")
+    parser.add_argument("--every", type=int, default=1, help="every Nth family, alphabetically: a sample (default 1)")
     parser.add_argument("--candidates", type=int, default=6, help="models sized per family (default 6)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per model (default 900)")
     parser.add_argument("--json", help="write the rows as JSON")
@@ -143,9 +144,7 @@ def main():
         return
     import timm
 
-    families = args.families or timm.list_modules()
-    if args.limit:
-        families = sorted(families)[:args.limit]
+    families = sorted(args.families or timm.list_modules())[::args.every][:args.limit]
     rows = []
     for family, (name, _params) in representatives(families, args.candidates).items():
         row = run_isolated(os.path.abspath(__file__), name, args.timeout)
