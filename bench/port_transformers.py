@@ -11,7 +11,7 @@ Then ``msport port``: a row passes when every output is within ``msport.toleranc
 Each architecture runs in its own process (``--timeout``).
 
     nice python bench/port_transformers.py                          # all four mappings (hours on 2 cores)
-    nice python bench/port_transformers.py --tasks causal-lm --limit 30 --json runs/port_hf.json
+    nice python bench/port_transformers.py --every 10 --json runs/port_hf.json   # a tenth of them
     nice python bench/port_transformers.py --models gpt2 llama bert
 """
 
@@ -143,6 +143,7 @@ def main():
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--models", nargs="+", help="model types to run (default: every one in the mappings)")
     parser.add_argument("--limit", type=int, help="the first N architectures only")
+    parser.add_argument("--every", type=int, default=1, help="every Nth architecture of the mappings: a sample")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per architecture (default 600)")
     parser.add_argument("--json", help="write the rows as JSON")
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -152,7 +153,7 @@ def main():
         return
     specs = [s for s in architectures(args.tasks) if not args.models or s[1] in args.models]
     rows = []
-    for task, model_type, cls_name in specs[:args.limit]:
+    for task, model_type, cls_name in specs[::args.every][:args.limit]:
         rows.append(run_isolated(os.path.abspath(__file__), f"{task}/{model_type}/{cls_name}", args.timeout))
         rows[-1].setdefault("family", task)
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)

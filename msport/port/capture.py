@@ -102,13 +102,33 @@ def exportable(module):
             config.use_cache = cache
 
 
+@contextlib.contextmanager
+def _quiet_torch():
+    """torch's log records below ERROR dropped while exporting (its loggers are made as it goes, so the
+    filter sits on the handlers): a failure is msport's one line, not a graph dump."""
+    import logging
+
+    def keep(record):
+        return not record.name.startswith("torch") or record.levelno >= logging.ERROR
+
+    handlers = logging.getLogger("torch").handlers + logging.getLogger().handlers
+    for handler in handlers:
+        handler.addFilter(keep)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(keep)
+
+
 def export(module, args, kwargs, keep, name=None):
     """The decomposed ``ExportedProgram`` of ``module`` on ``(args, kwargs)`` (eval mode, inside
     :func:`exportable`); ``keep``: ATen overloads not to decompose (the op table's)."""
     name = name or type(module).__name__
     dynamic = _dynamic_shapes(module, args, kwargs)
     try:
-        program = torch.export.export(module, args, kwargs, strict=False, dynamic_shapes=dynamic)
+        with _quiet_torch():
+            program = torch.export.export(module, args, kwargs, strict=False, dynamic_shapes=dynamic)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise TraceFailed(
@@ -120,7 +140,8 @@ def export(module, args, kwargs, keep, name=None):
     for op in keep:
         if op in table:
             del table[op]
-    return program.run_decompositions(table)
+    with _quiet_torch():
+        return program.run_decompositions(table)
 
 
 _FRAMEWORK_DIRS = tuple(os.path.dirname(m.__file__) + os.sep for m in (torch,))
