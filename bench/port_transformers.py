@@ -2,8 +2,8 @@
 sequence-classification and image-classification mappings with ``msport port``.
 
 Each architecture: ``AutoConfig.for_model(model_type)`` shrunk to hidden 32, 2 layers, 2 heads
-(1 key/value head where the config has the field), vocab 128, intermediate 64, wherever the config
-has those fields (nested text/vision configs too), built with random weights (no download). Text
+(1 key/value head where the config has the field), vocab 128, intermediate 64 (4 experts of 64
+for a mixture of experts), wherever the config has those fields (nested text/vision configs too), built with random weights (no download). Text
 models take ``input_ids`` and ``attention_mask`` (2, 8) (the second sequence padded by 2), image
 models ``pixel_values`` (2, C, H, W) at the config's own image size. First ``torch.export`` alone is
 tried: an architecture it cannot export is a row ("export fails") outside the goal's denominator.
@@ -32,7 +32,9 @@ TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "nu
         "vocab_size": 128, "intermediate_size": 64, "num_layers": 2, "num_heads": 2, "d_model": 32,
         "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 2, "decoder_attention_heads": 2,
         "encoder_ffn_dim": 64, "decoder_ffn_dim": 64, "ffn_dim": 64, "d_ff": 64, "d_kv": 16, "head_dim": 16,
-        "max_position_embeddings": 64, "embedding_size": 32, "projection_dim": 32}
+        "max_position_embeddings": 64, "embedding_size": 32, "projection_dim": 32, "num_experts": 4,
+        "num_local_experts": 4, "n_routed_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 64,
+        "n_shared_experts": 1, "shared_expert_intermediate_size": 64}
 
 
 def architectures(tasks):

@@ -18,8 +18,10 @@ code generator is Core ATen plus the table's own higher-level ops.
 """
 
 import contextlib
+import io
 import os
 import traceback
+import warnings
 
 import numpy as np
 import torch
@@ -111,11 +113,15 @@ def _quiet_torch():
     def keep(record):
         return not record.name.startswith("torch") or record.levelno >= logging.ERROR
 
-    handlers = logging.getLogger("torch").handlers + logging.getLogger().handlers
+    named = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict) if n.startswith("torch")]
+    handlers = {id(h): h for logger in [logging.getLogger(), logging.getLogger("torch"), *named]
+                for h in getattr(logger, "handlers", [])}.values()
     for handler in handlers:
         handler.addFilter(keep)
     try:
-        yield
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")  # export's own warnings and prints: its graph dumps are not for users
+            yield
     finally:
         for handler in handlers:
             handler.removeFilter(keep)
