@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.port_timm import run_isolated, table  # noqa: E402 - one runner and one table for both benches
+from bench.port_timm import run_in_process, run_isolated, table  # noqa: E402 - one runner and one table for both benches
 
 TASKS = {"causal-lm": "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "masked-lm": "MODEL_FOR_MASKED_LM_MAPPING_NAMES",
          "sequence-classification": "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES",
@@ -147,6 +147,8 @@ def main():
     parser.add_argument("--limit", type=int, help="the first N architectures only")
     parser.add_argument("--every", type=int, default=1, help="every Nth architecture of the mappings: a sample")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per architecture (default 600)")
+    parser.add_argument("--in-process", action="store_true", help="every architecture in this process (faster; a "
+                                                                    "crash ends the sweep)")
     parser.add_argument("--json", help="write the rows as JSON")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -156,7 +158,9 @@ def main():
     specs = [s for s in architectures(args.tasks) if not args.models or s[1] in args.models]
     rows = []
     for task, model_type, cls_name in specs[::args.every][:args.limit]:
-        rows.append(run_isolated(os.path.abspath(__file__), f"{task}/{model_type}/{cls_name}", args.timeout))
+        spec = f"{task}/{model_type}/{cls_name}"
+        rows.append(run_in_process(port_one, spec, args.timeout) if args.in_process
+                    else run_isolated(os.path.abspath(__file__), spec, args.timeout))
         rows[-1].setdefault("family", task)
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
         if args.json:

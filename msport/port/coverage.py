@@ -1,7 +1,7 @@
 """How much of PyTorch's Core ATen opset the op table maps, and why the rest is not.
 
 Core ATen is the closed set of ops every ``torch.export`` graph can be decomposed into (the ops
-tagged ``torch.Tag.core``: 189 overloads in torch 2.14). :func:`coverage` sorts them into mapped
+tagged ``torch.Tag.core``: 193 overloads in torch 2.14.1). :func:`coverage` sorts them into mapped
 and not mapped; every op not mapped gets a reason from :data:`REASONS`, a rule table (first
 match wins) rather than prose, so a new torch release's ops are classified, or named by
 ``tests/test_port_ops.py`` when no rule fits. ``python -m msport.port.coverage`` prints the table
@@ -33,19 +33,19 @@ REASONS = [
 
 
 def core_aten_ops():
-    """Every Core ATen overload name (``aten.add.Tensor``), sorted."""
+    """Every Core ATen overload name (``aten.add.Tensor``), sorted: every registered ATen schema whose op
+    carries ``torch.Tag.core`` (``dir(torch.ops.aten)`` would list only the ops loaded so far)."""
     names = set()
-    for name in dir(torch.ops.aten):
+    for schema in torch._C._jit_get_all_schemas():
+        if not schema.name.startswith("aten::"):
+            continue
+        packet = getattr(torch.ops.aten, schema.name[len("aten::"):], None)
         try:
-            packet = getattr(torch.ops.aten, name)
-        except (AttributeError, RuntimeError):
+            op = getattr(packet, schema.overload_name or "default")
+        except AttributeError:
             continue
-        if not isinstance(packet, torch._ops.OpOverloadPacket):
-            continue
-        for overload in packet.overloads():
-            op = getattr(packet, overload)
-            if torch.Tag.core in op.tags:
-                names.add(str(op))
+        if torch.Tag.core in op.tags:
+            names.add(str(op))
     return sorted(names)
 
 
