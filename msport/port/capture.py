@@ -127,9 +127,11 @@ def _quiet_torch():
             handler.removeFilter(keep)
 
 
-def export(module, args, kwargs, keep, name=None):
+def export(module, args, kwargs, keep, name=None, changes=None):
     """The decomposed ``ExportedProgram`` of ``module`` on ``(args, kwargs)`` (eval mode, inside
-    :func:`exportable`); ``keep``: ATen overloads not to decompose (the op table's)."""
+    :func:`exportable`); ``keep``: ATen overloads not to decompose (the op table's). What the port
+    loses is appended to ``changes`` (a list)."""
+    changes = [] if changes is None else changes
     name = name or type(module).__name__
     dynamic = _dynamic_shapes(module, args, kwargs)
     try:
@@ -146,8 +148,16 @@ def export(module, args, kwargs, keep, name=None):
     for op in keep:
         if op in table:
             del table[op]
+    dropped = [n for n in program.graph.nodes if n.op == "call_function" and "dropout" in str(n.target)
+               and len(n.args) > 1 and isinstance(n.args[1], float) and n.args[1] > 0]
     with _quiet_torch():
-        return program.run_decompositions(table)
+        program = program.run_decompositions(table)
+    if dropped and not any("dropout" in str(n.target) for n in program.graph.nodes):
+        rates = sorted({n.args[1] for n in dropped})
+        changes.append(f"{len(dropped)} dropout call(s) (p={', '.join(f'{r:g}' for r in rates)}) are not in the "
+                       f"port: an eval-mode export drops them, so the port trains without dropout (add it to the "
+                       f"generated source, or train with dropout off in both frameworks)")
+    return program
 
 
 _FRAMEWORK_DIRS = tuple(os.path.dirname(m.__file__) + os.sep for m in (torch,))
