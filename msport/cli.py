@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "msport.commands.audit",
     "msport.commands.reproduce",
     "msport.commands.port",
+    "msport.commands.compare_data",
 )
 
 

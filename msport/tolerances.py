@@ -153,3 +153,30 @@ PORT_OUTPUT_NORM_REL = 1e-4
 #: PARITY_CONTROL_FACTOR times the drift of a torch control started from weights perturbed by 1e-7.
 PARITY_LOSS_REL = 1e-3
 PARITY_CONTROL_FACTOR = 10.0
+
+# --- data transforms (issue 19) --------------------------------------------------------------------
+
+#: A transform twin's uint8 output against torchvision's, max |a - b| in pixel levels (of 255): the goal.
+#: Measured (docs/data.md, both sample photos, replayed draws): 0 for every twin but GaussianBlur, whose
+#: float64 sums round a pixel at .5 apart from torch's float32 ones: 1.
+TRANSFORM_UINT8_MAX_ABS = 1
+#: A twin's float output (after ToTensor/Normalize) against torchvision's, max |a - b|: the goal; measured 0.
+#: MindSpore's own ToTensor is 6e-8 off (it multiplies by 1/255), which this bound tolerates.
+TRANSFORM_FLOAT_MAX_ABS = 1e-6
+#: compare-data on a random stage neither side can replay: each draw's per-channel mean and std (pixel
+#: levels; float outputs scaled by 255) are averaged over the draws on each side, and a feature is flagged
+#: when the two averages differ by more than TRANSFORM_STATS_MAX_Z standard errors (a 5-sigma false alarm
+#: is ~6e-7 per feature, so 6 features x a few stages never cry wolf) and by at least
+#: TRANSFORM_STATS_MIN_LEVELS levels (a flip leaves the features unchanged: zero spread, and a 1e-14
+#: difference must not count).
+TRANSFORM_STATS_MAX_Z = 5.0
+TRANSFORM_STATS_MIN_LEVELS = 1.0
+#: audit's data check: a batch's per-channel mean, MindSpore's pipeline against torch's, may differ by this
+#: fraction of torch's per-channel std, and its std by this ratio (a difference counts only when it is also
+#: TRANSFORM_STATS_MAX_Z paired standard errors from zero). Measured on the two sample photos x 8 draws:
+#: ImageNet eval pipeline with Normalize skipped: std ratio 0.22-0.23; without / 255: std ratio 257, mean
+#: 310-391 stds; MindSpore's default Resize: mean 0.005 stds, ratio 1.012 (passes: compare-data's job);
+#: a random training pipeline (RandomResizedCrop, flip, ColorJitter) drawing independently on each side,
+#: 5 runs: mean up to 0.37 stds and ratio 0.71-1.16, but never above 2 standard errors.
+AUDIT_DATA_MEAN_STD_FRACTION = 0.25
+AUDIT_DATA_STD_RATIO_RANGE = (0.8, 1.25)

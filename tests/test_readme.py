@@ -210,10 +210,12 @@ def test_every_docs_page_is_linked_from_the_readme():
 def test_every_table_column_is_explained():
     from msport.diagnose.audit import TABLE_COLUMNS as AUDIT
     from msport.diagnose.compare_ckpt import TABLE_COLUMNS as COMPARE
+    from msport.diagnose.compare_data import TABLE_COLUMNS as COMPARE_DATA
     from msport.diagnose.layer_diff import TABLE_COLUMNS as LAYER_DIFF
 
     text = "\n".join(PAGES.values()).replace("\\|", "|")  # a | inside a Markdown table cell is escaped
-    for command, columns in (("compare-ckpt", COMPARE), ("layer-diff", LAYER_DIFF), ("audit", AUDIT)):
+    for command, columns in (("compare-ckpt", COMPARE), ("layer-diff", LAYER_DIFF), ("audit", AUDIT),
+                             ("compare-data", COMPARE_DATA)):
         assert all(c.header for c in columns), f"{command} has a column without a header"
         unexplained = [c.header for c in columns if f"`{c.header}`" not in text]
         assert not unexplained, f"neither the README nor docs/ explains {command}'s columns {unexplained}"

@@ -212,8 +212,10 @@ def _kill_after_first_epoch(script, out, data_dir, epochs):
     return len(_metrics(out))
 
 
+# torch's bit-identical resume is proven at every write point in tests/test_run_folder.py and across world
+# sizes in tests/test_data_parallel.py; here MindSpore's, which is compared within a tolerance.
 @pytest.mark.slow
-@pytest.mark.parametrize("script,exact", [("train_torch.py", True), ("train_ms.py", False)])
+@pytest.mark.parametrize("script,exact", [("train_ms.py", False)])
 def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, cifar_dir, script, exact):
     epochs = 4
     whole, broken = tmp_path / "whole", tmp_path / "broken"

@@ -7,7 +7,7 @@ asked, the optimizer's weight-decay coverage and the loss's defaults.
 so the audit shows what that code really does.
 """
 
-from msport.commands.layer_diff import add_model_arguments, build_model_pair, example_inputs
+from msport.commands._common import add_model_arguments, build_model_pair, example_inputs
 from msport.diagnose.audit import DEFAULT_INPUT_SHAPE, PLOTS, SORT_KEY, TABLE_COLUMNS, audit
 from msport.diagnose.audit import STAGES as LIBRARY_STAGES
 from msport.diagnose.report import add_output_arguments, emit
@@ -41,6 +41,13 @@ def add_arguments(parser):
     parser.add_argument("--ms-loss", choices=sorted(MS_LOSSES),
                         help="check a MindSpore loss against torch's CrossEntropyLoss(): "
                              + "; ".join(f"{k} = {v}" for k, v in MS_LOSSES.items()))
+    group = parser.add_argument_group("the data check: per-channel mean and std of a batch from each input pipeline")
+    group.add_argument("--torch-data", metavar="MODULE:CALLABLE",
+                       help="a function returning the torchvision transform (or torch Dataset) the model was trained with")
+    group.add_argument("--ms-data", metavar="MODULE:CALLABLE",
+                       help="a function returning the port's MindSpore ops (or mindspore.dataset pipeline)")
+    group.add_argument("--data-images", metavar="DIR",
+                       help="images for the data check (default: scikit-learn's two sample photos)")
     add_output_arguments(parser)
 
 
@@ -54,11 +61,24 @@ def run(args):
         loss_fn = _build_loss(args.ms_loss) if args.ms_loss else None
         trained = bool(args.torch_weights or args.ms_weights or args.copy_weights)
         result = audit(torch_module, ms_cell, optimizer=optimizer, loss_fn=loss_fn, inputs=inputs,
-                       input_shape=input_shape, check_init=not trained, name_map=args.name_map, progress=progress)
+                       input_shape=input_shape, check_init=not trained, name_map=args.name_map,
+                       data=_data_pipelines(args), progress=progress)
     result.notes.insert(0, models)
     if described:
         result.notes = [f"probe input: {described}" if n.startswith("probe input:") else n for n in result.notes]
     return emit(result, args, TABLE_COLUMNS, PLOTS, SORT_KEY)
+
+
+def _data_pipelines(args):
+    """(torch pipeline, MindSpore pipeline, images) for audit's data check, or None."""
+    if not (args.torch_data or args.ms_data):
+        return None
+    if not (args.torch_data and args.ms_data):
+        raise UserError("the data check needs both --torch-data and --ms-data")
+    from msport.commands.compare_data import side
+    from msport.diagnose.compare_data import load_images
+
+    return side(args.torch_data, "--torch-data"), side(args.ms_data, "--ms-data"), load_images(args.data_images)
 
 
 def _parse_shape(text):

@@ -38,10 +38,10 @@ def run(args):
     if args.torch_spec or args.ms_spec:
         if args.a or args.b:
             raise UserError("give two checkpoint files or --torch/--ms models, not both")
-        from msport.commands.layer_diff import _build_user_pair
+        from msport.commands._common import build_user_pair
 
         args.model, args.copy_weights = None, False
-        torch_module, ms_cell, described = _build_user_pair(args)
+        torch_module, ms_cell, described = build_user_pair(args)
         result = compare_state(torch_module, ms_cell, atol=args.atol, rtol=args.rtol, labels=("a", "b"),
                                name_map=args.name_map)
         result.notes.insert(0, f"a = {described.split(', ')[0]}, b = {described.split(', ')[1]}")

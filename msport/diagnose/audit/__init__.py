@@ -35,6 +35,9 @@ one record per registered layer, ``check`` = its torch type (``Conv2d``, ``Layer
     parameter list, skip every parameter whose name contains 'beta' or 'gamma'
     (``decay_filter`` in mindspore/nn/optim/optimizer.py); torch's SGD decays
     all. Read from the optimizer's ``decay_flags``/``group_weight_decay``.
+``data`` (with ``data``)
+    the per-channel mean and std of a batch from each input pipeline (a torchvision transform and
+    MindSpore ops, or two data sets) on the same images: see :mod:`msport.diagnose.audit.data`.
 ``loss`` (with ``loss_fn``)
     the MindSpore loss on the same logits and integer labels as torch's
     ``CrossEntropyLoss()``: ``nn.SoftmaxCrossEntropyWithLogits()`` defaults to
@@ -66,7 +69,7 @@ STAGES = 3  # the calls audit makes to ``progress``
 
 def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_fn=None,
           torch_loss_fn=None, inputs=None, input_shape=DEFAULT_INPUT_SHAPE, check_init=True, name_map=None,
-          seed=0, pairing=None, progress=no_progress):
+          seed=0, pairing=None, data=None, progress=no_progress):
     """Run every check (see the module docstring); returns a :class:`DiagnosisResult`.
 
     ``inputs``: example inputs (a tensor, a tuple or a dict, any dtype; token
@@ -76,7 +79,8 @@ def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_f
     match (default: the MindSpore optimizer's nominal decay on every parameter,
     as torch's SGD does). ``loss_fn``: the MindSpore loss cell;
     ``torch_loss_fn`` defaults to ``torch.nn.CrossEntropyLoss()``.
-    ``check_init=False`` for trained weights. ``name_map``: torch name ->
+    ``data``: ``(torch pipeline, MindSpore pipeline, images)`` for the data check, images as
+    :func:`msport.diagnose.compare_data.load_images` gives them. ``check_init=False`` for trained weights. ``name_map``: torch name ->
     MindSpore name (a dict, a callable or a file) for names neither the
     registry nor the structure pairs. ``progress(stage)`` is called as each of
     its :data:`STAGES` starts.
@@ -106,6 +110,10 @@ def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_f
         records += weight_decay_records(optimizer, torch_optimizer, torch_module, pairing.ms_to_torch)
     if loss_fn is not None:
         records.append(loss_record(loss_fn, torch_loss_fn, rng))
+    if data is not None:
+        from msport.diagnose.audit.data import data_records
+
+        records += data_records(*data)
 
     flagged = [r for r in records if r["flagged"]]
     summary = OrderedDict([
@@ -132,6 +140,8 @@ def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_f
         notes.append("weight decay not checked: no optimizer given")
     if loss_fn is None:
         notes.append("loss not checked: no loss given")
+    if data is None:
+        notes.append("input pipelines not checked: no data pipelines given")
     return DiagnosisResult("audit", records, summary, notes)
 
 
