@@ -84,6 +84,7 @@ op("logical_not", "logical_not.default", "ops.logical_not({self})")
 op("bitwise_and", "bitwise_and.Tensor bitwise_and.Scalar __and__.Tensor", "support.bitwise_and({self}, {other})", imports=_S,
    doc="logical on bool tensors (MindSpore's BitwiseAnd takes integers only)")
 op("bitwise_or", "bitwise_or.Tensor bitwise_or.Scalar __or__.Tensor", "support.bitwise_or({self}, {other})", imports=_S)
+op("bitwise_xor", "bitwise_xor.Tensor bitwise_xor.Scalar", "support.bitwise_xor({self}, {other})", imports=_S)
 op("bitwise_not", "bitwise_not.default", "support.bitwise_not({self})", imports=_S)
 op("where", "where.self", "ops.where({condition}, {self}, {other})")
 op("clamp", "clamp.default clamp.Tensor", "ops.clamp({self}, {min}, {max})")
@@ -91,7 +92,12 @@ op("masked_fill", "masked_fill.Scalar masked_fill.Tensor", "ops.masked_fill({sel
 
 # --- elementwise functions --------------------------------------------------------------------------
 
-for _name in ["abs", "exp", "expm1", "log", "log1p", "log2", "sqrt", "rsqrt", "reciprocal", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "silu", "erf", "erfinv", "sign", "floor", "ceil", "trunc", "isnan", "isinf", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "hardsigmoid", "hardswish", "mish"]:
+_ELEMENTWISE = (
+    "abs", "exp", "expm1", "log", "log1p", "log2", "sqrt", "rsqrt", "reciprocal", "sin", "cos", "tan",
+    "tanh", "sigmoid", "relu", "silu", "erf", "erfinv", "sign", "floor", "ceil", "trunc", "isnan", "isinf",
+    "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "hardsigmoid", "hardswish", "mish",
+    "log10")
+for _name in _ELEMENTWISE:
     op(_name, f"{_name}.default", f"ops.{_name}({{self}})")
 op("neg", "neg.default", "-{self}")
 op("round", "round.default", "ops.round({self})", doc="half to even, as torch")
@@ -156,6 +162,8 @@ def _var(call):
 
 
 op("var", "var.correction", _var("ops.var"))
+op("var_dim", "var.dim", lambda a: f"ops.var({a.self}, {_dims(a)}, ddof={1 if a.raw('unbiased') else 0}, "
+                                   f"keepdims={a.keepdim})")
 op("std", "std.correction", _var("ops.std"))
 
 
@@ -229,6 +237,13 @@ op("repeat", "repeat.default", "ops.tile({self}, {repeats})")
 op("flip", "flip.default", "ops.flip({self}, {dims})")
 op("roll", "roll.default", "support.roll({self}, {shifts}, {dims})", imports=_S,
    doc="no Roll kernel on the CPU: two slices and a concatenation")
+op("sort", "sort.default", "ops.sort({self}, {dim}, {descending})", doc="(values, indices)")
+op("topk", "topk.default", "ops.topk({self}, {k}, {dim}, {largest}, {sorted})", doc="(values, indices)")
+op("diagonal", "diagonal.default", "ops.diagonal({self}, {offset}, {dim1}, {dim2})")
+op("scatter_add", "scatter_add.default",
+   "ops.tensor_scatter_elements({self}, {index}, {src}, {dim}, reduction='add')")
+op("fill", "fill.Scalar", "ops.full({self}.shape, {value}, dtype={self}.dtype)")
+op("copy", "copy.default", "ops.cast(ops.broadcast_to({src}, {self}.shape), {self}.dtype)")
 op("tril", "tril.default", "ops.tril({self}, {diagonal})")
 op("triu", "triu.default", "ops.triu({self}, {diagonal})")
 op("constant_pad_nd", "constant_pad_nd.default", "ops.pad({self}, {pad}, value={value})")

@@ -138,6 +138,10 @@ def bitwise_or(x, y):
     return ops.logical_or(x, y) if x.dtype == ms.bool_ else ops.bitwise_or(x, y)
 
 
+def bitwise_xor(x, y):
+    return ops.logical_xor(x, y) if x.dtype == ms.bool_ else ops.bitwise_xor(x, y)
+
+
 def bitwise_not(x):
     return ops.logical_not(x) if x.dtype == ms.bool_ else ops.invert(x)
 
@@ -202,6 +206,6 @@ def load_initial(net, path):
     return net
 
 
-__all__ = ["Block", "batch_norm", "bitwise_and", "bitwise_not", "bitwise_or", "conv", "dropout", "elu", "group_norm",
+__all__ = ["Block", "batch_norm", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "conv", "dropout", "elu", "group_norm",
            "layer_norm", "linear", "load_checkpoint", "load_initial", "max_pool2d", "native_layer_norm", "roll",
            "scaled_dot_product_attention", "squeeze"]
