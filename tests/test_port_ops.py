@@ -173,7 +173,8 @@ CASES = {
         aten.div.Scalar_mode(x, 0.7, rounding_mode="floor"), aten.alias(x) * 2, aten.any.dims(b, [1, 2]),
         aten.bitwise_or.Tensor(i, i + 1), aten.mm(x[0, 0], _w(6, 2)),
         aten.convolution(x, _w(4, 3, 3, 3), _w(4), [1, 2], [1, 0], [1, 1], False, [0, 0], 1),
-        aten.max_pool2d_with_indices(x, [2, 2])[0], aten.native_dropout(x, 0.3, False)[0] * 2),
+        aten.max_pool2d_with_indices(x, [2, 2])[0], aten.native_dropout(x, 0.3, False)[0] * 2,
+        aten.var.correction(x, [1], correction=0), aten.var.correction(x, [2, 3], keepdim=True)),
 }
 #: Symbolic sizes appear only where export keeps an axis dynamic: a model of its own (AllCases fixes the batch).
 DYNAMIC = {
