@@ -29,24 +29,26 @@ def _gpt2_125m():
     return transformers.GPT2LMHeadModel(transformers.GPT2Config(n_embd=768, n_layer=12, n_head=12))
 
 
-def time_ports():
+def time_ports(only=None):
     import torch
     import torchvision
 
     from msport.port import port
 
     rows = []
-    for label, build, example in (
+    for label, build, example in [row for row in (
             ("GPT-2 125M (hidden 768, 12 layers)", _gpt2_125m,
              ((), {"input_ids": torch.randint(0, 50257, (2, 16), generator=torch.Generator().manual_seed(0))})),
-            ("torchvision resnet50", lambda: torchvision.models.resnet50(), torch.randn(2, 3, 224, 224))):
+            ("torchvision resnet50", lambda: torchvision.models.resnet50(), torch.randn(2, 3, 224, 224)))
+            if not only or only in row[0]]:
         torch.manual_seed(0)
         model = build().eval()
         params = sum(p.numel() for p in model.parameters())
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = port(model, example, name="model")
         seconds = time.perf_counter() - start
         parts = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in result.timings.items())
+        parts += f"; {time.process_time() - cpu:.0f} s of CPU"  # what a loaded machine cannot inflate
         rows.append((f"{label}, {params / 1e6:.0f}M", seconds, parts, result.report["worst_output"]["norm_rel"]))
     return rows
 
@@ -94,9 +96,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3, help="steps per model per round")
     parser.add_argument("--port-only", action="store_true", help="time porting only, not training")
+    parser.add_argument("--only", help="the porting rows whose label holds this text (e.g. GPT-2)")
     args = parser.parse_args()
     print("porting (in-process; goal for the 125M GPT-2: < 60 s):")
-    for label, seconds, parts, diff in time_ports():
+    for label, seconds, parts, diff in time_ports(args.only):
         print(f"  {label:42s} {seconds:5.1f} s  ({parts}; outputs norm-rel diff {diff:.1e})")
     if args.port_only:
         return
