@@ -57,7 +57,8 @@ def write_checkpoints(model, folder):
     code = f"""
 import numpy as np, torch
 import reference_torch
-from msport.convert import save_ms_params, save_torch_state, torch_to_mindspore
+from msport.convert import torch_to_mindspore
+from msport.checkpoints import save_ms_checkpoint, save_torch_state
 for seed, name in ((0, "a.pth"), (1, "independent.pth")):
     torch.manual_seed(seed)
     state = reference_torch.create_model({model!r}).state_dict()
@@ -67,7 +68,7 @@ for seed, name in ((0, "a.pth"), (1, "independent.pth")):
         params.update({{"moments." + k: np.zeros_like(v) for k, v in list(params.items())
                        if not k.endswith(("moving_mean", "moving_variance"))}})
         params["global_step"] = np.array([391], dtype=np.int32)
-        save_ms_params(params, {folder!r} + "/a.ckpt")
+        save_ms_checkpoint(params, {folder!r} + "/a.ckpt")
 """
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 

@@ -19,8 +19,9 @@ import sys
 import time
 
 PACKAGES = ("msport", "torch", "mindspore", "numpy", "torchvision", "scikit-learn", "scipy", "matplotlib")
-#: Environment variables that change thread counts or kernel choice (ONEDNN_MAX_CPU_ISA: see msport/_mindspore.py).
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "ONEDNN_MAX_CPU_ISA")
+#: Environment variables that change thread counts or kernel choice (the oneDNN caps: see msport/_mindspore.py).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "ONEDNN_MAX_CPU_ISA",
+                    "DNNL_MAX_CPU_ISA")
 ENVIRONMENT_FILE = "environment.json"
 
 
@@ -37,6 +38,7 @@ def describe():
         "packages": {name: _version(name) for name in PACKAGES},
         "threads": _threads(),
         "environment_variables": {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ},
+        "mindspore_cpu_setup": _mindspore_cpu_setup(),
     }
 
 
@@ -56,6 +58,12 @@ def _version(name):
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def _mindspore_cpu_setup():
+    """The oneDNN cap msport chose for MindSpore in this process (msport/_mindspore.py), if it imported it."""
+    setup = sys.modules.get("msport._mindspore")
+    return getattr(setup, "CPU_SETUP", None)
 
 
 def _threads():

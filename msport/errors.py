@@ -21,6 +21,14 @@ def first_line(exc):
     return type(exc).__name__
 
 
+def few(items, n=5):
+    """``"a, b, c (+4 more)"``: the first ``n`` of a list of names for a one-line message; ``"none"`` if empty."""
+    items = [str(i) for i in items]
+    if not items:
+        return "none"
+    return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
+
+
 def describe_os_error(exc):
     """One line for a failed read or write, naming the path and what to do."""
     path = exc.filename or "the output folder"

@@ -94,6 +94,14 @@ LAYER_DIFF_TRAIN_NORM_REL = 1e-2
 #: batch 4). Gradient bugs (a sum instead of a mean, a sign) are O(1) or cosine < 0.
 LAYER_DIFF_GRAD_NORM_REL = 0.3
 LAYER_DIFF_GRAD_MIN_COSINE = 0.95
+#: Those bounds are loose enough for the worst model at the worst batch, so they pass a loss that differs
+#: by 11% everywhere (label smoothing 0.1 on one side). In values mode layer-diff therefore measures the
+#: float32 noise of the very model and batch it judges: torch's gradients against a float64 copy's. The
+#: gradient bounds are this factor times the worst norm-relative difference and 1 - cosine found, floored
+#: (the fixed bounds above remain for a model that cannot run in float64).
+GRAD_NOISE_FACTOR = 10.0
+GRAD_NOISE_FLOOR_REL = 1e-4
+GRAD_NOISE_FLOOR_COSINE = 1e-6
 #: A gradient whose mean |g| is below this fraction of the largest of its kind on both sides is
 #: structurally zero (a conv bias followed by train-mode BatchNorm: the batch mean cancels it, leaving
 #: ~1e-9 of rounding noise against ~1e-2) and is not judged.
@@ -180,3 +188,18 @@ TRANSFORM_STATS_MIN_LEVELS = 1.0
 #: 5 runs: mean up to 0.37 stds and ratio 0.71-1.16, but never above 2 standard errors.
 AUDIT_DATA_MEAN_STD_FRACTION = 0.25
 AUDIT_DATA_STD_RATIO_RANGE = (0.8, 1.25)
+
+
+# --- command-line flags ------------------------------------------------------------------------------
+
+def tolerance_arg(text):
+    """argparse ``type=`` for a tolerance flag: a finite number >= 0 (argparse names the flag in its error)."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a tolerance is a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"a tolerance is a finite number >= 0, got {text}")
+    return value

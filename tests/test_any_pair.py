@@ -249,3 +249,287 @@ def test_bad_pairs_are_one_line_and_exit_2(argv, message, tmp_path, monkeypatch,
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+# --- diagnosis that is right on real ports: pairing by computation, replay, verdicts (issue 22) -----------
+
+class PoolNet(tnn.Module):
+    """A ResNet stem in miniature: conv, BN, ReLU, MaxPool(3, 2, 1), then a conv and a classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = tnn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn1 = tnn.BatchNorm2d(8)
+        self.relu = tnn.ReLU()
+        self.maxpool = tnn.MaxPool2d(3, 2, 1)
+        self.conv2 = tnn.Conv2d(8, 8, 3, padding=1)
+        self.fc = tnn.Linear(8, 4)
+
+    def forward(self, x):
+        x = self.conv2(self.maxpool(self.relu(self.bn1(self.conv1(x)))))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+class PoolPort(nn.Cell):
+    """Its port as mindcv writes one: renamed attributes, the pool with pad_mode='same' when ``same``."""
+
+    def __init__(self, same=True):
+        super().__init__()
+        self.stem = L.conv2d(3, 8, 3, padding=1, bias=False)
+        self.norm = L.batch_norm2d(8)
+        self.act = nn.ReLU()
+        self.max_pool = nn.MaxPool2d(3, 2, pad_mode="same") if same else L.max_pool2d(3, 2, 1)
+        self.body = L.conv2d(8, 8, 3, padding=1)
+        self.head = L.dense(8, 4)
+
+    def construct(self, x):
+        x = self.body(self.max_pool(self.act(self.norm(self.stem(x)))))
+        return self.head(ops.mean(x, (2, 3)))
+
+
+def _with_stats(torch_model):
+    """Random BatchNorm statistics: fresh 0/1 ones would hide a mix-up."""
+    with torch.no_grad():
+        for layer in torch_model.modules():
+            if isinstance(layer, tnn.BatchNorm2d):
+                layer.running_mean.normal_(0, 0.3)
+                layer.running_var.uniform_(0.5, 2.0)
+    return torch_model.eval()
+
+
+def _copied(torch_model, ms_model):
+    copy_torch_weights(torch_model, ms_model)
+    return torch_model, ms_model
+
+
+X8 = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
+
+
+def test_a_parameter_free_layer_pairs_by_type_and_position_and_is_the_culprit_with_its_reason():
+    torch.manual_seed(0)
+    result = layer_diff(*_copied(_with_stats(PoolNet()), PoolPort(same=True)), X8)
+    records = {r["name"]: r for r in result.records}
+    assert records["maxpool"]["paired_by"] == "position" and records["relu"]["paired_by"] == "position"
+    assert result.summary["culprits"] == ["maxpool"] and [r["name"] for r in result.flagged] == ["maxpool"]
+    reason = records["maxpool"]["reason"]
+    assert reason.startswith("MaxPool2d: torch padding 1, MindSpore pad_mode same")
+    assert "bottom/right" in reason
+    # conv2 inherits the difference: its output differs, it matches alone, it is not named
+    assert records["conv2"]["differs"] and records["conv2"]["alone_rel_diff"] < 1e-5 and not records["conv2"]["flagged"]
+    assert result.summary["verdict"] == "diverges" and result.exit_code == 1
+
+    torch.manual_seed(0)
+    correct = layer_diff(*_copied(_with_stats(PoolNet()), PoolPort(same=False)), X8)
+    assert correct.flagged == [] and correct.summary["verdict"] == "clean" and correct.exit_code == 0
+    assert correct.summary["only_torch"] == correct.summary["only_mindspore"] == []
+
+
+class Nested(tnn.Module):
+    """Two stages nested one way: (conv, BN, ReLU6), (conv, BN)."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = tnn.Sequential(tnn.Sequential(tnn.Conv2d(3, 8, 1), tnn.BatchNorm2d(8), tnn.ReLU6()),
+                                       tnn.Sequential(tnn.Conv2d(8, 8, 1), tnn.BatchNorm2d(8)))
+        self.fc = tnn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean(dim=(2, 3)))
+
+
+class NestedOtherwise(nn.Cell):
+    """The same layers nested another way: ``features.0`` holds only the first conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.SequentialCell([nn.SequentialCell([L.conv2d(3, 8, 1)]),
+                                           nn.SequentialCell([L.batch_norm2d(8), nn.ReLU6(), L.conv2d(8, 8, 1),
+                                                              L.batch_norm2d(8)])])
+        self.fc = L.dense(8, 3)
+
+    def construct(self, x):
+        return self.fc(ops.mean(self.features(x), (2, 3)))
+
+
+def test_containers_pair_only_when_the_layers_they_ran_pair_so_a_faithful_port_raises_no_alarm():
+    torch.manual_seed(0)
+    result = layer_diff(*_copied(_with_stats(Nested()), NestedOtherwise()), X8)
+    assert result.flagged == [] and result.summary["verdict"] == "clean", [r["reason"] for r in result.flagged]
+    paired = {r["name"]: r["paired_by"] for r in result.records}
+    # same path, different contents: never compared; the whole stack ran the same layers: compared
+    assert "features.0" not in paired and "features.1" not in paired and paired["features"] == "contents"
+    assert paired["features.0.2"] == "position"
+
+
+class Doubling(PoolNet):
+    def forward(self, x):
+        x = self.conv2(self.maxpool(self.relu(self.bn1(self.conv1(x)))) * 2.0)  # a functional op no layer holds
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+class WithTanh(PoolPort):
+    def __init__(self):
+        super().__init__(same=False)
+        self.squash = nn.Tanh()  # a layer torch does not have
+
+    def construct(self, x):
+        x = self.body(self.squash(self.max_pool(self.act(self.norm(self.stem(x))))))
+        return self.head(ops.mean(x, (2, 3)))
+
+
+def test_a_divergent_port_no_layer_explains_names_the_span_and_its_unpaired_layers():
+    torch.manual_seed(0)
+    result = layer_diff(*_copied(_with_stats(Doubling()), PoolPort(same=False)), X8)
+    assert result.summary["culprits"] == [] and result.summary["verdict"] == "diverges" and result.exit_code == 1
+    assert result.summary["span"] == ["maxpool", "conv2"]
+    assert [r["kind"] for r in result.flagged] == ["span"] and "functional ops" in result.flagged[0]["reason"]
+
+    torch.manual_seed(0)
+    result = layer_diff(*_copied(_with_stats(PoolNet()), WithTanh()), X8)
+    assert result.summary["suspects"] == ["MindSpore squash (Tanh)"] and result.summary["verdict"] == "diverges"
+    assert "RESULT: nothing flagged" not in result.verdict()
+
+
+class Wider(PoolPort):
+    def __init__(self):
+        super().__init__(same=False)
+        self.head = L.dense(8, 4)
+        self.extra = L.dense(4, 4)  # weights torch has no twin for
+
+    def construct(self, x):
+        return self.extra(super().construct(x))
+
+
+def test_parameters_left_unpaired_make_the_verdict_incomplete_never_clean(capsys):
+    from msport.commands._common import copied_text
+
+    torch.manual_seed(0)
+    torch_model, ms_model = _with_stats(PoolNet()), Wider()
+    pairing = copy_torch_weights(torch_model, ms_model)
+    assert "NOT copied: 0 torch tensors without a MindSpore twin, 2 MindSpore parameters" in copied_text(pairing)
+    result = layer_diff(torch_model, ms_model, X8, mode="values")
+    assert result.summary["verdict"] == "incomplete" and result.exit_code == 1
+    assert result.verdict().startswith("INCOMPLETE: 0 torch / 2 MindSpore parameters pair with nothing")
+
+
+class Scaled(tnn.Module):
+    """A block with a bare (C, 1, 1) scale (torchvision's ConvNeXt layer_scale) and two branches."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer_scale = tnn.Parameter(torch.rand(6, 1, 1))
+        self.branch1 = tnn.Sequential(tnn.Conv2d(3, 6, 1), tnn.BatchNorm2d(6))
+        self.branch2 = tnn.Sequential(tnn.Conv2d(3, 6, 3, padding=1), tnn.BatchNorm2d(6))
+
+    def forward(self, x):
+        return self.layer_scale * (self.branch1(x) + self.branch2(x))
+
+
+class ScaledPort(nn.Cell):
+    """Its port: the scale is (C,) and named ``gamma_``; the branches are declared the other way round."""
+
+    def __init__(self):
+        super().__init__()
+        self.gamma_ = ms.Parameter(ms.Tensor(np.ones(6, np.float32)))
+        self.branch_main = nn.SequentialCell([L.conv2d(3, 6, 3, padding=1), L.batch_norm2d(6)])
+        self.branch_proj = nn.SequentialCell([L.conv2d(3, 6, 1), L.batch_norm2d(6)])
+
+    def construct(self, x):
+        return self.gamma_.reshape(-1, 1, 1) * (self.branch_proj(x) + self.branch_main(x))
+
+
+def test_renamed_parameters_pair_by_type_shape_and_position_and_each_pair_is_printed():
+    pairing = pair_models(Scaled(), ScaledPort())
+    assert pairing.only_torch == pairing.only_ms == []
+    assert pairing.params["layer_scale"] == "gamma_"
+    assert pairing.params["branch1.0.weight"] == "branch_proj.0.weight"
+    assert pairing.params["branch2.1.running_var"] == "branch_main.1.moving_variance"
+    text = "\n".join(pairing.lines())
+    assert "by structure: branch1.0 <-> branch_proj.0 (Conv2d)" in text
+    assert "by structure: branch2.0 <-> branch_main.0 (Conv2d)" in text
+
+
+def test_a_parameter_belongs_to_the_deepest_registered_layer_not_its_immediate_parent():
+    """MindSpore's BatchNorm3d keeps its parameters in an inner ``bn2d`` cell; the layer is ``bn``."""
+    class Torch3d(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = tnn.BatchNorm3d(4)
+
+        def forward(self, x):
+            return self.norm(x)
+
+    class Port3d(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm3d(4)
+
+        def construct(self, x):
+            return self.bn(x)
+
+    pairing = pair_models(Torch3d(), Port3d())
+    assert pairing.params["norm.weight"] == "bn.bn2d.gamma"
+    assert pairing.structural == [("norm", "bn", "BatchNorm3d")]
+
+
+def test_grads_judge_the_loss_and_gradients_against_measured_noise():
+    torch.manual_seed(0)
+    torch_model, ms_model = _copied(_with_stats(PoolNet()), PoolPort(same=False))
+    labels = np.array([0, 3])
+    smoothed = layer_diff(torch_model, ms_model, X8, labels, grads=True, mode="values",
+                          torch_loss_fn=lambda out, y: tnn.functional.cross_entropy(out, y, label_smoothing=0.1))
+    assert [r["name"] for r in smoothed.flagged][0] == "(loss)"
+    assert "label smoothing" in smoothed.flagged[0]["reason"] and smoothed.summary["verdict"] == "diverges"
+    assert smoothed.summary["grad_rtol"] < 0.01  # measured on this model, not the 0.3 a worst case needs
+    same = layer_diff(torch_model, ms_model, X8, labels, grads=True, mode="values")
+    assert same.flagged == [] and same.summary["verdict"] == "clean"
+
+
+def test_cli_copy_weights_says_what_it_could_not_copy_and_withholds_the_verdict(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    extra = MODULE.replace("        self.out = L.dense(4, 2)\n",
+                           "        self.out = L.dense(4, 2)\n        self.extra = L.dense(2, 2)\n")
+    extra = extra.replace("return self.out(ops.mean(self.body(x), (2, 3)))",
+                          "return self.extra(self.out(ops.mean(self.body(x), (2, 3))))")
+    (tmp_path / "mine.py").write_text(extra)
+    code = main(["layer-diff", "--torch", "mine.py:build_torch", "--ms", "mine.py:build_ms", "--example",
+                 "mine.py:inputs", "--copy-weights", "--mode", "values"])
+    out = capsys.readouterr().out
+    assert code == 1 and "NOT copied: 0 torch tensors without a MindSpore twin, 2 MindSpore parameters" in out
+    assert "RESULT: INCOMPLETE: 0 torch / 2 MindSpore parameters pair with nothing" in out
+
+
+class ReluThenScale(tnn.Module):
+    """conv, functional ReLU, x2, a ReLU module: torch has one ReLU module where its port has two."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = tnn.Conv2d(3, 4, 3, padding=1)
+        self.act = tnn.ReLU()
+        self.fc = tnn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(self.act(tnn.functional.relu(self.conv(x)) * 2.0).mean(dim=(2, 3)))
+
+
+class ReluCellsThenScale(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.stem = L.conv2d(3, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.act = nn.ReLU()
+        self.head = L.dense(4, 3)
+
+    def construct(self, x):
+        return self.head(ops.mean(self.act(self.relu(self.stem(x)) * 2.0), (2, 3)))
+
+
+def test_outputs_that_part_and_meet_again_on_agreeing_logits_are_no_divergence():
+    """Position pairs torch's one ReLU module with the port's first ReLU cell, which is not its twin: their
+    outputs differ (x2 apart), but alone they match and the model's output agrees, so nothing is flagged."""
+    torch.manual_seed(0)
+    result = layer_diff(*_copied(ReluThenScale(), ReluCellsThenScale()), X8)
+    act = next(r for r in result.records if r["name"] == "act")
+    assert act["paired_by"] == "position" and act["differs"] and act["alone_rel_diff"] < 1e-6
+    assert result.flagged == [] and result.summary["verdict"] == "clean"
+    assert any("not a divergence" in note for note in result.notes)

@@ -54,7 +54,8 @@ def files(tmp_path_factory):
     """Every bad (and one good) input file, written once for the whole module."""
     import reference_torch
     from msport._mindspore import ms
-    from msport.convert import save_ms_params, torch_to_mindspore
+    from msport.convert import torch_to_mindspore
+    from msport.checkpoints import save_ms_checkpoint
 
     root = tmp_path_factory.mktemp("inputs")
     torch.manual_seed(0)
@@ -66,17 +67,21 @@ def files(tmp_path_factory):
     (root / "random.pth").write_bytes(np.random.default_rng(0).bytes(4096))
     (root / "evil.pth").write_bytes(pickle.dumps({"weight": Evil()}))
     torch.save(reference_torch.create_model("resnet18").state_dict(), root / "resnet18.pth")
-    torch.save({k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in state.items()}, root / "bf16.pth")
+    torch.save({"fc.weight": torch.zeros(1).expand(10**6, 10**6)}, root / "stride0.pth")  # 10^12 elements, 4 bytes
     torch.save({1: torch.zeros(2), "fc.weight": torch.zeros(2)}, root / "int_keys.pth")
     torch.save({}, root / "empty_dict.pth")
     params, _ = torch_to_mindspore(state)
-    save_ms_params(params, root / "good.ckpt")
+    save_ms_checkpoint(params, root / "good.ckpt")
     data = (root / "good.ckpt").read_bytes()
     (root / "cut.ckpt").write_bytes(data[: _record_boundaries(data)[len(params) // 2]])
-    # A checkpoint msport did not write (no integrity mark), cut after conv1, bn1.gamma and bn1.beta.
-    ms.save_checkpoint([{"name": k, "data": ms.Tensor(v)} for k, v in params.items()], str(root / "foreign.ckpt"))
+    # A checkpoint msport did not write (no integrity mark), cut after layer1.1.bn1's gamma and beta: its
+    # sibling layer1.0.bn1 has moving statistics, so it is a BatchNorm cut short, not a LayerNorm.
+    foreign, _ = torch_to_mindspore(reference_torch.create_model("resnet18").state_dict())
+    foreign = {k: v for k, v in foreign.items() if not k.startswith("msport.")}
+    ms.save_checkpoint([{"name": k, "data": ms.Tensor(v)} for k, v in foreign.items()], str(root / "foreign.ckpt"))
     data = (root / "foreign.ckpt").read_bytes()
-    (root / "foreign_cut.ckpt").write_bytes(data[: _record_boundaries(data)[2]])
+    cut = list(foreign).index("layer1.1.bn1.beta")
+    (root / "foreign_cut.ckpt").write_bytes(data[: _record_boundaries(data)[cut]])
     np.save(root / "gray.npy", np.zeros((2, 1, 32, 32), np.float32))
     # Data sets: missing, truncated, wrong labels, wrong format.
     cifar = write_both_formats(root / "cifar_truncated", n_train=20, n_test=10)
@@ -163,13 +168,14 @@ CASES = [
     ("convert-malicious-pickle", lambda F, W: _msport("convert", F / "evil.pth", W / "o.ckpt"), "not a loadable torch"),
     ("convert-non-string-keys", lambda F, W: _msport("convert", F / "int_keys.pth", W / "o.ckpt"), "int key 1"),
     ("convert-empty-state-dict", lambda F, W: _msport("convert", F / "empty_dict.pth", W / "o.ckpt"), "holds no tensors"),
-    ("convert-bfloat16", lambda F, W: _msport("convert", F / "bf16.pth", W / "o.ckpt"), "no numpy equivalent"),
+    ("convert-stride-0-tensor", lambda F, W: _msport("convert", F / "stride0.pth", W / "o.ckpt"),
+     "an expand()ed tensor"),
     ("convert-wrong-architecture", lambda F, W: _msport("convert", F / "resnet18.pth", W / "o.ckpt", "--model",
                                                         "resnet10_w16"), "do not fit the MindSpore model", None, SLOW),
     ("convert-cut-msport-ckpt", lambda F, W: _msport("convert", F / "cut.ckpt", W / "o.pth"), "is incomplete: msport wrote", None, SLOW),
     ("convert-cut-foreign-ckpt", lambda F, W: _msport("convert", F / "foreign_cut.ckpt", W / "o.pth"),
-     "BatchNorm bn1 lacks moving_mean", None, SLOW),
-    ("convert-ckpt-as-pth", lambda F, W: _msport("convert", F / "random.pth", W / "o.pth"), "both torch checkpoints"),
+     "BatchNorm layer1.1.bn1 lacks moving_mean", None, SLOW),
+    ("convert-ckpt-as-pth", lambda F, W: _msport("convert", F / "random.pth", W / "o.pth"), "would both hold torch names"),
     ("convert-missing-source", lambda F, W: _msport("convert", F / "nothing.pth", W / "o.ckpt"), "no such checkpoint"),
     ("convert-unknown-model", lambda F, W: _msport("convert", F / "good.pth", W / "o.ckpt", "--model", "resnet999"),
      "unknown model 'resnet999'"),
@@ -180,6 +186,16 @@ CASES = [
      {"MSPORT_FAULT": "enospc:o.ckpt"}, SLOW),
     ("compare-ckpt-empty", lambda F, W: _msport("compare-ckpt", F / "empty.pth", F / "good.pth"), "empty.pth"),
     ("compare-ckpt-int-keys", lambda F, W: _msport("compare-ckpt", F / "int_keys.pth", F / "good.pth"), "int key 1"),
+    ("compare-ckpt-stride-0-tensor", lambda F, W: _msport("compare-ckpt", F / "stride0.pth", F / "good.pth"),
+     "an expand()ed tensor"),
+    ("compare-ckpt-json-is-an-input", lambda F, W: _msport("compare-ckpt", F / "good.pth", F / "good.ckpt", "--json",
+                                                           F / "good.pth"), "is also an input"),
+    ("compare-ckpt-report-exists", lambda F, W: _msport("compare-ckpt", F / "good.pth", F / "good.ckpt", "--json",
+                                                        W / "r.json", "--report", W / "notes.ckpt"), "notes.ckpt"),
+    ("compare-ckpt-negative-rtol", lambda F, W: _msport("compare-ckpt", F / "good.pth", F / "good.ckpt", "--rtol",
+                                                        "-1"), "--rtol"),
+    ("compare-ckpt-nan-atol", lambda F, W: _msport("compare-ckpt", F / "good.pth", F / "good.ckpt", "--atol",
+                                                   "nan"), "--atol"),
     ("layer-diff-wrong-architecture", lambda F, W: _msport("layer-diff", "--model", "resnet10_w16", "--torch-weights",
                                                            F / "resnet18.pth"), "shape mismatch conv1.weight", None, SLOW),
     ("layer-diff-gray-input", lambda F, W: _msport("layer-diff", "--model", "resnet10_w16", "--input", F / "gray.npy"),

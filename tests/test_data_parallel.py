@@ -86,7 +86,7 @@ def _kill_everything(pid):
 
 
 def _final_weights(run):
-    from msport.convert import load_any
+    from msport.checkpoints import load_any
 
     def epoch(name):  # {epoch}_{val_acc}_{model}.pth or {prefix}-{epoch}_{steps}.ckpt
         return int(name.split("-")[-1].split("_")[0]) if name.endswith(".ckpt") else int(name.split("_")[0])

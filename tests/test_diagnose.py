@@ -17,8 +17,8 @@ import torch.nn.functional as F
 
 from msport._mindspore import ms, nn, ops
 from msport.cli import main
-from msport.convert import (load_torch_weights_into_ms, ms_cell_params, save_ms_params, save_torch_state,
-                            torch_to_mindspore)
+from msport.convert import load_torch_weights_into_ms, ms_cell_params, torch_to_mindspore
+from msport.checkpoints import save_ms_checkpoint, save_torch_state
 from msport.diagnose import audit, compare_state, layer_diff
 from msport.diagnose.stats import compare, ks_normal, ks_two_sample, ks_uniform, summarize
 from msport.tolerances import LAYER_PROBE_MAX_REL, MAGNITUDE_RATIO_RANGE
@@ -102,7 +102,7 @@ def resnet18_files(tmp_path_factory):
     params["moments.conv1.weight"] = np.zeros_like(params["conv1.weight"])  # optimizer state, as training saves
     params["global_step"] = np.array([391], dtype=np.int32)
     ckpt = folder / "resnet18.ckpt"
-    save_ms_params(params, ckpt)
+    save_ms_checkpoint(params, ckpt)
     return pth, ckpt
 
 
@@ -298,7 +298,7 @@ def test_transposed_dense_is_named_by_compare_ckpt_and_layer_diff(tmp_path, caps
     ms_model.fc1.weight.set_data(ms.Tensor(ms_model.fc1.weight.asnumpy().T.copy()))  # a buggy converter
     pth, ckpt = tmp_path / "tiny.pth", tmp_path / "tiny_ms.ckpt"
     save_torch_state(OrderedDict((k, v.numpy()) for k, v in torch_model.state_dict().items()), pth)
-    save_ms_params(ms_cell_params(ms_model), ckpt)
+    save_ms_checkpoint(ms_cell_params(ms_model), ckpt)
 
     code, out, _ = run_cli(["compare-ckpt", pth, ckpt, "--json", tmp_path / "c.json"], capsys)
     assert code == 1
@@ -311,7 +311,11 @@ def test_transposed_dense_is_named_by_compare_ckpt_and_layer_diff(tmp_path, caps
     assert result.summary["mode"] == "values" and result.summary["weights_differ"] == ["fc1.weight"]
     assert result.summary["first_divergence"] == "fc1"
     assert result.summary["first_param_grad_divergence"] == "conv1.weight"  # everything below fc1 inherits it
-    assert [r["name"] for r in result.flagged if r["kind"] == "output"] == ["fc1", "fc2"]
+    # fc2 inherits fc1's error: its output differs, but on torch's own input it matches, so it is not named
+    assert [r["name"] for r in result.flagged if r["kind"] == "output"] == ["fc1"]
+    assert result.summary["culprits"] == ["fc1"] and "alone" in result.flagged[0]["reason"]
+    fc2 = next(r for r in result.records if r["name"] == "fc2")
+    assert fc2["differs"] and fc2["alone_rel_diff"] < 1e-5
 
 
 def test_layer_diff_leaves_both_models_as_they_were():
@@ -426,6 +430,54 @@ def test_layer_diff_of_resnet18_with_converted_weights_flags_nothing():
     assert summary["loss_ms"] == pytest.approx(summary["loss_torch"], rel=1e-5)
 
 
+# --- a zoo nobody here wrote: mindcv 0.3.0 against torchvision (bench/diagnose_mindcv.py sweeps them all) ---
+
+def _mindcv_pair(torch_name, mindcv_name):
+    """torchvision's model and mindcv's port, random weights with random BatchNorm statistics, copied."""
+    import mindcv
+    import torchvision
+
+    from msport.diagnose.pairing import copy_torch_weights
+
+    torch.manual_seed(0)
+    torch_model = getattr(torchvision.models, torch_name)(num_classes=10).eval()
+    with torch.no_grad():
+        for layer in torch_model.modules():
+            if isinstance(layer, tnn.BatchNorm2d):
+                layer.running_mean.normal_(0, 0.2)
+                layer.running_var.uniform_(0.5, 2.0)
+                layer.weight.uniform_(0.5, 1.5)
+                layer.bias.normal_(0, 0.2)
+    ms_model = mindcv.create_model(mindcv_name, num_classes=10, pretrained=False)
+    pairing = copy_torch_weights(torch_model, ms_model)
+    assert pairing.only_torch == pairing.only_ms == []
+    return torch_model, ms_model, pairing
+
+
+MINDCV_BATCH = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+
+
+def test_mindcv_resnet18_is_blamed_on_its_stem_max_pool_with_the_reason():
+    torch_model, ms_model, pairing = _mindcv_pair("resnet18", "resnet18")
+    result = layer_diff(torch_model, ms_model, MINDCV_BATCH, pairing=pairing)
+    summary = result.summary
+    assert summary["mode"] == "values" and summary["verdict"] == "diverges" and summary["logits_differ"]
+    assert summary["culprits"] == ["maxpool"] and summary["first_divergence"] == "maxpool"
+    pool = next(r for r in result.records if r["name"] == "maxpool")
+    assert pool["paired_by"] == "position"
+    assert pool["reason"].startswith("MaxPool2d: torch padding 1, MindSpore pad_mode same")
+    assert "bottom/right" in pool["reason"]
+    conv = next(r for r in result.records if r["name"] == "layer1.0.conv1")  # where the old verdict pointed
+    assert conv["differs"] and not conv["flagged"] and conv["alone_rel_diff"] < 1e-5
+
+
+def test_mindcv_mobilenet_v2_a_faithful_port_raises_no_alarm():
+    torch_model, ms_model, pairing = _mindcv_pair("mobilenet_v2", "mobilenet_v2_100")
+    result = layer_diff(torch_model, ms_model, MINDCV_BATCH, pairing=pairing)
+    assert result.flagged == [] and result.summary["verdict"] == "clean", [r["reason"] for r in result.flagged]
+    assert result.summary["logits_rel_diff"] < 1e-5 and result.summary["outputs_compared"] > 100
+
+
 # --- CLI ---------------------------------------------------------------------------------------------------
 
 def test_layer_diff_cli_dumps_reports_and_exits_zero(resnet18_files, tmp_path, capsys):
@@ -438,7 +490,9 @@ def test_layer_diff_cli_dumps_reports_and_exits_zero(resnet18_files, tmp_path, c
     assert (code, err) == (0, "")
     assert "mode values" in out and "RESULT: nothing flagged" in out
     document = json.loads((tmp_path / "l.json").read_text())
-    assert len(document["records"]) == 61 and document["summary"]["flagged"] == 0
+    # 61 paired layer calls and the model's own output
+    assert len(document["records"]) == 62 and document["records"][-1]["name"] == "(output)"
+    assert document["summary"]["flagged"] == 0 and document["summary"]["verdict"] == "clean"
     dump = tmp_path / "dump"
     with np.load(dump / "torch.npz") as torch_dump, np.load(dump / "mindspore.npz") as ms_dump:
         np.testing.assert_allclose(ms_dump["output/layer4"], torch_dump["output/layer4"], rtol=1e-4, atol=1e-5)
@@ -518,7 +572,7 @@ def test_resnet50_with_converted_weights_flags_nothing(tmp_path, capsys):
     pth = tmp_path / "resnet50.pth"
     save_torch_state(OrderedDict((k, v.numpy()) for k, v in state.items()), pth)
     params, _ = torch_to_mindspore(state)
-    save_ms_params(params, tmp_path / "resnet50.ckpt")
+    save_ms_checkpoint(params, tmp_path / "resnet50.ckpt")
     code, out, _ = run_cli(["compare-ckpt", pth, tmp_path / "resnet50.ckpt"], capsys)
     assert code == 0
     code, out, _ = run_cli(["layer-diff", "--model", "resnet50", "--torch-weights", pth, "--ms-weights",

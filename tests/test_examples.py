@@ -87,13 +87,14 @@ def test_a_port_under_mindcvs_names_is_lined_up_by_structure_and_the_rest_by_a_n
 
 
 def test_compare_ckpt_of_a_renamed_ports_checkpoint_pairs_by_structure(tmp_path, capsys):
-    from msport.convert import ms_cell_params, save_ms_params
+    from msport.convert import ms_cell_params
+    from msport.checkpoints import save_ms_checkpoint
 
     torch_model = resnet18_torchvision.build_torch()
     ported = resnet18_torchvision.build_ms_mindcv_names()
     copy_torch_weights(torch_model, ported)
     torch.save(torch_model.state_dict(), tmp_path / "tv.pth")
-    save_ms_params(ms_cell_params(ported), tmp_path / "mindcv.ckpt")
+    save_ms_checkpoint(ms_cell_params(ported), tmp_path / "mindcv.ckpt")
     assert main(["compare-ckpt", str(tmp_path / "tv.pth"), str(tmp_path / "mindcv.ckpt")]) == 0
     out = capsys.readouterr().out
     assert "(85 by registry, 17 by structure)" in out and "RESULT: nothing flagged" in out

@@ -40,7 +40,8 @@ def _pytorch_cifar_state_dict(model):
 
 
 def test_pytorch_cifar_checkpoint_loads_strictly(tmp_path):
-    from msport.convert import load_file_into_torch, load_torch_state
+    from msport.convert import load_file_into_torch
+    from msport.checkpoints import load_torch_state
 
     torch.manual_seed(1)
     source = reference_torch.create_model("resnet18")

@@ -16,7 +16,8 @@ import torchvision
 
 from msport import cli, resolve
 from msport._mindspore import ms, nn
-from msport.convert import load_ms_checkpoint, load_torch_weights_into_ms
+from msport.checkpoints import load_ms_checkpoint
+from msport.convert import load_torch_weights_into_ms
 from msport.port import TraceFailed, UnsupportedModel, port, register_layer, register_op, unregister_layer, \
     unregister_op
 from msport.port.build import import_source

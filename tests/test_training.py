@@ -184,6 +184,7 @@ def test_mindspore_trainer_writes_model_checkpoint_names(tmp_path, cifar_dir):
     assert len(_metrics(out)) == 2 and (out / "resume-2.ckpt").is_file()
     env = json.loads((out / "environment.json").read_text())[0]
     assert env["packages"]["mindspore"] and env["threads"]["mindspore_runtime"] >= 1
+    assert env["mindspore_cpu_setup"]["set_by"] in ("msport", "oneDNN default", "user")  # msport/_mindspore.py
 
 
 def test_refuses_to_overwrite_a_run_and_to_resume_with_other_settings(tmp_path, cifar_dir):
@@ -238,7 +239,7 @@ def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, cifar_d
 
 
 def _load_weights(path):
-    from msport.convert import load_any
+    from msport.checkpoints import load_any
 
     return load_any(path)[1]
 

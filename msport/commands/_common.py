@@ -28,9 +28,11 @@ def add_model_arguments(parser, required=True):
                        help="copy the torch model's weights into the MindSpore model through the name pairing")
     group.add_argument("--num-classes", type=int, default=10)
     group.add_argument("--torch-weights", metavar="FILE",
-                       help="weights for the torch model (.pth or .ckpt); alone, used for both models")
+                       help="weights for the torch model (.pth or .ckpt); with a zoo --model and no --ms-weights, "
+                            "also converted into the MindSpore model")
     group.add_argument("--ms-weights", metavar="FILE",
-                       help="weights for the MindSpore model (.ckpt or .pth); alone, used for both models")
+                       help="weights for the MindSpore model (.ckpt or .pth); with a zoo --model and no "
+                            "--torch-weights, also converted into the torch model")
     group.add_argument("--torch-seed", type=int, default=0, help="torch.manual_seed for a fresh torch model")
     group.add_argument("--ms-init", default="torch", metavar="SCHEME",
                        help="msport.layers init scheme of a fresh MindSpore model, e.g. legacy for "
@@ -78,6 +80,16 @@ def build_model_pair(args):
     return torch_module, ms_cell, f"weights: torch <- {torch_file}, MindSpore <- {ms_file}"
 
 
+def copied_text(pairing):
+    """What --copy-weights did: how many tensors were copied, and how many on each side were not."""
+    text = f"{len(pairing.params)} torch tensors copied into MindSpore through the name pairing"
+    if pairing.only_torch or pairing.only_ms:
+        text += (f"; NOT copied: {len(pairing.only_torch)} torch tensors without a MindSpore twin, "
+                 f"{len(pairing.only_ms)} MindSpore parameters keep their own values (the pairing notes list "
+                 f"them; a --name-map pairs them)")
+    return text
+
+
 def build_user_pair(args):
     """The user's own pair: ``--torch``/``--ms`` specs, weights from files or copied through the pairing."""
     from msport import resolve
@@ -103,7 +115,7 @@ def build_user_pair(args):
         from msport.diagnose.pairing import copy_torch_weights
 
         pairing = copy_torch_weights(torch_module, ms_cell, name_map=args.name_map)
-        described.append(f"{len(pairing.params)} torch tensors copied into MindSpore through the name pairing")
+        described.append(copied_text(pairing))
     return torch_module, ms_cell, ", ".join(described)
 
 

@@ -1,4 +1,4 @@
-"""msport compare-ckpt A B: two checkpoints (.pth or .ckpt, any pairing), parameter by parameter.
+"""msport compare-ckpt A B: two checkpoints (.pth, .ckpt or .safetensors, any pairing), parameter by parameter.
 
 Or the weights two models hold: ``--torch mypkg.model:build --ms mypkg.port:build`` (with
 ``--torch-weights``/``--ms-weights`` loaded first), names paired by the registry, then structure,
@@ -6,16 +6,16 @@ or ``--name-map FILE``.
 """
 
 from msport.diagnose.compare_ckpt import PLOTS, SORT_KEY, TABLE_COLUMNS, compare_checkpoints, compare_state
-from msport.diagnose.report import add_output_arguments, emit
-from msport.tolerances import CKPT_ELEMENT_REL, CKPT_MAX_ABS
+from msport.diagnose.report import add_output_arguments, check_output_arguments, emit
+from msport.tolerances import CKPT_ELEMENT_REL, CKPT_MAX_ABS, tolerance_arg
 
 NAME = "compare-ckpt"
-HELP = "compare two checkpoints (.pth/.ckpt, any pairing) parameter by parameter, in torch naming"
+HELP = "compare two checkpoints (.pth/.ckpt/.safetensors, any pairing) parameter by parameter, in torch naming"
 
 
 def add_arguments(parser):
-    parser.add_argument("a", nargs="?", help="first checkpoint, the reference (.pth/.pt or .ckpt)")
-    parser.add_argument("b", nargs="?", help="second checkpoint (.pth/.pt or .ckpt)")
+    parser.add_argument("a", nargs="?", help="first checkpoint, the reference (.pth/.pt, .ckpt or .safetensors)")
+    parser.add_argument("b", nargs="?", help="second checkpoint (.pth/.pt, .ckpt or .safetensors)")
     models = parser.add_argument_group("or the weights of your own pair of models")
     models.add_argument("--torch", dest="torch_spec", metavar="MODULE:CALLABLE",
                         help="a function returning your torch.nn.Module (e.g. mypkg.model:build)")
@@ -24,10 +24,11 @@ def add_arguments(parser):
     models.add_argument("--torch-weights", metavar="FILE", help="load this .pth/.ckpt into the torch model first")
     models.add_argument("--ms-weights", metavar="FILE", help="load this .ckpt/.pth into the MindSpore model first")
     parser.add_argument("--name-map", metavar="FILE",
-                        help="torch name -> MindSpore name (JSON, or lines 'torch_name mindspore_name')")
-    parser.add_argument("--atol", type=float, default=CKPT_MAX_ABS,
+                        help="torch name -> MindSpore name (JSON, or lines 'torch_name mindspore_name', "
+                             "or 'torch_name: mindspore_name')")
+    parser.add_argument("--atol", type=tolerance_arg, default=CKPT_MAX_ABS,
                         help=f"absolute tolerance (default {CKPT_MAX_ABS:g})")
-    parser.add_argument("--rtol", type=float, default=CKPT_ELEMENT_REL,
+    parser.add_argument("--rtol", type=tolerance_arg, default=CKPT_ELEMENT_REL,
                         help=f"relative tolerance, times |A| (default {CKPT_ELEMENT_REL:g})")
     add_output_arguments(parser)
 
@@ -35,6 +36,8 @@ def add_arguments(parser):
 def run(args):
     from msport.errors import UserError
 
+    inputs = [args.a, args.b, args.torch_weights, args.ms_weights, args.name_map]
+    check_output_arguments(args, inputs)
     if args.torch_spec or args.ms_spec:
         if args.a or args.b:
             raise UserError("give two checkpoint files or --torch/--ms models, not both")

@@ -83,7 +83,9 @@ def _batch_from_data(name, data_dir, batch_size, seed):
 def add_arguments(parser):
     add_model_arguments(parser)
     batch = parser.add_argument_group("input batch (default: a seeded random normal batch)")
-    batch.add_argument("--input", metavar="FILE.npy", help="(N, 3, 32, 32) float32 batch")
+    batch.add_argument("--input", metavar="FILE.npy",
+                       help="the models' input batch as one .npy array, batch axis first: images (N, C, H, W) "
+                            "(floats read as float32) or integer token ids (kept as they are)")
     batch.add_argument("--data", metavar="NAME", help=f"take the batch from a data set: {', '.join(DATA_SETS)}")
     batch.add_argument("--data-dir", help="where --data cifar10 lives")
     batch.add_argument("--batch-size", type=int, help=f"batch size (default {DEFAULT_BATCH_SIZE}; --input: all rows)")

@@ -19,6 +19,12 @@ Inputs are a tensor, a tuple (positional arguments) or a dict (keyword
 arguments) of arrays, any dtype: integer token ids stay integers.
 * ``param_grads``: d(loss)/d(each trainable parameter), under the framework's
   own parameter names.
+* ``spans``: each call's ``(start, end)`` in one counter that a pre-hook
+  and a hook advance, so which calls ran inside which (a block's layers inside
+  the block, call by call even for a shared module) is known without trusting
+  names. ``inputs`` (with ``inputs=True``): each call's positional inputs,
+  arrays copied (a list input stays a list), which replaying a layer in
+  isolation runs the other framework's twin on.
 
 How, and why this way:
 
@@ -62,6 +68,36 @@ class Capture:
     logits: Optional[np.ndarray] = None
     labels: Optional[np.ndarray] = None
     loss: Optional[float] = None
+    spans: OrderedDict = field(default_factory=OrderedDict)
+    inputs: OrderedDict = field(default_factory=OrderedDict)
+
+
+class _Spans:
+    """Call names and ``(start, end)`` positions: a pre-hook opens a call, the hook closes the latest open
+    call of that module (a module re-entered inside itself closes innermost first)."""
+
+    def __init__(self, capture, keep_inputs, to_numpy):
+        self.capture, self.keep_inputs, self.to_numpy = capture, keep_inputs, to_numpy
+        self.names, self.clock, self.open = _CallNames(), 0, {}
+
+    def start(self, name, inputs):
+        call = self.names.next(name)
+        self.open.setdefault(name, []).append((call, self.clock))
+        self.clock += 1
+        if self.keep_inputs:
+            self.capture.inputs[call] = tuple(self._copy_input(v) for v in inputs)
+
+    def end(self, name):
+        call, start = self.open[name].pop()
+        self.capture.spans[call] = (start, self.clock)
+        self.clock += 1
+        return call
+
+    def _copy_input(self, value):
+        if isinstance(value, (tuple, list)):
+            return type(value)(self._copy_input(v) for v in value)
+        array = self.to_numpy(value)
+        return value if array is None else _copy(array)
 
 
 class _CallNames:
@@ -154,10 +190,11 @@ def _entries_by_name(named, lookup):
 
 # --- torch -----------------------------------------------------------------------------------
 
-def capture_torch(module, x, y=None, *, grads=False, train_mode=False, loss_fn=None):
+def capture_torch(module, x, y=None, *, grads=False, train_mode=False, loss_fn=None, inputs=False):
     """One pass of a ``torch.nn.Module`` on ``x`` (see :func:`as_inputs`); returns a :class:`Capture`.
 
     ``loss_fn(output, labels)``: the loss for ``grads`` (default: cross-entropy where the output is logits).
+    ``inputs``: also keep every call's inputs (``Capture.inputs``).
     """
     import torch
 
@@ -165,15 +202,20 @@ def capture_torch(module, x, y=None, *, grads=False, train_mode=False, loss_fn=N
 
     args, kwargs = as_inputs(x)
     capture = Capture("torch")
-    names = _CallNames()
+    spans = _Spans(capture, inputs, lambda v: v.detach().cpu().numpy() if torch.is_tensor(v) else None)
     indices = _entries_by_name(module.named_modules(), entry_for_torch)
+
+    def pre_hook(name):
+        def hook(_module, inputs):
+            spans.start(name, inputs)
+        return hook
 
     def forward_hook(name):
         def hook(_module, inputs, output):
+            call = spans.end(name)
             tensor = _first_tensor(output, torch.is_tensor, indices.get(name))
             if tensor is None:
                 return None
-            call = names.next(name)
             capture.outputs[call] = _copy(tensor.detach().cpu().numpy())
             if not (grads and tensor.requires_grad):
                 return None
@@ -189,7 +231,8 @@ def capture_torch(module, x, y=None, *, grads=False, train_mode=False, loss_fn=N
         return hook
 
     saved = _TorchState(module, train_mode)
-    handles = [m.register_forward_hook(forward_hook(n)) for n, m in module.named_modules() if n]
+    handles = [h for n, m in module.named_modules() if n
+               for h in (m.register_forward_pre_hook(pre_hook(n)), m.register_forward_hook(forward_hook(n)))]
     try:
         module.train(train_mode)
         torch_args = [torch.from_numpy(a) for a in _fresh(args)]
@@ -247,29 +290,36 @@ class _TorchState:
 
 # --- MindSpore -------------------------------------------------------------------------------
 
-def capture_mindspore(cell, x, y=None, *, grads=False, train_mode=False, loss_fn=None):
+def capture_mindspore(cell, x, y=None, *, grads=False, train_mode=False, loss_fn=None, inputs=False):
     """One PyNative pass of a ``mindspore.nn.Cell`` on ``x``; returns a :class:`Capture`.
 
     ``grads=True`` with the default loss (cross-entropy, logits only) needs the labels ``y``
     (e.g. the torch capture's ``labels``); ``loss_fn(output, labels)`` replaces it.
+    ``inputs``: also keep every call's inputs (``Capture.inputs``).
     """
     from msport._mindspore import ms, nn
     from msport.registry import entry_for_ms
 
     args, kwargs = as_inputs(x)
     capture = Capture("mindspore")
-    names = _CallNames()
     forward_calls = {}  # cell name -> its call names, in forward order
     indices = _entries_by_name(cell.cells_and_names(), entry_for_ms)
 
     def is_tensor(value):
         return isinstance(value, ms.Tensor)
 
+    spans = _Spans(capture, inputs, lambda v: v.asnumpy() if is_tensor(v) else None)
+
+    def pre_hook(name):
+        def hook(_cell, inputs):
+            spans.start(name, inputs)
+        return hook
+
     def forward_hook(name):
         def hook(_cell, _inputs, output):
+            call = spans.end(name)
             tensor = _first_tensor(output, is_tensor, indices.get(name))
             if tensor is not None:
-                call = names.next(name)
                 forward_calls.setdefault(name, []).append(call)
                 capture.outputs[call] = _copy(tensor.asnumpy())
         return hook
@@ -287,6 +337,7 @@ def capture_mindspore(cell, x, y=None, *, grads=False, train_mode=False, loss_fn
     handles = []
     for name, sub in cell.cells_and_names():
         if name:
+            handles.append(sub.register_forward_pre_hook(pre_hook(name)))
             handles.append(sub.register_forward_hook(forward_hook(name)))
             if grads:
                 handles.append(sub.register_backward_hook(backward_hook(name)))

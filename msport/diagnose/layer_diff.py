@@ -1,19 +1,24 @@
 """Run a torch model and its MindSpore twin on one batch and compare them layer by layer.
 
-Layers and parameters are lined up by :mod:`msport.diagnose.pairing` (a name
-map, the registry's rules, then structure; what was matched and how is in the
-notes). Only layers present on both sides are compared: torch's functional
-``F.relu`` is no module, so MindSpore's ``relu`` cells have no twin and are
-listed, not compared. Block and stage outputs (``layer1.0``, ``layer1``) are
-compared too. Inputs may be a tensor, a tuple or a dict of any dtype (token
-ids included), and each side may bring its own loss for ``grads``.
+Parameters are lined up by :mod:`msport.diagnose.pairing` (a name map, the
+registry's rules, then structure; what was matched and how is in the notes);
+layer *calls* by :mod:`msport.diagnose.alignment`, by what they compute and not
+by path: leaves through their parameters, parameter-free layers by type and
+position between them, containers by the layers they ran. What pairs with
+nothing is listed, not compared (torch's functional ``F.relu`` is no module, so
+MindSpore's ``relu`` cells have no twin). Inputs may be a tensor, a tuple or a
+dict of any dtype (token ids included), and each side may bring its own loss
+for ``grads``.
 
 Two ways to judge a layer, chosen by ``mode``:
 
 ``"values"`` (same weights)
     outputs must agree within ``LAYER_DIFF_EVAL_NORM_REL`` or ``LAYER_DIFF_TRAIN_NORM_REL``
-    (norm-relative; see :mod:`msport.tolerances`), gradients within
-    ``LAYER_DIFF_GRAD_NORM_REL`` and ``LAYER_DIFF_GRAD_MIN_COSINE``.
+    (norm-relative; see :mod:`msport.tolerances`); gradients within ten times the
+    float32 noise measured on this model and batch. Every paired call is replayed
+    on torch's own input, and only the calls that differ there (the culprits,
+    with the audit's reason) are flagged; outputs that only inherit a difference
+    keep ``differs`` and are not named (:mod:`msport.diagnose.verdict`).
 ``"magnitude"`` (independent initialisations)
     values cannot agree, but sizes must: the mean |x| ratio MindSpore/torch must
     stay in ``MAGNITUDE_RATIO_RANGE``. This is the seed's order-of-magnitude
@@ -22,8 +27,9 @@ Two ways to judge a layer, chosen by ``mode``:
     ``"values"`` when every parameter agrees after name conversion, else ``"magnitude"``.
 
 Each record's ``score`` says how many tolerances away it is (flagged above 1).
-The first flagged layer in forward order is ``summary['first_divergence']``:
-everything after it inherits its error, so that is where to look.
+``summary['first_divergence']`` is the first culprit in forward order (else the
+first flagged record), ``summary['verdict']`` is ``clean``, ``diverges`` or
+``incomplete`` (parameters left unpaired: never clean).
 """
 
 import math
@@ -33,13 +39,15 @@ from collections import OrderedDict
 import numpy as np
 
 from msport.diagnose.capture import as_inputs, capture_mindspore, capture_torch, describe_inputs
+from msport.diagnose.alignment import align
 from msport.diagnose.pairing import pair_models
+from msport.diagnose.verdict import judge, measured_grad_tolerance
 from msport.diagnose.report import Column, DiagnosisResult, Plot, flag_mark
 from msport.diagnose.stats import compare, within_magnitude_range
 from msport.tolerances import (DROPOUT_ZERO_FRACTION_SIGMAS, GRAD_VANISHING_FRACTION, LAYER_DIFF_EVAL_NORM_REL,
                                LAYER_DIFF_GRAD_MIN_COSINE, LAYER_DIFF_GRAD_NORM_REL, LAYER_DIFF_TRAIN_NORM_REL,
                                MAGNITUDE_RATIO_RANGE, SAME_WEIGHTS_MAX_ABS)
-from msport.errors import UserError
+from msport.errors import UserError, few
 from msport.progress import no_progress
 
 MODES = ("auto", "values", "magnitude")
@@ -53,6 +61,19 @@ class LayerDiffResult(DiagnosisResult):
     def __init__(self, records, summary, notes, captures):
         super().__init__("layer-diff", records, summary, notes)
         self.captures = captures
+
+    @property
+    def exit_code(self):
+        return 0 if self.summary.get("verdict", "clean") == "clean" and not self.flagged else 1
+
+    def verdict(self):
+        """``incomplete`` is never clean: parameters left unpaired were neither compared nor copied."""
+        text = super().verdict()
+        if self.summary.get("verdict") != "incomplete":
+            return text
+        unpaired = f"{len(self.summary['unpaired_torch'])} torch / {len(self.summary['unpaired_mindspore'])} MindSpore"
+        return (f"INCOMPLETE: {unpaired} parameters pair with nothing (not compared, not copied); no values "
+                f"verdict until --name-map pairs them ({text})")
 
 
 def layer_diff(torch_module, ms_cell, x, y=None, *, grads=False, train_mode=False, mode="auto",
@@ -82,43 +103,55 @@ def layer_diff(torch_module, ms_cell, x, y=None, *, grads=False, train_mode=Fals
     x = kwargs if kwargs else (args[0] if len(args) == 1 else args)
     described = f"input {describe_inputs(args, kwargs)}"
     passes = "forward and backward" if grads else "forward"
+    keep = mode == "values"  # each call's inputs, to replay its twin on them
     progress(f"torch {passes}")
     torch_capture = _run("torch", capture_torch, torch_module, x, y, grads=grads, train_mode=train_mode,
-                         loss_fn=torch_loss_fn, described=described)
+                         loss_fn=torch_loss_fn, described=described, inputs=keep)
     progress(f"MindSpore {passes}")
     ms_capture = _run("MindSpore", capture_mindspore, ms_cell, x, torch_capture.labels, grads=grads,
-                      train_mode=train_mode, loss_fn=loss_fn, described=described)
+                      train_mode=train_mode, loss_fn=loss_fn, described=described, inputs=keep)
     progress("comparing every layer")
-    name_map = pairing.layers
-
     forward_rtol = LAYER_DIFF_TRAIN_NORM_REL if train_mode else LAYER_DIFF_EVAL_NORM_REL
+    alignment = align(torch_module, ms_cell, pairing, torch_capture, ms_capture,
+                      loose_rtol=forward_rtol if mode == "values" else None)
+    notes.append(alignment.line())
+    twin = alignment.pairs.get
+
     random_layers, randomising = _random_layers(torch_module) if train_mode else (set(), set())
     randomised = _outputs_after(torch_capture.outputs, randomising)
     if randomised:
         called = sorted(randomising & {n.partition("#")[0] for n in torch_capture.outputs})
-        notes.append(f"train mode: {_few(called)} draw random dropout masks in each framework, so from the first "
+        notes.append(f"train mode: {few(called, 4)} draw random dropout masks in each framework, so from the first "
                      f"of them on outputs{' and all gradients' if grads else ''} are compared by magnitude; "
                      f"each Dropout by its fraction of zeros")
-    records = _layer_records("output", torch_capture.outputs, ms_capture.outputs, name_map, mode, forward_rtol,
+    records = _layer_records("output", torch_capture.outputs, ms_capture.outputs, twin, mode, forward_rtol,
                              random_layers, randomised)
+    for record in records:
+        record["paired_by"] = alignment.how[record["name"]]
+    grad_tolerance = None
     if grads:
+        grad_tolerance = measured_grad_tolerance(torch_module, x, torch_capture, train_mode, torch_loss_fn) \
+            if mode == "values" else None
         every = set(torch_capture.output_grads) | set(torch_capture.param_grads) if randomised else set()
         records += _layer_records("output_grad", torch_capture.output_grads, ms_capture.output_grads,
-                                  name_map, mode, forward_rtol, set(), every)
+                                  twin, mode, forward_rtol, set(), every, grad_tolerance)
         ms_to_torch = pairing.ms_to_torch
         ms_param_grads = OrderedDict((ms_to_torch.get(k, k), v) for k, v in ms_capture.param_grads.items())
-        records += _layer_records("param_grad", torch_capture.param_grads, ms_param_grads, {}, mode, forward_rtol,
-                                  set(), every)
-    summary = _summary(records, mode, torch_capture, ms_capture, name_map, train_mode, grads)
+        records += _layer_records("param_grad", torch_capture.param_grads, ms_param_grads, lambda n: n, mode,
+                                  forward_rtol, set(), every, grad_tolerance)
+    summary = _summary(records, mode, torch_capture, ms_capture, alignment, train_mode, grads)
     summary.update(pairing.summary())
     if mode == "values":
         summary["forward_rtol"] = forward_rtol
         if grads:
-            summary["grad_rtol"], summary["grad_min_cosine"] = LAYER_DIFF_GRAD_NORM_REL, LAYER_DIFF_GRAD_MIN_COSINE
+            summary["grad_rtol"], summary["grad_min_cosine"] = grad_tolerance
     else:
         summary["magnitude_ratio_range"] = list(MAGNITUDE_RATIO_RANGE)
     if mode == "values" and differing:
         summary["weights_differ"] = differing
+    judge(records, summary, notes, mode=mode, forward_rtol=forward_rtol, alignment=alignment, pairing=pairing,
+          models=(torch_module, ms_cell), captures=(torch_capture, ms_capture), train_mode=train_mode,
+          skip=randomising)
     return LayerDiffResult(records, summary, notes, {"torch": torch_capture, "mindspore": ms_capture})
 
 
@@ -175,8 +208,6 @@ def _random_layers(torch_module):
     return stochastic, stochastic | inner
 
 
-def _few(names, n=4):
-    return ", ".join(names[:n]) + (f" (+{len(names) - n} more)" if len(names) > n else "")
 
 
 def _outputs_after(outputs, random_layers):
@@ -203,18 +234,19 @@ def _zero_fraction_judge(torch_value, ms_value):
                    f"probability differs (MindSpore's keep_prob is 1 - p; give nn.Dropout(p=...))")
 
 
-def _layer_records(kind, torch_tensors, ms_tensors, name_map, mode, forward_rtol, random_layers=frozenset(),
-                   by_magnitude=frozenset()):
+def _layer_records(kind, torch_tensors, ms_tensors, twin, mode, forward_rtol, random_layers=frozenset(),
+                   by_magnitude=frozenset(), grad_tolerance=None):
+    """One record per tensor both sides hold: ``twin(torch key)`` is the MindSpore key (None: no twin)."""
     records = []
     for name, torch_value in torch_tensors.items():
-        ms_value = ms_tensors.get(_ms_name(name, name_map))
+        ms_value = ms_tensors.get(twin(name)) if twin(name) is not None else None
         if ms_value is None:
             continue
         record = OrderedDict([("name", name), ("kind", kind), ("shape_torch", tuple(torch_value.shape)),
                               ("shape_ms", tuple(ms_value.shape))])
         if torch_value.shape != ms_value.shape:
             record.update(dict.fromkeys(FIGURES))
-            record["vanishing"], record["score"] = False, float("inf")
+            record["vanishing"], record["score"], record["judged_by"] = False, float("inf"), mode
             record["flagged"], record["reason"] = True, f"shape {torch_value.shape} vs {ms_value.shape}"
         else:
             record.update((key, value) for key, value in compare(torch_value, ms_value, sides=("torch", "ms")).items()
@@ -226,29 +258,24 @@ def _layer_records(kind, torch_tensors, ms_tensors, name_map, mode, forward_rtol
         if "flagged" in record:
             continue
         vanishing = kind != "output" and max(record["torch_mean_abs"], record["ms_mean_abs"]) < floor
+        judged = "magnitude" if record["name"] in by_magnitude else mode
         if kind == "output" and record["name"].partition("#")[0] in random_layers:
-            score, reason = _zero_fraction_judge(torch_tensors[record["name"]],
-                                                 ms_tensors[_ms_name(record["name"], name_map)])
+            judged = "zero fraction"
+            score, reason = _zero_fraction_judge(torch_tensors[record["name"]], ms_tensors[twin(record["name"])])
         elif vanishing:
             score, reason = 0.0, None
         else:
-            judged = "magnitude" if record["name"] in by_magnitude else mode
-            score, reason = _judge(kind, record, judged, forward_rtol)
-        record["vanishing"], record["score"] = vanishing, score
+            score, reason = _judge(kind, record, judged, forward_rtol, grad_tolerance)
+        record["vanishing"], record["score"], record["judged_by"] = vanishing, score, judged
         record["flagged"], record["reason"] = reason is not None, reason
     return records
-
-
-def _ms_name(torch_name, name_map):
-    base, hash_, call = torch_name.partition("#")
-    return name_map.get(base, base) + hash_ + call
 
 
 FIGURES = ("max_abs_diff", "mean_abs_diff", "rel_diff", "cosine", "torch_mean_abs", "ms_mean_abs",
            "magnitude_ratio", "torch_std", "ms_std")
 
 
-def _judge(kind, figures, mode, forward_rtol):
+def _judge(kind, figures, mode, forward_rtol, grad_tolerance=None):
     """``(score, reason)``: how many tolerances away the record is (> 1 is flagged), and why."""
     if mode == "magnitude":
         ratio = figures["magnitude_ratio"]
@@ -263,20 +290,18 @@ def _judge(kind, figures, mode, forward_rtol):
         if score > 1.0:
             return score, f"relative difference {figures['rel_diff']:.3g} > {forward_rtol:g}"
         return score, None
-    score = max(figures["rel_diff"] / LAYER_DIFF_GRAD_NORM_REL,
-                (1.0 - figures["cosine"]) / (1.0 - LAYER_DIFF_GRAD_MIN_COSINE))
+    rtol, min_cosine = grad_tolerance or (LAYER_DIFF_GRAD_NORM_REL, LAYER_DIFF_GRAD_MIN_COSINE)
+    score = max(figures["rel_diff"] / rtol, (1.0 - figures["cosine"]) / (1.0 - min_cosine))
     if score > 1.0:
-        return score, (f"gradient relative difference {figures['rel_diff']:.3g} (max {LAYER_DIFF_GRAD_NORM_REL:g}), "
-                       f"cosine {figures['cosine']:.5f} (min {LAYER_DIFF_GRAD_MIN_COSINE:g})")
+        return score, (f"gradient relative difference {figures['rel_diff']:.3g} (max {rtol:.3g}), "
+                       f"cosine {figures['cosine']:.5f} (min {min_cosine:.5f})")
     return score, None
 
 
-def _summary(records, mode, torch_capture, ms_capture, name_map, train_mode, grads):
+def _summary(records, mode, torch_capture, ms_capture, alignment, train_mode, grads):
     def first(kind):
         return next((r["name"] for r in records if r["kind"] == kind and r["flagged"]), None)
 
-    ms_names = {_ms_name(n, name_map) for n in torch_capture.outputs}
-    torch_names_of_ms = {v: k for k, v in name_map.items()}
     summary = OrderedDict([
         ("mode", mode),
         ("train_mode", train_mode),
@@ -289,10 +314,9 @@ def _summary(records, mode, torch_capture, ms_capture, name_map, train_mode, gra
     ])
     for kind in KINDS:
         summary[f"{kind}s_compared"] = sum(1 for r in records if r["kind"] == kind)
-    summary["only_torch"] = _unique_bases(n for n in torch_capture.outputs
-                                          if _ms_name(n, name_map) not in ms_capture.outputs)
-    summary["only_mindspore"] = _unique_bases(torch_names_of_ms.get(n.partition("#")[0], n)
-                                              for n in ms_capture.outputs if n not in ms_names)
+    summary.update((f"calls_paired_by_{h}", n) for h, n in alignment.counts().items())
+    summary["only_torch"] = _unique_bases(alignment.unpaired_torch)
+    summary["only_mindspore"] = _unique_bases(alignment.unpaired_ms)
     comparable = torch_capture.logits is not None and ms_capture.logits is not None \
         and torch_capture.logits.shape == ms_capture.logits.shape
     summary["logits_rel_diff"] = compare(torch_capture.logits, ms_capture.logits)["rel_diff"] if comparable else None
@@ -353,6 +377,8 @@ TABLE_COLUMNS = [
     Column("torch std", "torch_std"),
     Column("ms std", "ms_std"),
     Column("x tol", "score"),
+    Column("alone", "alone_rel_diff"),
+    Column("paired by", "paired_by", left=True),
     Column("flag", "flagged", flag_mark),
 ]
 

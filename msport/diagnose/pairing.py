@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from msport import registry
-from msport.convert import join_name, split_name
-from msport.errors import UserError
+from msport.convert import join_name, owner, split_name
+from msport.errors import UserError, few
 
 HOW = ("map", "registry", "structure")
 
@@ -52,11 +52,16 @@ class NameMapError(UserError):
 
 def load_name_map(path):
     """A name map from a file: JSON ``{"torch name": "mindspore name"}``, or text lines
-    ``torch_name mindspore_name`` (``#`` comments and blank lines skipped)."""
+    ``torch_name mindspore_name`` or, YAML-style, ``torch_name: mindspore_name`` (``#`` comments and blank
+    lines skipped)."""
     if not os.path.isfile(path):
         raise NameMapError(f"{path}: no such name-map file")
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except UnicodeDecodeError as exc:
+        raise NameMapError(f"{path}: not a text file (a name map is JSON or 'torch_name mindspore_name' "
+                           f"lines)") from exc
     if text.lstrip().startswith("{"):
         try:
             mapping = json.loads(text)
@@ -71,7 +76,9 @@ def load_name_map(path):
         if not line:
             continue
         parts = line.split()
-        if len(parts) != 2:
+        if len(parts) == 2 and parts[0].endswith(":"):  # YAML style
+            parts[0] = parts[0][:-1]
+        if len(parts) != 2 or not parts[0]:
             raise NameMapError(f"{path}:{number}: expected 'torch_name mindspore_name', found {line!r}")
         mapping[parts[0]] = parts[1]
     return mapping
@@ -121,11 +128,11 @@ class Pairing:
         made = ", ".join(f"{n} by {h}" for h, n in counts.items() if n) or "none"
         out = [f"names: {len(self.params)} parameters paired ({made})"]
         for torch_layer, ms_layer, kind in self.structural:
-            out.append(f"  by structure: {torch_layer} <-> {ms_layer} ({kind})")
+            out.append(f"  by structure: {torch_layer or '(model)'} <-> {ms_layer or '(model)'} ({kind})")
         if self.only_torch:
-            out.append(f"  no MindSpore twin ({len(self.only_torch)}): {_few(self.only_torch)}")
+            out.append(f"  no MindSpore twin ({len(self.only_torch)}): {few(self.only_torch, 8)}")
         if self.only_ms:
-            out.append(f"  no torch twin ({len(self.only_ms)}): {_few(self.only_ms)}")
+            out.append(f"  no torch twin ({len(self.only_ms)}): {few(self.only_ms, 8)}")
         if self.only_torch or self.only_ms:
             out.append("  give a name map (--name-map FILE: lines 'torch_name mindspore_name') for these")
         return out
@@ -135,20 +142,16 @@ class Pairing:
                             ("unpaired_torch", list(self.only_torch)), ("unpaired_mindspore", list(self.only_ms))])
 
 
-def _few(names, n=8):
-    more = f" (+{len(names) - n} more)" if len(names) > n else ""
-    return ", ".join(names[:n]) + more
 
 
 def _owner(name, layers):
-    """``(layer, relative name, entry)`` of a parameter: the deepest registered layer whose rule owns it
-    (``self_attn.out_proj.bias`` belongs to the ``out_proj`` Linear, not to the attention layer)."""
-    layer, suffix = split_name(name)
-    if layers is not None:
-        entry = layers.get(layer)
-        if entry is not None:
-            return layer, suffix, entry
-    return layer, suffix, None
+    """``(layer, relative name, entry)`` of a parameter: the deepest registered layer that holds it
+    (``bn.bn2d.gamma`` belongs to the BatchNorm ``bn`` even where ``bn2d`` is a cell of its own), found
+    as conversion finds it (:func:`msport.convert.owner`); without a registered one, its own module."""
+    if layers is None:
+        return (*split_name(name), None)
+    layer, suffix = owner(name, layers)
+    return layer, suffix, layers.get(layer)
 
 
 def _torch_layout(entry, relative, ms_shape, side="ms"):
@@ -158,11 +161,13 @@ def _torch_layout(entry, relative, ms_shape, side="ms"):
     return registry.torch_layout_shape(rule, ms_shape) if rule is not None else tuple(ms_shape)
 
 
-def pair_names(torch_shapes, ms_shapes, torch_layers=None, ms_layers=None, name_map=None):
+def pair_names(torch_shapes, ms_shapes, torch_layers=None, ms_layers=None, name_map=None, torch_modules=()):
     """A :class:`Pairing` of ``{torch name: shape}`` with ``{MindSpore name: shape}``.
 
     ``torch_layers``/``ms_layers``: ``{layer name: registry entry}`` (:func:`msport.convert.layer_map`),
     when the models are at hand; without them layer types are inferred from names where possible.
+    A name map's torch names must each be a parameter, a layer holding some, or one of ``torch_modules``:
+    an entry that names nothing would be silently unused.
     """
     from msport.convert import ConversionError, TORCH_ONLY_SUFFIXES, map_names
 
@@ -191,6 +196,7 @@ def pair_names(torch_shapes, ms_shapes, torch_layers=None, ms_layers=None, name_
 
     # 1. the user's map: parameter names, or layer names whose parameters follow the registry's rules
     lookup = _map_function(name_map)
+    _check_map_names(lookup, list(torch_shapes) + pairing.ignored, torch_modules)
     if lookup is not None:
         for name in torch_shapes:
             target = lookup(name)
@@ -209,7 +215,7 @@ def pair_names(torch_shapes, ms_shapes, torch_layers=None, ms_layers=None, name_
                 continue
             if target not in ms_shapes:
                 raise NameMapError(f"the name map sends {name!r} to {target!r}, which the MindSpore model does not "
-                                   f"have (close: {_few(_similar(target, ms_shapes), 3) or 'none'})")
+                                   f"have (close: {few(_similar(target, ms_shapes), 3)})")
             if fits(name, target):
                 take(name, target, "map")
 
@@ -227,6 +233,20 @@ def pair_names(torch_shapes, ms_shapes, torch_layers=None, ms_layers=None, name_
     pairing.only_torch = [n for n in torch_shapes if n not in pairing.params]
     pairing.only_ms = list(free_ms)
     return pairing
+
+
+def _check_map_names(lookup, torch_names, torch_modules):
+    mapping = getattr(lookup, "__self__", None)  # a dict's own .get: a map given as data, whose keys can be checked
+    if not isinstance(mapping, dict):
+        return
+    known = set(torch_modules)
+    for name in torch_names:
+        parts = name.split(".")
+        known.update(".".join(parts[:cut]) for cut in range(1, len(parts) + 1))
+    unknown = [k for k in mapping if k not in known]
+    if unknown:
+        raise NameMapError(f"the name map names {len(unknown)} torch parameters or layers the torch side does not "
+                           f"have: {few(unknown, 3)}; each entry is 'torch_name mindspore_name'")
 
 
 def _similar(name, names):
@@ -261,12 +281,34 @@ def _groups(names, shapes, layers, side):
     for layer, (entry, members) in groups.items():
         if entry is None and layers is None:  # no model: the names tell a BatchNorm, a LayerNorm... where they can
             entry = registry.infer_from_names({rel: shapes[full] for rel, full in members}, side)
-        signature = tuple(sorted(_torch_layout(entry, rel, shapes[full], side) for rel, full in members))
+        signature = tuple(sorted(_signature_shape(entry, rel, shapes[full], side) for rel, full in members))
         out.append((layer, entry.name if entry is not None else None, signature, members, entry))
     return out
 
 
+def _signature_shape(entry, relative, shape, side):
+    """A parameter's shape as structure compares it: torch's layout for a registered layer; for anything
+    else without its axes of length 1, which ports drop or add freely (torchvision's ConvNeXt
+    ``layer_scale`` is (C, 1, 1), mindcv's ``gamma_`` is (C,)); conversion reshapes between them."""
+    if entry is not None:
+        return _torch_layout(entry, relative, shape, side)
+    return _squeezed(shape)
+
+
+def _squeezed(shape):
+    return tuple(d for d in shape if d != 1)
+
+
 def _pair_by_structure(left, torch_shapes, free_ms, torch_layers, ms_layers, pairing, take):
+    """Align layers by (type, shapes) in module order, in three passes:
+
+    1. blocks (runs of layers under one parent module) whose whole sequence of layers agrees, so a BatchNorm
+       is not lined up with the BatchNorm of another branch;
+    2. single layers, in each gap the aligned ones leave, until nothing more pairs;
+    3. blocks still left whose sequence agrees with exactly one left on the other side under a parent the
+       pairs so far line up: a block whose two branches are declared in the opposite order (``branch1`` /
+       ``branch2`` against ``branch_main`` / ``branch_proj``) cannot pair in order.
+    """
     torch_groups = _groups(left, torch_shapes, torch_layers, "torch")
     ms_groups = _groups(list(free_ms), free_ms, ms_layers, "ms")
 
@@ -274,7 +316,23 @@ def _pair_by_structure(left, torch_shapes, free_ms, torch_layers, ms_layers, pai
         kinds_known = a[1] is not None and b[1] is not None
         return a[2] == b[2] and (a[1] == b[1] if kinds_known else True)
 
-    for ti, mi in _lcs(torch_groups, ms_groups, same):
+    def same_block(a, b):
+        return len(a[1]) == len(b[1]) and all(same(torch_groups[i], ms_groups[j]) for i, j in zip(a[1], b[1]))
+
+    t_blocks, m_blocks = _blocks(torch_groups), _blocks(ms_groups)
+    matched = [(i, j) for bi, bj in _lcs(t_blocks, m_blocks, same_block)
+               for i, j in zip(t_blocks[bi][1], m_blocks[bj][1])]
+    new = True
+    while new:
+        new = []
+        bounds = [(-1, -1)] + matched + [(len(torch_groups), len(ms_groups))]
+        for (t0, m0), (t1, m1) in zip(bounds, bounds[1:]):
+            if t1 - t0 > 1 and m1 - m0 > 1:
+                gap_t, gap_m = torch_groups[t0 + 1:t1], ms_groups[m0 + 1:m1]
+                new += [(t0 + 1 + i, m0 + 1 + j) for i, j in _lcs(gap_t, gap_m, same)]
+        matched = sorted(matched + new)
+    matched += _swapped_blocks(t_blocks, m_blocks, matched, torch_groups, ms_groups, same_block)
+    for ti, mi in matched:
         t_layer, kind, _, t_members, t_entry = torch_groups[ti]
         m_layer, _, _, m_members, m_entry = ms_groups[mi]
         m_by_rel = OrderedDict(m_members)
@@ -286,8 +344,8 @@ def _pair_by_structure(left, torch_shapes, free_ms, torch_layers, ms_layers, pai
                 pairs.append((full, m_by_rel.pop(target_rel)))
         rest_t = [full for rel, full in t_members if full not in dict(pairs)]
         rest_m = list(m_by_rel.values())
-        for full in rest_t:  # an unregistered type: by order, shapes equal
-            match = next((m for m in rest_m if free_ms[m] == torch_shapes[full]), None)
+        for full in rest_t:  # an unregistered type: by order, shapes equal (up to axes of length 1)
+            match = next((m for m in rest_m if _squeezed(free_ms[m]) == _squeezed(torch_shapes[full])), None)
             if match is not None:
                 rest_m.remove(match)
                 pairs.append((full, match))
@@ -295,6 +353,44 @@ def _pair_by_structure(left, torch_shapes, free_ms, torch_layers, ms_layers, pai
             for full, ms_name in pairs:
                 take(full, ms_name, "structure")
             pairing.structural.append((t_layer, m_layer, kind or "unregistered"))
+
+
+def _blocks(groups):
+    """``[(parent module, [group indices])]``: runs of consecutive groups under one parent."""
+    out = []
+    for index, group in enumerate(groups):
+        parent = group[0].rpartition(".")[0]
+        if out and out[-1][0] == parent:
+            out[-1][1].append(index)
+        else:
+            out.append((parent, [index]))
+    return out
+
+
+def _ancestors(name):
+    parts = name.split(".") if name else []
+    return [".".join(parts[:k]) for k in range(len(parts), -1, -1)]
+
+
+def _swapped_blocks(t_blocks, m_blocks, matched, torch_groups, ms_groups, same_block):
+    """Pass 3 of :func:`_pair_by_structure`: group index pairs of untouched blocks that agree one to one."""
+    done_t, done_m = {i for i, _ in matched}, {j for _, j in matched}
+    lined_up = set()  # (torch parent, MindSpore parent) at the same height above a pair made so far
+    for i, j in matched:
+        lined_up.update(zip(_ancestors(torch_groups[i][0]), _ancestors(ms_groups[j][0])))
+    free_t = [b for b in t_blocks if not done_t & set(b[1])]
+    free_m = [b for b in m_blocks if not done_m & set(b[1])]
+    out = []
+    def above(block):
+        return block[0].rpartition(".")[0]
+
+    for block in free_t:
+        twins = [b for b in free_m if (above(block), above(b)) in lined_up and same_block(block, b)]
+        rivals = [b for b in free_t if above(b) == above(block) and twins and same_block(b, twins[0])]
+        if len(twins) == 1 and len(rivals) == 1:
+            out += list(zip(block[1], twins[0][1]))
+            free_m.remove(twins[0])
+    return out
 
 
 def _lcs(a, b, same):
@@ -325,8 +421,8 @@ def pair_models(torch_module, ms_cell, name_map=None):
     torch_shapes = OrderedDict((k, tuple(v.shape)) for k, v in torch_module.state_dict().items())
     ms_shapes = OrderedDict((p.name, tuple(p.shape)) for p in ms_cell.get_parameters())
     torch_layers, ms_layers = layer_map(torch_module), layer_map(ms_cell)
-    pairing = pair_names(torch_shapes, ms_shapes, torch_layers, ms_layers, name_map)
     torch_names = [n for n, _ in torch_module.named_modules() if n]
+    pairing = pair_names(torch_shapes, ms_shapes, torch_layers, ms_layers, name_map, torch_names)
     ms_names = [n for n, _ in ms_cell.cells_and_names() if n]
     pair_layers(pairing, torch_names, ms_names, torch_layers, ms_layers, name_map)
     return pairing

@@ -37,6 +37,11 @@ class DiagnosisResult:
     def exit_code(self):
         return 1 if self.flagged else 0
 
+    def verdict(self):
+        """The RESULT line's text (a diagnosis that can be incomplete says so here)."""
+        flagged = self.flagged
+        return f"{len(flagged)} flagged; first: {flagged[0]['name']}" if flagged else "nothing flagged"
+
     def to_dict(self):
         return {"command": self.command, "summary": self.summary, "notes": self.notes,
                 "records": self.records}
@@ -293,6 +298,38 @@ def add_output_arguments(parser):
     parser.add_argument("--report", metavar="DIR", help="write DIR/report.md with PNG plots")
 
 
+def check_output_arguments(args, inputs=()):
+    """Refuse ``--json``/``--report`` paths before any work: an input file, each other, a folder where a file
+    goes (or the reverse), or an existing file msport did not write (a JSON report of msport's may be replaced)."""
+    real_inputs = {os.path.realpath(str(p)): str(p) for p in inputs if p and os.path.exists(str(p))}
+    outputs = [(flag, str(path)) for flag, path in (("--json", getattr(args, "json", None)),
+                                                    ("--report", getattr(args, "report", None))) if path]
+    for flag, path in outputs:
+        real = os.path.realpath(path)
+        if real in real_inputs:
+            raise UserError(f"{flag} {path} is also an input; write the {flag[2:]} to another path")
+    if len(outputs) == 2 and os.path.realpath(outputs[0][1]) == os.path.realpath(outputs[1][1]):
+        raise UserError(f"--json and --report both name {outputs[0][1]}; give them different paths")
+    for flag, path in outputs:
+        if flag == "--json":
+            if os.path.isdir(path):
+                raise UserError(f"--json {path} is a folder; give the file to write")
+            if os.path.lexists(path) and not _is_msport_report(path):
+                raise UserError(f"--json {path} exists and is not a JSON report msport wrote; choose another path")
+        elif os.path.lexists(path) and not os.path.isdir(path):
+            raise UserError(f"--report {path} exists and is not a folder (--report names a folder for report.md "
+                            f"and its plots); choose another path")
+
+
+def _is_msport_report(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and {"command", "summary", "records"} <= set(data)
+
+
 def emit(result, args, columns, plots=(), sort_key=None, out=None):
     """Print the table, the flagged reasons and a verdict; write --json/--report; return the exit code."""
     import sys
@@ -329,10 +366,7 @@ def emit(result, args, columns, plots=(), sort_key=None, out=None):
     if args.report:
         path = write_report(result, args.report, columns, plots)
         print(f"wrote {path}", file=out)
-    if flagged:
-        print(f"RESULT: {len(flagged)} flagged; first: {flagged[0]['name']}", file=out)
-    else:
-        print("RESULT: nothing flagged", file=out)
+    print(f"RESULT: {result.verdict()}", file=out)
     return result.exit_code
 
 
@@ -341,4 +375,5 @@ REASONS_SHOWN = 12
 
 
 __all__ = ["DiagnosisResult", "Column", "Plot", "Figure", "format_value", "format_table", "select_rows",
-           "json_ready", "write_json", "write_report", "flag_mark", "add_output_arguments", "emit"]
+           "json_ready", "write_json", "write_report", "flag_mark", "add_output_arguments", "check_output_arguments",
+           "emit"]

@@ -18,15 +18,6 @@ from msport.tolerances import INIT_KS_MAX_SAMPLES, MAGNITUDE_RATIO_RANGE
 
 # --- figures ------------------------------------------------------------------------------
 
-def as_numpy(value):
-    """A numpy array from a torch tensor, a MindSpore tensor/Parameter or anything array-like."""
-    if hasattr(value, "detach"):
-        return value.detach().cpu().numpy()
-    if hasattr(value, "asnumpy"):
-        return value.asnumpy()
-    return np.asarray(value)
-
-
 def summarize(x):
     """mean, mean|x|, std, min, max and L2 norm of one tensor (float64)."""
     x = np.asarray(x, dtype=np.float64).reshape(-1)
@@ -146,5 +137,5 @@ def within_magnitude_range(ratio, bounds=MAGNITUDE_RATIO_RANGE):
     return low <= ratio <= high
 
 
-__all__ = ["as_numpy", "summarize", "compare", "ks_normal", "ks_uniform", "ks_two_sample", "kolmogorov_p",
+__all__ = ["summarize", "compare", "ks_normal", "ks_uniform", "ks_two_sample", "kolmogorov_p",
            "within_magnitude_range"]

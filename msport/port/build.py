@@ -50,16 +50,16 @@ class PortResult:
         """Write the model source, the converted weights, the initial values and the parity report."""
         import json
 
-        from msport.convert import save_ms_params
+        from msport.checkpoints import save_ms_checkpoint
         from msport.files import atomic_write_text
         from msport.port.parity import parity_markdown
 
         os.makedirs(directory, exist_ok=True)
         paths = [os.path.join(directory, f) for f in self.files()]
         atomic_write_text(paths[0], self.source)
-        save_ms_params(self.params, paths[1])
+        save_ms_checkpoint(self.params, paths[1])
         if self.initial:
-            save_ms_params(self.initial, paths[2])
+            save_ms_checkpoint(self.initial, paths[2])
         else:
             paths.pop(2)
         if self.report is not None:

@@ -179,7 +179,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, is_causal=Fa
 def load_checkpoint(net, path):
     """Load a .ckpt written by ``msport port`` into ``net``: every parameter, nothing extra, or an error
     naming the names that do not fit. msport's integrity mark (a file cut short is refused) is checked."""
-    from msport.convert import load_ms_checkpoint
+    from msport.checkpoints import load_ms_checkpoint
 
     params = load_ms_checkpoint(path)
     expected = {p.name: tuple(p.shape) for p in net.get_parameters()}
@@ -197,7 +197,7 @@ def load_checkpoint(net, path):
 def load_initial(net, path):
     """The initial values of the tensors torch does not initialise through a layer (a class token, a
     positional embedding, rotary frequencies, masks), as ``msport port`` found them in the torch model."""
-    from msport.convert import load_ms_checkpoint
+    from msport.checkpoints import load_ms_checkpoint
 
     if os.path.exists(path):
         params = load_ms_checkpoint(path)

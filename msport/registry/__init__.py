@@ -33,7 +33,7 @@ only process can read the registry without paying for MindSpore.
 
 
 from msport.registry.docs import DOCS_PAGE, docs_table_section, markdown_table
-from msport.registry.infer import infer_from_names, to_ms_layout, to_torch_layout, torch_layout_shape
+from msport.registry.infer import infer_from_names, ms_layout_shape, to_ms_layout, to_torch_layout, torch_layout_shape
 from msport.registry.lookup import (bind, entry_for_ms, entry_for_torch, layer_context, ms_class, ms_layers,
                                     torch_class, torch_constructor_args, torch_layers)
 from msport.registry.schema import (INIT_SCHEMES, REQUIRED, Attr, Init, LayerEntry, Param, UnknownLayer,
@@ -43,6 +43,6 @@ from msport.registry.table import ENTRIES, entries, entry
 __all__ = [
     "Attr", "DOCS_PAGE", "ENTRIES", "Init", "INIT_SCHEMES", "LayerEntry", "Param", "REQUIRED", "UnknownLayer",
     "UnsupportedLayer", "bind", "docs_table_section", "entries", "entry", "entry_for_ms", "entry_for_torch",
-    "infer_from_names", "layer_context", "markdown_table", "ms_class", "ms_layers", "to_ms_layout",
+    "infer_from_names", "layer_context", "markdown_table", "ms_class", "ms_layers", "ms_layout_shape", "to_ms_layout",
     "to_torch_layout", "torch_class", "torch_constructor_args", "torch_layers", "torch_layout_shape",
 ]

@@ -281,6 +281,15 @@ def _pool_build(kind, dims):
     return build
 
 
+def _ms_ceil_mode(cell):
+    """A MindSpore pool keeps ``ceil_mode`` only on its primitive, and only with pad_mode='pad' (else False)."""
+    for name in ("max_pool", "avg_pool"):
+        attrs = getattr(getattr(cell, name, None), "attrs", None)
+        if isinstance(attrs, dict) and "ceil_mode" in attrs:
+            return bool(attrs["ceil_mode"])
+    return False
+
+
 def _pool_entry(kind, dims):
     name = f"{kind}Pool{dims}d"
     signature = (("kernel_size", REQUIRED), ("stride", None), ("padding", 0))
@@ -290,10 +299,11 @@ def _pool_entry(kind, dims):
         signature += (("ceil_mode", False), ("count_include_pad", True))
         if dims == 2:
             signature += (("divisor_override", None),)
-    attrs = ()
+    attrs = (Attr("ceil_mode", lambda m: bool(m.ceil_mode), _ms_ceil_mode,
+                  hint="torch rounds the output size up; give MindSpore pad_mode='pad' with ceil_mode=True"),)
     if kind == "Avg":
-        attrs = (Attr("count_include_pad", lambda m: bool(m.count_include_pad),
-                      lambda c: bool(getattr(c, "count_include_pad", True))),)
+        attrs += (Attr("count_include_pad", lambda m: bool(m.count_include_pad),
+                       lambda c: bool(getattr(c, "count_include_pad", True))),)
     return LayerEntry(
         name=name, torch_class=name, ms_class=name, signature=signature, build=_pool_build(kind, dims),
         attrs=attrs, probe_input=lambda m: (1, 3) + (11,) * dims,

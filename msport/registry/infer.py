@@ -5,10 +5,15 @@ from msport.errors import UserError
 from msport.registry.table import _BY_NAME
 
 
+def ms_layout_shape(param, torch_shape):
+    """The MindSpore shape of a parameter shaped ``torch_shape`` in torch (every layout change is a reshape,
+    so a checkpoint's tensors convert by shape alone, without reading them)."""
+    torch_shape = tuple(torch_shape)
+    return torch_shape[:2] + (1,) + torch_shape[2:] if param.layout == "unsqueeze2" else torch_shape
+
+
 def to_ms_layout(param, array):
-    if param.layout == "unsqueeze2":
-        return array.reshape(array.shape[:2] + (1,) + array.shape[2:])
-    return array
+    return array.reshape(ms_layout_shape(param, array.shape)) if param.layout == "unsqueeze2" else array
 
 
 def to_torch_layout(param, array):

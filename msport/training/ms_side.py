@@ -13,7 +13,8 @@ from collections import OrderedDict
 import numpy as np
 
 from msport._mindspore import ms, nn, ops
-from msport.convert import load_file_into_ms, load_ms_checkpoint, save_ms_checkpoint
+from msport.convert import load_file_into_ms
+from msport.checkpoints import load_ms_checkpoint, save_ms_checkpoint
 from msport.errors import UserError, first_line
 from msport import resolve
 from msport.training.config import check_model, name_slug

@@ -65,11 +65,11 @@ def layer_records(torch_layers, torch_subs, ms_subs, ms_params, pairing, layer_i
             continue
         if not entry.attrs and entry.probe_input is None and not entry.name.startswith("BatchNorm"):
             continue
-        records.append(_layer_record(name, entry, layer, ms_name, ms_layer, pairing, layer_inputs.get(name), rng))
+        records.append(layer_record(name, entry, layer, ms_name, ms_layer, pairing, layer_inputs.get(name), rng))
     return records
 
 
-def _layer_record(name, entry, layer, ms_name, ms_layer, pairing, layer_input, rng):
+def layer_record(name, entry, layer, ms_name, ms_layer, pairing, layer_input, rng):
     reasons, torch_parts, ms_parts = [], [], []
     figures = OrderedDict(type=entry.name, ms_name=ms_name)
     for attr in entry.attrs:
