@@ -81,7 +81,7 @@ def output_step_parity(torch_module, cell, args, kwargs, torch_loss, ms_loss, st
         from msport.optim import AdamW
 
         t_opt = torch.optim.AdamW(torch_module.parameters(), lr=lr)
-        m_opt = AdamW(cell.trainable_params(), learning_rate=lr)
+        m_opt = AdamW(cell.trainable_params(), lr=lr)
     else:
         t_opt = torch.optim.SGD(torch_module.parameters(), lr=lr)
         m_opt = ms_nn.SGD(cell.trainable_params(), learning_rate=lr)
