@@ -51,3 +51,26 @@ class MultiAxisLayerNorm(nn.LayerNorm):
 CroppedConv1dTranspose = _cropped_transpose(nn.Conv1dTranspose, 1)
 CroppedConv2dTranspose = _cropped_transpose(nn.Conv2dTranspose, 2)
 CroppedConv3dTranspose = _cropped_transpose(nn.Conv3dTranspose, 3)
+
+
+class KLDivLoss(nn.KLDivLoss):
+    """torch's ``KLDivLoss`` with ``log_target``: MindSpore 2.10's takes the target as probabilities only.
+    Pointwise ``exp(t) * (t - x)`` for log targets, ``t * (log t - x)`` (0 where t = 0) otherwise."""
+
+    def __init__(self, reduction="mean", log_target=False):
+        super().__init__(reduction=reduction)
+        self.log_target = log_target
+        self.kind = reduction
+
+    def construct(self, logits, labels):
+        if self.log_target:
+            pointwise = ops.exp(labels) * (labels - logits)
+        else:
+            pointwise = ops.xlogy(labels, labels) - labels * logits
+        if self.kind == "none":
+            return pointwise
+        if self.kind == "sum":
+            return pointwise.sum()
+        if self.kind == "batchmean":
+            return pointwise.sum() / logits.shape[0]
+        return pointwise.mean()

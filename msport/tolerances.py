@@ -162,6 +162,19 @@ PORT_OUTPUT_NORM_REL = 1e-4
 PARITY_LOSS_REL = 1e-3
 PARITY_CONTROL_FACTOR = 10.0
 
+# --- optimizers, schedules, clipping, losses (msport.optim, the registry's losses) ------------------
+
+#: An msport optimizer against torch's, same weights (order 1) and 30 identical random gradients, two
+#: param groups, float32: max |w_torch - w_ms|. Measured (tests/test_optim.py's cases, PyNative and
+#: GRAPH_MODE): worst 1.4e-6 (AdamW, its fused kernel rounds the moments in another order); 1e-5 is 7x.
+OPTIM_STEP_MAX_ABS = 1e-5
+#: A learning-rate schedule's values against torch's scheduler, relative per step: both compute in
+#: float64 Python arithmetic, so only the chaining order differs (measured < 1e-13).
+SCHEDULE_LR_REL = 1e-6
+#: clip_grad_norm's total norm and clipped gradients, and every registered loss's value, against torch:
+#: max-rel over the tensor (float32 sums of a few hundred terms; measured <= 2.4e-7).
+CLIP_LOSS_MAX_REL = 1e-6
+
 # --- data transforms (issue 19) --------------------------------------------------------------------
 
 #: A transform twin's uint8 output against torchvision's, max |a - b| in pixel levels (of 255): the goal.

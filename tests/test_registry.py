@@ -252,7 +252,8 @@ def test_embedding_std_goes_from_mindspores_001_to_torchs_1():
 
 
 def test_every_registered_type_has_a_forward_row():
-    assert {e.name for e in registry.entries()} == {c.name for c in CASES}
+    # losses are called on (input, target): their rows are in tests/test_losses.py
+    assert {e.name for e in registry.entries() if not e.loss} == {c.name for c in CASES}
 
 
 def test_factory_signatures_are_torchs():

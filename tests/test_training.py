@@ -62,8 +62,8 @@ def test_unknown_keys_are_errors_in_the_file_and_in_set(tmp_path):
         _resolve(["--config", str(path)])
     with pytest.raises(UserError, match="--set 'momentun=0.8'"):
         _resolve(["--set", "momentun=0.8"])
-    with pytest.raises(UserError, match="schedule 'linear' unknown"):
-        _resolve(["--set", "schedule=linear"])
+    with pytest.raises(UserError, match="schedule 'polynomial' unknown"):
+        _resolve(["--set", "schedule=polynomial"])
     with pytest.raises(UserError, match="not found"):
         _resolve(["--config", str(tmp_path / "missing.yaml")])
 

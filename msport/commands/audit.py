@@ -41,6 +41,11 @@ def add_arguments(parser):
     parser.add_argument("--ms-loss", choices=sorted(MS_LOSSES),
                         help="check a MindSpore loss against torch's CrossEntropyLoss(): "
                              + "; ".join(f"{k} = {v}" for k, v in MS_LOSSES.items()))
+    parser.add_argument("--recipe", metavar="MODULE:CALLABLE",
+                        help="your training recipe: called as f(torch_model, ms_model), it returns a dict of audit "
+                             "keywords (optimizer, torch_optimizer, torch_scheduler, lr_schedule, loss_fn, "
+                             "torch_loss_fn); checks the optimizer class and hyperparameters, lr and weight decay "
+                             "per parameter, the schedule and the loss configuration")
     group = parser.add_argument_group("the data check: per-channel mean and std of a batch from each input pipeline")
     group.add_argument("--torch-data", metavar="MODULE:CALLABLE",
                        help="a function returning the torchvision transform (or torch Dataset) the model was trained with")
@@ -51,18 +56,35 @@ def add_arguments(parser):
     add_output_arguments(parser)
 
 
+RECIPE_KEYS = ("optimizer", "torch_optimizer", "torch_scheduler", "lr_schedule", "loss_fn", "torch_loss_fn")
+
+
+def _recipe(spec, torch_module, ms_cell):
+    from msport import specs
+
+    function = specs.resolve(spec, "--recipe")
+    try:
+        found = function(torch_module, ms_cell)
+    except Exception as exc:  # the user's recipe failed: one line, not our traceback
+        raise UserError(f"--recipe {spec!r} failed: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(found, dict) or set(found) - set(RECIPE_KEYS):
+        raise UserError(f"--recipe {spec!r} must return a dict with keys among {', '.join(RECIPE_KEYS)}")
+    return found
+
+
 def run(args):
     input_shape = _parse_shape(args.input_shape)
     with Stages(NAME, 1 + LIBRARY_STAGES) as progress:
         progress(f"building {args.model or 'the model pair'} in torch and MindSpore")
         torch_module, ms_cell, models = build_model_pair(args)
         inputs, described = example_inputs(args)
-        optimizer = _build_optimizer(ms_cell, args) if args.optimizer else None
-        loss_fn = _build_loss(args.ms_loss) if args.ms_loss else None
+        recipe = {"optimizer": _build_optimizer(ms_cell, args) if args.optimizer else None,
+                  "loss_fn": _build_loss(args.ms_loss) if args.ms_loss else None}
+        if args.recipe:
+            recipe.update(_recipe(args.recipe, torch_module, ms_cell))
         trained = bool(args.torch_weights or args.ms_weights or args.copy_weights)
-        result = audit(torch_module, ms_cell, optimizer=optimizer, loss_fn=loss_fn, inputs=inputs,
-                       input_shape=input_shape, check_init=not trained, name_map=args.name_map,
-                       data=_data_pipelines(args), progress=progress)
+        result = audit(torch_module, ms_cell, inputs=inputs, input_shape=input_shape, check_init=not trained,
+                       name_map=args.name_map, data=_data_pipelines(args), progress=progress, **recipe)
     result.notes.insert(0, models)
     if described:
         result.notes = [f"probe input: {described}" if n.startswith("probe input:") else n for n in result.notes]

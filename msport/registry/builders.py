@@ -316,3 +316,62 @@ def _plain(name, ms_class=None, signature=(), build=None, attrs=(), doc=""):
     return new tensors)."""
     return LayerEntry(name=name, torch_class=name, ms_class=ms_class or name, signature=signature,
                       build=build or (lambda a: {}), attrs=attrs, doc=doc)
+
+
+# --- losses ---------------------------------------------------------------------------------
+
+#: torch's deprecated loss arguments, replaced by ``reduction``.
+_DEPRECATED_LOSS_ARGS = (("size_average", None), ("reduce", None))
+
+
+def _ms_reduction(cell):
+    """A MindSpore loss's reduction: its ``reduction`` attribute, else the flags every loss sets
+    (``nn.MSELoss`` keeps no ``reduction``)."""
+    if hasattr(cell, "reduction"):
+        return cell.reduction
+    return "none" if not cell.reduce else ("mean" if cell.average else "sum")
+
+
+def _tensor_arg(value):
+    """A weight argument (torch tensor, numpy array, list or MindSpore tensor) as a float32 MindSpore tensor."""
+    if value is None:
+        return None
+    from msport._mindspore import ms
+
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return value if isinstance(value, ms.Tensor) else ms.Tensor(value, ms.float32)
+
+
+def _reader(arg, presence):
+    """Reads ``arg`` off a torch module or a MindSpore cell (whether it is set, for a tensor argument)."""
+    if presence:
+        return lambda layer: getattr(layer, arg, None) is not None
+    return lambda layer: getattr(layer, arg)
+
+
+def _loss(name, signature, passed, ms_class=None, attrs=(), factory=None, doc="", impl=None):
+    """A loss entry. ``passed``: the torch arguments MindSpore's class takes under the same name
+    (tensors converted); ``reduction`` is always passed, since MindSpore's defaults differ
+    (``nn.SmoothL1Loss``: 'none'). ``impl(arguments)`` may name a cell of msport.cells instead."""
+
+    def build(a):
+        for arg, _ in _DEPRECATED_LOSS_ARGS:
+            if arg in a:
+                _require(a[arg] is None, f"{name}({arg}=...) is deprecated in torch; give reduction= instead")
+        kwargs = {k: (_tensor_arg(a[k]) if k in ("weight", "pos_weight") else a[k]) for k in passed}
+        kwargs["reduction"] = a["reduction"]
+        cell = impl(a) if impl else None
+        if cell:
+            kwargs.update(_impl=cell, **{k: a[k] for k in a if k not in kwargs and k not in dict(_DEPRECATED_LOSS_ARGS)})
+        return kwargs
+
+    reads = [Attr("reduction", lambda m: m.reduction, _ms_reduction,
+                  hint="torch's losses default to reduction='mean'; MindSpore's nn.SmoothL1Loss and "
+                       "SoftmaxCrossEntropyWithLogits to 'none'")]
+    for arg in passed:
+        tensor = arg in ("weight", "pos_weight")  # compared by presence: a tensor's values are the user's data
+        reads.append(Attr(arg, _reader(arg, tensor), _reader(arg, tensor),
+                          kind="exact" if tensor or arg == "ignore_index" else "rel"))
+    return LayerEntry(name=name, torch_class=name, ms_class=ms_class or name, signature=signature, build=build,
+                      attrs=tuple(reads) + tuple(attrs), factory=factory, doc=doc, loss=True)

@@ -164,6 +164,7 @@ class LayerEntry:
     probe_input: Optional[Callable] = None  # module -> example input shape for a forward probe
     factory: Optional[str] = None        # name of the msport.layers factory (default: snake_case of name)
     doc: str = ""
+    loss: bool = False                   # a loss: called on (input, target); tests/test_losses.py has its rows
 
     @property
     def factory_name(self):

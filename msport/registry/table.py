@@ -9,7 +9,8 @@ from collections import OrderedDict
 from msport.tolerances import NORM_EPS_REL
 from msport.registry.builders import (_bn_entry, _conv_entry, _embedding_build, _group_norm_build,
                                       _instance_norm_entry, _layer_norm_build, _layer_norm_fixed, _linear_build,
-                                      _mha_build, _plain, _pool_entry, _require, _rnn_entry, _affine_fixed)
+                                      _mha_build, _plain, _pool_entry, _require, _rnn_entry, _affine_fixed,
+                                      _DEPRECATED_LOSS_ARGS, _loss)
 from msport.registry.schema import (REQUIRED, Attr, LayerEntry, Param, UnknownLayer, _embedding_normal,
                                     _embedding_normal_001, _normal_001, _ones, _prelu_init, _uniform_fan_in,
                                     _xavier_uniform, _zeros)
@@ -130,6 +131,29 @@ ENTRIES = (
     _plain("Flatten", signature=(("start_dim", 1), ("end_dim", -1)),
            build=lambda a: dict(start_dim=a["start_dim"], end_dim=a["end_dim"])),
     _plain("Identity", build=lambda a: {}),
+    # --- losses: called as loss(input, target); MindSpore 2.10's classes match torch's (measured to 2.6e-7,
+    # tests/test_losses.py) once reduction is passed; KLDivLoss(log_target=True) is a cell of msport's own
+    _loss("CrossEntropyLoss", (("weight", None), *_DEPRECATED_LOSS_ARGS[:1], ("ignore_index", -100),
+                               _DEPRECATED_LOSS_ARGS[1], ("reduction", "mean"), ("label_smoothing", 0.0)),
+          ("weight", "ignore_index", "label_smoothing"), factory="cross_entropy_loss",
+          doc="Integer labels or class probabilities, like torch's. The common port, "
+              "nn.SoftmaxCrossEntropyWithLogits(), wants one-hot labels and returns per-sample losses."),
+    _loss("NLLLoss", (("weight", None), *_DEPRECATED_LOSS_ARGS[:1], ("ignore_index", -100),
+                      _DEPRECATED_LOSS_ARGS[1], ("reduction", "mean")), ("weight", "ignore_index"),
+          factory="nll_loss"),
+    _loss("BCEWithLogitsLoss", (("weight", None), *_DEPRECATED_LOSS_ARGS, ("reduction", "mean"), ("pos_weight", None)),
+          ("weight", "pos_weight"), factory="bce_with_logits_loss"),
+    _loss("BCELoss", (("weight", None), *_DEPRECATED_LOSS_ARGS, ("reduction", "mean")), ("weight",),
+          factory="bce_loss"),
+    _loss("MSELoss", (*_DEPRECATED_LOSS_ARGS, ("reduction", "mean")), (), factory="mse_loss"),
+    _loss("L1Loss", (*_DEPRECATED_LOSS_ARGS, ("reduction", "mean")), (), factory="l1_loss"),
+    _loss("SmoothL1Loss", (*_DEPRECATED_LOSS_ARGS, ("reduction", "mean"), ("beta", 1.0)), ("beta",),
+          factory="smooth_l1_loss", doc="MindSpore's reduction defaults to 'none' (torch 'mean')."),
+    _loss("HuberLoss", (("reduction", "mean"), ("delta", 1.0)), ("delta",), factory="huber_loss"),
+    _loss("KLDivLoss", (*_DEPRECATED_LOSS_ARGS, ("reduction", "mean"), ("log_target", False)), (),
+          factory="kl_div_loss", impl=lambda a: "KLDivLoss" if a["log_target"] else None,
+          attrs=(Attr("log_target", lambda m: bool(m.log_target), lambda c: bool(getattr(c, "log_target", False))),),
+          doc="MindSpore's has no log_target; msport's cell adds it."),
 )
 
 _BY_NAME = OrderedDict((e.name, e) for e in ENTRIES)

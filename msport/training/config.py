@@ -18,6 +18,7 @@ import yaml
 
 from msport.errors import UserError, first_line
 from msport.files import atomic_write_text
+from msport.training.recipe import OPTIMIZERS
 from msport.training.schedule import EPOCH_COUNT_DEPENDENT, SCHEDULES
 
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -53,21 +54,31 @@ class TrainConfig:
     init_from: Optional[str] = option(None, "start from these weights (.pth or .ckpt, converted as needed)",
                                       used_by=TRAINERS, metavar="FILE")
     # data
-    data: str = option("digits", "data set: digits (embedded, offline) or cifar10", choices=DATA_SOURCES)
+    data: str = option("digits", "data set: digits (embedded, offline), cifar10, or (parity-train) "
+                                 "module:callable returning (inputs, targets) numpy batches, token ids too",
+                       metavar="SOURCE")
     data_dir: Optional[str] = option(None, "folder holding cifar-10-batches-py/ or cifar-10-batches-bin/",
                                      metavar="DIR")
     download: bool = option(False, "fetch CIFAR-10 into --data-dir when it is missing")
     deterministic: bool = option(False, "the seed's set-up: no shuffle, no crop/flip", used_by=TRAINERS)
     num_workers: int = option(0, "data loader worker processes (batches cost ~2 ms of numpy: workers only "
                                  "compete with compute on a small machine)", min=0, used_by=TRAINERS)
-    # optimisation (SGD with momentum, weight decay on every parameter as torch does)
+    # optimisation: torch's optimizer on both sides (msport.optim on MindSpore), weight decay on every parameter
     epochs: int = option(10, "epochs to train", min=1, used_by=TRAINERS)
     batch_size: int = option(128, "images per step", min=1)
+    optimizer: str = option("sgd", "torch optimizer (msport.optim on MindSpore)", choices=tuple(OPTIMIZERS))
     lr: float = option(0.1, "peak learning rate", above=0)
     momentum: float = option(0.9, "SGD momentum", min=0, below=1)
-    weight_decay: float = option(5e-4, "L2 weight decay on every parameter, BatchNorm's included", min=0)
-    nesterov: bool = option(False, "Nesterov momentum")
-    schedule: str = option("cosine", "learning-rate schedule", choices=SCHEDULES)
+    weight_decay: float = option(5e-4, "weight decay on every parameter, BatchNorm's included (L2; decoupled "
+                                       "for adamw)", min=0)
+    nesterov: bool = option(False, "Nesterov momentum (sgd)")
+    betas: List[float] = option([0.9, 0.999], "Adam-family betas", metavar="BETA")
+    eps: Optional[float] = option(None, "optimizer eps (default: torch's for the optimizer)", above=0, metavar="EPS")
+    label_smoothing: float = option(0.0, "cross-entropy label smoothing", min=0, below=1)
+    clip_grad_norm: Optional[float] = option(None, "clip the gradients' total 2-norm to this (torch's "
+                                                   "clip_grad_norm_)", above=0, metavar="NORM")
+    schedule: str = option("cosine", "learning-rate schedule (per step; onecycle and linear as torch's "
+                                     "OneCycleLR / LinearLR to 0)", choices=SCHEDULES)
     milestones: List[int] = option([], "epochs at which multistep multiplies the rate by gamma", metavar="EPOCH")
     step_size: int = option(30, "epochs between step's multiplications by gamma", min=1)
     gamma: float = option(0.1, "factor of the step and multistep schedules", above=0)
@@ -160,11 +171,12 @@ def add_arguments(parser, program=TORCH):
         help_line = _help_line(meta, default, program)
         if f.type is bool:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_line)
-        elif name == "milestones":
-            parser.add_argument(flag, dest=name, type=int, nargs="+", default=None, metavar=meta["metavar"],
+        elif name in ("milestones", "betas"):
+            parser.add_argument(flag, dest=name, type=int if name == "milestones" else float,
+                                nargs="+" if name == "milestones" else 2, default=None, metavar=meta["metavar"],
                                 help=help_line)
         else:
-            kind = {int: int, float: float, Optional[int]: int}.get(f.type, str)
+            kind = {int: int, float: float, Optional[int]: int, Optional[float]: float}.get(f.type, str)
             parser.add_argument(flag, dest=name, type=kind, default=None, choices=meta["choices"],
                                 metavar=meta["metavar"] or (None if meta["choices"] else name.upper()),
                                 help=help_line)
@@ -214,12 +226,20 @@ def _typed(key, value, where):
         str: lambda v: isinstance(v, str),
         Optional[str]: lambda v: v is None or isinstance(v, str),
         Optional[int]: lambda v: v is None or _is_int(v),
+        Optional[float]: lambda v: v is None or _is_number(v),
         List[int]: lambda v: isinstance(v, list) and all(_is_int(x) for x in v),
+        List[float]: lambda v: isinstance(v, (list, tuple)) and all(_is_number(x) for x in v),
     }[annotation]
     if not ok(value):
         prefix = f"{where}: " if where else ""
         raise UserError(f"{prefix}{key} must be {_TYPE_NAMES[annotation]}, got {value!r}")
-    return float(value) if annotation is float else value
+    if annotation is List[float]:
+        return [float(x) for x in value]
+    return float(value) if annotation is float or (annotation is Optional[float] and value is not None) else value
+
+
+def _is_number(value):
+    return _is_int(value) or isinstance(value, float)
 
 
 def _is_int(value):
@@ -228,7 +248,8 @@ def _is_int(value):
 
 _TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
                Optional[str]: "a string or null", Optional[int]: "an integer or null",
-               List[int]: "a list of integers such as [100, 150]"}
+               List[int]: "a list of integers such as [100, 150]", Optional[float]: "a number or null",
+               List[float]: "a list of numbers such as [0.9, 0.999]"}
 
 
 def validate(cfg, check_files=True):
@@ -255,10 +276,17 @@ def validate(cfg, check_files=True):
     need(cfg.schedule != "multistep" or cfg.milestones, "schedule multistep needs milestones, e.g. --milestones 100 150")
     need(all(m >= 1 for m in cfg.milestones) and cfg.milestones == sorted(set(cfg.milestones)),
          f"milestones must be increasing epochs from 1, got {cfg.milestones}")
-    need(cfg.num_classes >= DATA_CLASSES[cfg.data],
-         f"num_classes must be at least {DATA_CLASSES[cfg.data]} for data {cfg.data} (its labels run "
-         f"0-{DATA_CLASSES[cfg.data] - 1}), got {cfg.num_classes}")
+    need(cfg.data in DATA_SOURCES or ":" in cfg.data,
+         f"data {cfg.data!r} unknown: choose one of {', '.join(DATA_SOURCES)}, or module:callable (parity-train)")
+    classes = DATA_CLASSES.get(cfg.data, 1)
+    need(cfg.num_classes >= classes, f"num_classes must be at least {classes} for data {cfg.data} (its labels run "
+                                     f"0-{classes - 1}), got {cfg.num_classes}")
     need(not cfg.nesterov or cfg.momentum > 0, "nesterov needs a momentum above 0")
+    need(len(cfg.betas) == 2 and all(0 <= b < 1 for b in cfg.betas), f"betas must be two numbers in [0, 1), "
+                                                                     f"got {cfg.betas}")
+    need(not cfg.nesterov or cfg.optimizer == "sgd", f"nesterov is an sgd option; optimizer is {cfg.optimizer}")
+    need(cfg.schedule != "onecycle" or not cfg.warmup_epochs,
+         "schedule onecycle warms up by itself (its first 30% of steps); drop warmup_epochs")
     need(cfg.ckpt_prefix is None or (bool(cfg.ckpt_prefix) and os.sep not in cfg.ckpt_prefix),
          f"ckpt_prefix must be a file name prefix without {os.sep}, got {cfg.ckpt_prefix!r}")
     need(not check_files or cfg.init_from is None or os.path.isfile(cfg.init_from), f"--init-from {cfg.init_from}: no such file")

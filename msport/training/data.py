@@ -8,6 +8,9 @@ from msport.errors import UserError
 
 def load_splits(cfg):
     """(train, val) ArrayDatasets; data errors become one-line user errors."""
+    if ":" in cfg.data:
+        raise UserError(f"data {cfg.data!r}: a module:callable source is for parity-train; the trainers read "
+                        f"digits or cifar10")
     try:
         if cfg.data == "cifar10" and cfg.download:
             root = cfg.data_dir or os.path.join("data", "cifar10")

@@ -17,7 +17,11 @@ from msport.convert import load_file_into_ms
 from msport.checkpoints import load_ms_checkpoint, save_ms_checkpoint
 from msport.errors import UserError, first_line
 from msport import resolve
+from msport import optim
+from msport.layers import build
+from msport.optim import clip_grad_norm
 from msport.training.config import check_model, name_slug
+from msport.training.recipe import optimizer_arguments
 from msport.training.parallel import SINGLE, World, check_batch_size, msrun_world
 from msport.training.run import RESUME_FILES
 
@@ -94,17 +98,12 @@ def build_model(cfg, device):
 
 
 def build_optimizer(cfg, net):
-    """``nn.Momentum`` over one explicit parameter group.
-
-    An ungrouped list would silently skip weight decay on every parameter whose
-    name holds 'beta' or 'gamma' (MindSpore's default decay filter); torch
-    decays them all. The learning rate is a single Parameter that each step
-    sets to the loop's value for that step, so the loop's schedule is the only
-    one (as torch's Stepper sets its param_groups).
-    """
-    group = [{"params": net.trainable_params(), "weight_decay": cfg.weight_decay}]
-    return nn.Momentum(group, learning_rate=float(cfg.lr), momentum=cfg.momentum,
-                       weight_decay=cfg.weight_decay, use_nesterov=cfg.nesterov)
+    """The config's optimizer as :mod:`msport.optim` computes it (torch's semantics), over one explicit
+    group: every parameter decays, as in torch (MindSpore's own optimizers skip 'beta'/'gamma' names when
+    ungrouped, and ``nn.Momentum(use_nesterov=True)`` takes plain momentum steps on the CPU). Each step
+    sets the learning rate to the loop's value for that step, so the loop's schedule is the only one."""
+    name, kwargs = optimizer_arguments(cfg)
+    return getattr(optim, name)(net.trainable_params(), **kwargs)
 
 
 class _TrainStep(nn.Cell):
@@ -115,12 +114,17 @@ class _TrainStep(nn.Cell):
     scaled by ``scale`` = world / global batch, so the average is the global batch's mean gradient.
     """
 
-    def __init__(self, net, optimizer, distributed):
+    def __init__(self, net, optimizer, distributed, label_smoothing=0.0, clip_grad_norm=None):
         super().__init__(auto_prefix=False)
         self.net = net
         self.optimizer = optimizer
         self.distributed = distributed
-        self.loss_fn = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="sum" if distributed else "mean")
+        self.clip = clip_grad_norm
+        self.torch_semantics = isinstance(optimizer, optim.TorchOptimizer)
+        reduction = "sum" if distributed else "mean"
+        # torch's CrossEntropyLoss (the registry's twin); without smoothing, the sparse kernel (same values)
+        self.loss_fn = (build("CrossEntropyLoss", reduction=reduction, label_smoothing=label_smoothing)
+                        if label_smoothing else nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction=reduction))
         self.value_and_grad = ms.value_and_grad(self.forward, None, optimizer.parameters, has_aux=True)
         self.grad_reducer = nn.DistributedGradReducer(optimizer.parameters, mean=True) if distributed else None
         self.assign = ops.Assign()
@@ -133,10 +137,15 @@ class _TrainStep(nn.Cell):
         return loss, logits
 
     def construct(self, x, y, lr, scale):
-        lr_set = self.assign(self.optimizer.learning_rate, lr)
+        if self.torch_semantics:
+            lr_set = self.optimizer.set_lr(lr)
+        else:  # a mindspore.nn optimizer (parity-train judging one): its single learning-rate Parameter
+            lr_set = self.assign(self.optimizer.learning_rate, lr)
         (loss, logits), grads = self.value_and_grad(x, y, scale)
         if self.distributed:
             grads = self.grad_reducer(grads)
+        if self.clip:
+            grads = clip_grad_norm(grads, self.clip)[0]
         grads = ops.depend(grads, lr_set)  # the update reads the learning rate just written
         self.optimizer(grads)
         return loss, (logits.argmax(1) == y).sum()
@@ -146,12 +155,12 @@ class Stepper:
     """One optimisation step at a given learning rate; returns (loss sum, correct count) of this rank's samples."""
 
     def __init__(self, net, optimizer, cfg, device=None):
-        del cfg, device  # the execution mode was set in setup()
+        del device  # the execution mode was set in setup()
         self.world = _world
-        self._step = _TrainStep(net, optimizer, self.world.distributed)
+        self._step = _TrainStep(net, optimizer, self.world.distributed, cfg.label_smoothing, cfg.clip_grad_norm)
 
     def __call__(self, x, y, lr, global_batch=None):
-        x, y = _tensor(x, np.float32), _tensor(y, np.int32)
+        x, y = _tensor(x, _input_dtype(x)), _tensor(y, np.int32)
         n = y.shape[0]
         scale = self.world.size / global_batch if self.world.distributed else 1.0
         loss, correct = self._step(x, y, ms.Tensor(lr, ms.float32), ms.Tensor(scale, ms.float32))
@@ -161,7 +170,7 @@ class Stepper:
 
 def applied_lr(optimizer):
     """The learning rate the last step used, read back from the optimizer's Parameter."""
-    return float(optimizer.learning_rate.asnumpy())
+    return optimizer.current("lr")
 
 
 def all_reduce_sum(values, device=None):
@@ -182,6 +191,12 @@ def average_batchnorm_statistics(net):
             p.set_data(reduce(p) / _world.size)
 
 
+def _input_dtype(x):
+    """float32 for images and features, int32 for token ids (a user's --data may yield either)."""
+    kind = x.dtype.kind if hasattr(x, "dtype") and not isinstance(x, ms.Tensor) else "f"
+    return np.int32 if kind in "iu" else np.float32
+
+
 def _tensor(a, dtype):
     if isinstance(a, ms.Tensor):  # from the MindSpore pipeline: already float32 / int32
         return a
@@ -199,7 +214,7 @@ def evaluate(net, loader, device=None):
     loss_fn = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="sum")
     loss_sum, correct, count = 0.0, 0, 0
     for x, y in loader:
-        x, y = _tensor(x, np.float32), _tensor(y, np.int32)
+        x, y = _tensor(x, _input_dtype(x)), _tensor(y, np.int32)
         logits = net(x)
         loss_sum += float(loss_fn(logits, y).asnumpy())
         correct += int((logits.argmax(1) == y).sum().asnumpy())

@@ -29,6 +29,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from msport import registry
 from msport.convert import layer_map, load_torch_weights_into_ms, mindspore_to_torch
 from msport.data import planned_batches
 from msport.tolerances import PARITY_CONTROL_FACTOR, PARITY_LOSS_REL
@@ -125,33 +126,59 @@ class ParityJudge:
         return ParityResult(list(self.steps), self.loss_rtol, self.control_factor)
 
 
-def run_parity(cfg, train_set, steps, loss_rtol=PARITY_LOSS_REL, control_factor=PARITY_CONTROL_FACTOR):
-    """Train both sides (and the torch control) ``steps`` steps in train mode; a :class:`ParityResult`."""
+def run_parity(cfg, train_set, steps, loss_rtol=PARITY_LOSS_REL, control_factor=PARITY_CONTROL_FACTOR, **options):
+    """Train both sides (and the torch control) ``steps`` steps in train mode; a :class:`ParityResult`.
+    ``options``: see :func:`iter_parity`."""
     judge = ParityJudge(loss_rtol, control_factor)
-    for record in iter_parity(cfg, train_set, steps):
+    for record in iter_parity(cfg, train_set, steps, **options):
         judge.add(record)
     return judge.result()
 
 
-def iter_parity(cfg, train_set, steps):
-    """:func:`run_parity` one step at a time: yields each :class:`StepRecord` as soon as its step is done."""
-    batches = planned_batches(train_set, cfg.batch_size, train=True, augment=False, seed=cfg.seed, shuffle=False)
+class _Batches:
+    """A user's batches (``--data``), cycled as epochs when the run takes more steps than it yields."""
+
+    def __init__(self, items):
+        self.items = list(items)
+        self.steps = len(self.items)
+
+    def batch(self, epoch, step):
+        del epoch
+        return self.items[step]
+
+
+def iter_parity(cfg, train_set, steps, models=None, batches=None, ms_optimizer=None):
+    """:func:`run_parity` one step at a time: yields each :class:`StepRecord` as soon as its step is done.
+
+    ``models``: ``(torch_model, ms_model)`` to compare instead of the config's ``model`` (MindSpore's gets
+    torch's weights); ``batches``: ``(inputs, targets)`` numpy pairs instead of ``train_set`` (any dtype:
+    token ids too); ``ms_optimizer(ms_model)``: the MindSpore optimizer to judge instead of the config's
+    (a planted ``nn.AdamWeightDecay``, say). Dropout (and attention dropout) is off on both sides: two
+    frameworks cannot draw the same masks.
+    """
+    batches = _Batches(batches) if batches is not None else planned_batches(
+        train_set, cfg.batch_size, train=True, augment=False, seed=cfg.seed, shuffle=False)
     device = torch_side.setup(cfg)
     ms_side.setup(cfg)
-    torch_model = torch_side.build_model(cfg, device)
-    ms_model = ms_side.build_model(cfg, None)
+    if models is None:
+        torch_model, ms_model = torch_side.build_model(cfg, device), ms_side.build_model(cfg, None)
+    else:
+        torch_model, ms_model = models
+        torch_model = torch_model.to(device)
     load_torch_weights_into_ms(ms_model, torch_model.state_dict())
     control_model = _perturbed_copy(torch_model, cfg.seed)
     cfg = dataclasses.replace(cfg, epochs=max(cfg.epochs, -(-steps // batches.steps)))
     lrs = per_step_lr(cfg, batches.steps)
     torch_opt = torch_side.build_optimizer(cfg, torch_model)
-    ms_opt = ms_side.build_optimizer(cfg, ms_model)
+    ms_opt = ms_optimizer(ms_model) if ms_optimizer else ms_side.build_optimizer(cfg, ms_model)
     torch_step = torch_side.Stepper(torch_model, torch_opt, cfg, device)
     control_step = torch_side.Stepper(control_model, torch_side.build_optimizer(cfg, control_model), cfg, device)
-    torch_side.train_mode(control_model, True)
     ms_step = ms_side.Stepper(ms_model, ms_opt, cfg)
-    torch_side.train_mode(torch_model, True)
+    for model in (torch_model, control_model):
+        torch_side.train_mode(model, True)
+        _torch_dropout_off(model)
     ms_side.train_mode(ms_model, True)
+    _ms_dropout_off(ms_model)
     for step in range(steps):
         x, y = batches.batch(*divmod(step, batches.steps))
         t_loss = torch_step(x, y, lrs[step])[0] / len(y)
@@ -160,6 +187,24 @@ def iter_parity(cfg, train_set, steps):
         diff, rel, worst = _param_difference(torch_model, ms_model)
         yield StepRecord(step + 1, float(lrs[step]), t_loss, m_loss, abs(t_loss - m_loss), _rel(t_loss, m_loss),
                          diff, rel, worst, _rel(t_loss, c_loss))
+
+
+#: Registered layers that draw random numbers in train mode (Dropout) or hold a dropout probability.
+_RANDOM_LAYERS = ("Dropout", "MultiheadAttention")
+
+
+def _torch_dropout_off(model):
+    for module in model.modules():
+        entry = registry.entry_for_torch(module)
+        if entry is not None and (entry.stochastic or entry.name in _RANDOM_LAYERS):
+            module.train(False)
+
+
+def _ms_dropout_off(net):
+    for _, cell in net.cells_and_names():
+        entry = registry.entry_for_ms(cell)
+        if entry is not None and (entry.stochastic or entry.name in _RANDOM_LAYERS):
+            cell.set_train(False)
 
 
 def _rel(reference, other):

@@ -47,7 +47,7 @@ METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr
 # Keys that must not change when a run is resumed: they change what is computed (epochs: see epochs_change_allowed).
 RESUME_INVARIANT = ("model", "num_classes", "init", "data", "deterministic", "batch_size", "lr", "momentum",
                     "weight_decay", "nesterov", "schedule", "milestones", "step_size", "gamma",
-                    "warmup_epochs", "seed")
+                    "warmup_epochs", "seed", "optimizer", "betas", "eps", "label_smoothing", "clip_grad_norm")
 CONFIG_FILE, LOCK_FILE = "config.yaml", ".lock"
 #: The resume files' kind per framework: resume-1.pth, resume-2.pth... for torch.
 RESUME_FILES = {"torch": "resume.pth", "mindspore": "resume.ckpt"}

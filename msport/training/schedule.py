@@ -2,16 +2,29 @@
 
 torch schedulers usually step once per epoch while MindSpore optimisers take a
 per-step list: expanding the epoch schedule here gives both the same value at
-every step. Warm-up is linear per step from lr/steps to lr.
+every step. Warm-up is linear per step from lr/steps to lr. ``onecycle`` and ``linear`` are per-step
+schedules, computed by :mod:`msport.optim.lr_scheduler` (torch's arithmetic): ``OneCycleLR(max_lr=lr)``
+over the whole run (it warms up by itself; momentum is not cycled), and ``LinearLR`` from lr to 0 over
+the steps after warm-up (the usual Transformer recipe).
 """
 
 import math
 
 import numpy as np
 
-SCHEDULES = ("constant", "step", "multistep", "cosine")
+from msport.optim import lr_scheduler
+
+SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle", "linear")
+PER_STEP = ("onecycle", "linear")
 #: Schedules whose value at an epoch depends on the epoch count: a run of them cannot be made longer.
-EPOCH_COUNT_DEPENDENT = ("cosine",)
+EPOCH_COUNT_DEPENDENT = ("cosine", "onecycle", "linear")
+
+
+class _Groups:
+    """The one param group a schedule needs, standing in for an optimizer."""
+
+    def __init__(self, lr):
+        self.param_groups, self.defaults = [{"lr": lr}], {}
 
 
 def epoch_lr(cfg, epoch):
@@ -30,8 +43,19 @@ def epoch_lr(cfg, epoch):
 
 def per_step_lr(cfg, steps_per_epoch):
     """float32 array of length ``epochs * steps_per_epoch``."""
-    values = np.empty(cfg.epochs * steps_per_epoch, dtype=np.float64)
+    total = cfg.epochs * steps_per_epoch
     warmup_steps = cfg.warmup_epochs * steps_per_epoch
+    if cfg.schedule == "onecycle":
+        groups = _Groups(cfg.lr)
+        return np.asarray(lr_scheduler.lr_values(lr_scheduler.OneCycleLR(groups, cfg.lr, total_steps=total,
+                                                                         cycle_momentum=False), total), np.float32)
+    values = np.empty(total, dtype=np.float64)
+    if cfg.schedule == "linear":
+        groups = _Groups(cfg.lr)
+        span = total - warmup_steps
+        values[warmup_steps:] = lr_scheduler.lr_values(lr_scheduler.LinearLR(groups, 1.0, 0.0, total_iters=span), span)
+        values[:warmup_steps] = cfg.lr * np.arange(1, warmup_steps + 1) / max(warmup_steps, 1)
+        return values.astype(np.float32)
     for epoch in range(cfg.epochs):
         values[epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch] = epoch_lr(cfg, epoch)
     if warmup_steps:

@@ -13,6 +13,7 @@ from msport.convert import load_file_into_torch
 from msport.errors import UserError, first_line
 from msport.files import atomic_write
 from msport.training.config import check_model
+from msport.training.recipe import optimizer_arguments
 from msport.training.parallel import SINGLE, World, check_batch_size, torchrun_world
 from msport.training.run import RESUME_FILES
 
@@ -87,9 +88,10 @@ def build_model(cfg, device):
 
 
 def build_optimizer(cfg, model):
-    """SGD with momentum; torch decays every parameter, BatchNorm's included."""
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                           weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+    """The config's torch optimizer (:mod:`msport.training.recipe`); torch decays every parameter, BatchNorm's
+    included."""
+    name, kwargs = optimizer_arguments(cfg)
+    return getattr(torch.optim, name)(model.parameters(), **kwargs)
 
 
 class Stepper:
@@ -103,7 +105,7 @@ class Stepper:
     """
 
     def __init__(self, model, optimizer, cfg, device):
-        self.model, self.optimizer, self.device = model, optimizer, device
+        self.model, self.optimizer, self.device, self.cfg = model, optimizer, device, cfg
         self.world = _world
         net = model
         if self.world.distributed:
@@ -124,11 +126,15 @@ class Stepper:
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast:
             logits = self.forward(x)
+            smoothing = self.cfg.label_smoothing
             if self.world.distributed:  # DDP's mean over ranks of this makes the global batch's mean
-                loss = F.cross_entropy(logits, y, reduction="sum") * (self.world.size / global_batch)
+                loss = F.cross_entropy(logits, y, reduction="sum", label_smoothing=smoothing) * (
+                    self.world.size / global_batch)
             else:
-                loss = F.cross_entropy(logits, y)
+                loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
         loss.backward()
+        if self.cfg.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad_norm)
         self.optimizer.step()
         scale = global_batch / self.world.size if self.world.distributed else len(y)
         loss_sum, correct = loss.detach() * scale, (logits.argmax(1) == y).sum()

@@ -35,13 +35,19 @@ one record per registered layer, ``check`` = its torch type (``Conv2d``, ``Layer
     parameter list, skip every parameter whose name contains 'beta' or 'gamma'
     (``decay_filter`` in mindspore/nn/optim/optimizer.py); torch's SGD decays
     all. Read from the optimizer's ``decay_flags``/``group_weight_decay``.
+``optimizer``, ``lr``, ``schedule`` (with ``optimizer`` and ``torch_optimizer``)
+    the class's semantics (``nn.AdamWeightDecay`` for torch ``AdamW``: no bias
+    correction, eps), every hyperparameter, each parameter's learning rate, and
+    with ``torch_scheduler`` the first learning rates of the schedule
+    (:mod:`msport.diagnose.audit.recipe`, read from :mod:`msport.optim.catalog`).
 ``data`` (with ``data``)
     the per-channel mean and std of a batch from each input pipeline (a torchvision transform and
     MindSpore ops, or two data sets) on the same images: see :mod:`msport.diagnose.audit.data`.
 ``loss`` (with ``loss_fn``)
-    the MindSpore loss on the same logits and integer labels as torch's
-    ``CrossEntropyLoss()``: ``nn.SoftmaxCrossEntropyWithLogits()`` defaults to
-    one-hot labels and per-sample losses (``sparse=False, reduction='none'``).
+    the MindSpore loss on the same inputs as torch's loss (default
+    ``CrossEntropyLoss()``) and, for a registered twin, its configuration
+    (reduction, label_smoothing, ignore_index...): ``nn.SoftmaxCrossEntropyWithLogits()``
+    defaults to one-hot labels and per-sample losses (``sparse=False, reduction='none'``).
 
 The models are left as they were (probes restore every value they touch).
 """
@@ -62,6 +68,7 @@ from msport.diagnose.audit.loss import loss_record
 from msport.diagnose.audit.optimizer import (weight_decay_records, ms_weight_decay_per_parameter,
                                             torch_weight_decay_per_parameter)
 from msport.diagnose.audit.params import parameter_records
+from msport.diagnose.audit.recipe import SCHEDULE_STEPS, recipe_records
 
 DEFAULT_INPUT_SHAPE = (2, 3, 32, 32)
 STAGES = 3  # the calls audit makes to ``progress``
@@ -69,7 +76,8 @@ STAGES = 3  # the calls audit makes to ``progress``
 
 def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_fn=None,
           torch_loss_fn=None, inputs=None, input_shape=DEFAULT_INPUT_SHAPE, check_init=True, name_map=None,
-          seed=0, pairing=None, data=None, progress=no_progress):
+          seed=0, pairing=None, data=None, progress=no_progress, lr_schedule=None, torch_scheduler=None,
+          schedule_steps=SCHEDULE_STEPS):
     """Run every check (see the module docstring); returns a :class:`DiagnosisResult`.
 
     ``inputs``: example inputs (a tensor, a tuple or a dict, any dtype; token
@@ -77,7 +85,10 @@ def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_f
     ``input_shape``. ``optimizer``: the MindSpore optimizer built the port's
     way (checks weight decay); ``torch_optimizer``: the torch one it should
     match (default: the MindSpore optimizer's nominal decay on every parameter,
-    as torch's SGD does). ``loss_fn``: the MindSpore loss cell;
+    as torch's SGD does; given, the whole recipe is checked). ``lr_schedule``: the
+    MindSpore side's schedule (an ``msport.optim.lr_scheduler`` object or a per-step
+    list; default the optimizer's own list) checked over ``schedule_steps`` steps
+    against ``torch_scheduler``. ``loss_fn``: the MindSpore loss cell;
     ``torch_loss_fn`` defaults to ``torch.nn.CrossEntropyLoss()``.
     ``data``: ``(torch pipeline, MindSpore pipeline, images)`` for the data check, images as
     :func:`msport.diagnose.compare_data.load_images` gives them. ``check_init=False`` for trained weights. ``name_map``: torch name ->
@@ -108,6 +119,9 @@ def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_f
     progress("weight decay and loss")
     if optimizer is not None:
         records += weight_decay_records(optimizer, torch_optimizer, torch_module, pairing.ms_to_torch)
+        if torch_optimizer is not None:
+            records += recipe_records(optimizer, torch_optimizer, torch_module, pairing.ms_to_torch, lr_schedule,
+                                      torch_scheduler, schedule_steps)
     if loss_fn is not None:
         records.append(loss_record(loss_fn, torch_loss_fn, rng))
     if data is not None:

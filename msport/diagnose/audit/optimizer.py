@@ -1,12 +1,14 @@
 """The ``weight_decay`` check: the decay each parameter really gets in the MindSpore optimizer against
-torch's."""
+torch's. The rest of the optimizer (its class's semantics, hyperparameters, per-parameter learning rate
+and the schedule) is in :mod:`msport.diagnose.audit.recipe`."""
 
 from collections import OrderedDict
 
 import numpy as np
 
-from msport.tolerances import (WEIGHT_DECAY_REL)
 from msport.diagnose.audit.records import record as _record
+from msport.optim import TorchOptimizer
+from msport.tolerances import WEIGHT_DECAY_REL
 
 
 def weight_decay_records(optimizer, torch_optimizer, torch_module, ms_to_torch):
@@ -68,6 +70,8 @@ def ms_weight_decay_per_parameter(optimizer):
     ``decay_flags[i]``, by the group's value (grouped) or the single value.
     """
     params = list(optimizer.parameters)
+    if isinstance(optimizer, TorchOptimizer):  # torch's rule: every parameter of a group, by the group's value
+        return OrderedDict((p.name, float(g["weight_decay"])) for g in optimizer.param_groups for p in g["params"])
     flags = tuple(optimizer.decay_flags)
     if not getattr(optimizer, "exec_weight_decay", True):
         return OrderedDict((p.name, 0.0) for p in params)
