@@ -74,18 +74,19 @@ def time_training(batch_size, rounds, steps):
                   workdir=tempfile.mkdtemp(prefix="msport_port_speed_")).cell
     hand = create_model("resnet50")
     load_torch_weights_into_ms(hand, torch_model.state_dict())
-    cfg = types.SimpleNamespace(weight_decay=5e-4, momentum=0.9, nesterov=False)
+    cfg = types.SimpleNamespace(optimizer="sgd", lr=0.1, weight_decay=5e-4, momentum=0.9, nesterov=False,
+                                betas=(0.9, 0.999), eps=None, label_smoothing=0.0, clip_grad_norm=None)
     steppers = {}
     for label, net in (("hand-written", hand), ("ported", ported)):
         net.set_train(True)
-        steppers[label] = ms_side.Stepper(net, ms_side.build_optimizer(cfg, net, [0.1] * 1000), cfg)
-        steppers[label](x, y)  # compiles the graph
+        steppers[label] = ms_side.Stepper(net, ms_side.build_optimizer(cfg, net), cfg)
+        steppers[label](x, y, 0.1)  # compiles the graph
     times = {label: [] for label in steppers}
     for _ in range(rounds):
         for label, step in steppers.items():
             for _ in range(steps):
                 start = time.perf_counter()
-                step(x, y)
+                step(x, y, 0.1)
                 times[label].append(time.perf_counter() - start)
     return {label: statistics.median(t) for label, t in times.items()}
 

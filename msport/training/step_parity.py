@@ -21,7 +21,8 @@ def train_step_parity(torch_module, cell, x, y, lr=0.1, momentum=0.9, weight_dec
     from msport.convert import layer_map, mindspore_to_torch
     from msport.training import ms_side
 
-    cfg = types.SimpleNamespace(weight_decay=weight_decay, momentum=momentum, nesterov=False, lr=lr)
+    cfg = types.SimpleNamespace(optimizer="sgd", weight_decay=weight_decay, momentum=momentum, nesterov=False, lr=lr,
+                                betas=(0.9, 0.999), eps=None, label_smoothing=0.0, clip_grad_norm=None)
     torch_module.train()
     optimizer = torch.optim.SGD(torch_module.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     optimizer.zero_grad(set_to_none=True)
