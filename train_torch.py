@@ -1,4 +1,4 @@
-"""Train a zoo model with PyTorch: the reference half of a paired run.
+"""Train a model with PyTorch: the reference half of a paired run.
 
     python train_torch.py --config configs/digits.yaml [--epochs 5 --seed 1 ...]
     python train_torch.py --data cifar10 --data-dir ~/data --model resnet50 --epochs 200
@@ -14,13 +14,14 @@ import sys
 from msport.errors import OneLineParser, run_guarded
 from msport.training.config import TORCH, add_arguments, resolve, run_dir
 from msport.training.data import load_splits
-from msport.training.loop import train
+from msport.training.loop import check_forward, train
 from msport.training.run import RESUME_FILES, Run
 
 
 def main(argv=None):
     # ---- config ------------------------------------------------------------------------
-    parser = add_arguments(OneLineParser(prog="train_torch.py", description="Train a zoo model with PyTorch."), TORCH)
+    parser = add_arguments(OneLineParser(prog="train_torch.py", description="Train a model (a zoo name, port:DIR or "
+                                                               "module:callable) with PyTorch."), TORCH)
     args = parser.parse_args(argv)
 
     def run():
@@ -35,6 +36,7 @@ def main(argv=None):
         val_loader = side.make_loader(val_set, cfg, train=False)
         # ---- model and optimiser -------------------------------------------------------------
         model = side.build_model(cfg, device)
+        check_forward(side, model, val_set, cfg, device)  # the user's model on this data, before any write
         optimizer = side.build_optimizer(cfg, model)
         # ---- run folder: checked, locked and first written only now that all input is valid ----
         run = Run.open(run_dir(cfg, side.FRAMEWORK), cfg, side.RESUME_FILE, write=side.world().is_main,

@@ -13,6 +13,7 @@ when the process has already imported it.
 """
 
 import importlib.metadata
+import json
 import os
 import platform
 import sys
@@ -34,12 +35,31 @@ def describe():
         "machine": platform.machine(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpus_usable": usable_cpus(),
         "packages": {name: _version(name) for name in PACKAGES},
         "threads": _threads(),
         "environment_variables": {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ},
         "mindspore_cpu_setup": _mindspore_cpu_setup(),
     }
+
+
+def usable_cpus():
+    """The cores this process may run on (its affinity mask: a container's or taskset's share)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def read_records(path):
+    """The records of an environment.json msport wrote (a list of :func:`describe` dicts), or None when the
+    file is not one: a user's own file of that name is never taken over."""
+    try:
+        with open(path) as fh:
+            records = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if isinstance(records, list) and all(isinstance(r, dict) and {"time", "packages", "threads"} <= set(r)
+                                         for r in records):
+        return records
+    return None
 
 
 def cpu_model():

@@ -6,6 +6,7 @@ line on stderr and exit code 2; a traceback is left for real bugs only.
 
 import argparse
 import errno
+import math
 import sys
 
 
@@ -37,6 +38,28 @@ def describe_os_error(exc):
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"cannot write {path}: {exc.strerror}; choose a folder you can write to"
     return f"{path}: {exc.strerror or first_line(exc)}"
+
+
+def tolerance(text):
+    """argparse type of a tolerance flag: a finite number >= 0 (nan fails every comparison, inf passes all)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 1e-3, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def positive_int(text):
+    """argparse type of a count flag (steps, batch size): an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -50,7 +50,11 @@ def atomic_write(path, write):
     try:
         try:
             write(tmp)
-        except (OSError, UserError):
+        except OSError as exc:
+            if exc.filename is None:  # a writer's C++ I/O (torch.save, MindSpore) names no file: name ours
+                raise OSError(exc.errno, exc.strerror or first_line(exc), path) from exc
+            raise
+        except UserError:
             raise
         except Exception as exc:  # noqa: BLE001 - writers raise RuntimeError etc. for I/O failures
             raise _write_error(path, exc) from exc

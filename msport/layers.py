@@ -1,6 +1,7 @@
 """Parity layer factories: MindSpore layers that behave as PyTorch's defaults.
 
-The seed port lost 0.6 points of accuracy because its convolutions and dense
+The case study's port (the MindSpore accuracy-debugging guide's CIFAR-10 ResNet50)
+lost 0.6 points of accuracy because its convolutions and dense
 layers used MindSpore 1.x's default initialisers (Normal(0.01) weights, zero
 bias) instead of PyTorch's kaiming-uniform. The same kind of trap sits in other
 layers: MindSpore's Embedding draws Normal(0.01) where torch draws N(0, 1), its
@@ -20,7 +21,7 @@ torch's eps 1e-5. One keyword is added, ``init``, the init scheme:
     xavier-uniform in_proj, zero biases; norms 1/0).
 ``"legacy"``
     MindSpore 1.x / 2.0 defaults: conv/dense weight Normal(sigma=0.01), bias
-    zeros; Embedding Normal(0.01). The seed's "before" state, on any version.
+    zeros; Embedding Normal(0.01). The case study's starting point, on any version.
 ``"mindspore"``
     What the installed MindSpore's constructor draws (2.1 and later: conv/dense
     equal to torch's distribution, Embedding Normal(0.01)).
@@ -98,7 +99,7 @@ FACTORIES = OrderedDict((e.factory_name, _make_factory(e)) for e in registry.ent
 globals().update(FACTORIES)
 
 
-# Names from the seed document, kept for ports that copied its snippet. The seed's ``_conv2d`` built
+# Names from the case study, kept for ports that copied its snippet. Its ``_conv2d`` built
 # ResNet convolutions: torch's defaults, so ``_conv2d(3, 64, 3, padding=1)`` has a bias as torch's does;
 # pass ``bias=False`` for a conv followed by BatchNorm, as the zoo does.
 _conv2d = FACTORIES["conv2d"]

@@ -106,7 +106,7 @@ GRAD_NOISE_FLOOR_COSINE = 1e-6
 #: structurally zero (a conv bias followed by train-mode BatchNorm: the batch mean cancels it, leaving
 #: ~1e-9 of rounding noise against ~1e-2) and is not judged.
 GRAD_VANISHING_FRACTION = 1e-5
-#: Independent initialisations cannot be compared value by value, only by size: the seed's legacy
+#: Independent initialisations cannot be compared value by value, only by size: the case study's legacy
 #: Normal(0.01) init made the first conv's outputs ~10x smaller than torch's. A ratio
 #: mean|ms| / mean|torch| outside this range is flagged.
 MAGNITUDE_RATIO_RANGE = (0.5, 2.0)
@@ -201,18 +201,3 @@ TRANSFORM_STATS_MIN_LEVELS = 1.0
 #: 5 runs: mean up to 0.37 stds and ratio 0.71-1.16, but never above 2 standard errors.
 AUDIT_DATA_MEAN_STD_FRACTION = 0.25
 AUDIT_DATA_STD_RATIO_RANGE = (0.8, 1.25)
-
-
-# --- command-line flags ------------------------------------------------------------------------------
-
-def tolerance_arg(text):
-    """argparse ``type=`` for a tolerance flag: a finite number >= 0 (argparse names the flag in its error)."""
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a tolerance is a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"a tolerance is a finite number >= 0, got {text}")
-    return value

@@ -6,6 +6,7 @@ afterwards, and no file or folder created. Cases that fail before a framework lo
 second, those that load torch a few; the ones that load MindSpore or train are marked slow.
 """
 
+import dataclasses
 import hashlib
 import os
 import pickle
@@ -19,6 +20,8 @@ import torch
 import yaml
 
 from data_helpers import write_both_formats
+from msport.errors import UserError
+from msport.training.run import Run
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--model", "resnet10_w16", "--batch-size", "64", "--epochs", "1", "--no-progress"]
@@ -107,6 +110,31 @@ def files(tmp_path_factory):
         save_resolved(TrainConfig(model="resnet10_w16", batch_size=64, epochs=2, progress=False,
                                   output_dir=str(root / name)), root / name / "config.yaml")
         (root / name / "resume-1.pth").write_bytes(content)
+    # A finished torch run (its config.yaml marked as torch's), a checkpoint file where the folder goes,
+    # and a user's own environment.json.
+    done = root / "torch_done"
+    (done / "checkpoint").mkdir(parents=True)
+    save_resolved(TrainConfig(model="resnet10_w16", batch_size=64, epochs=1, progress=False, output_dir=str(done)),
+                  done / "config.yaml", "torch")
+    (done / "checkpoint" / "1_50.00_resnet10_w16.pth").write_bytes(raw)
+    (done / "resume-1.pth").write_bytes(raw)
+    (root / "checkpoint_file").mkdir()
+    (root / "checkpoint_file" / "checkpoint").write_bytes(b"my notes, not a folder")
+    (root / "env_mine").mkdir()
+    (root / "env_mine" / "environment.json").write_text('{"my": "machine"}\n')
+    # A user's own models: a builder that raises, a forward returning a dict, a model that rejects the data.
+    (root / "mine.py").write_text(
+        "import torch\n"
+        "def boom(num_classes=10):\n    raise RuntimeError('my builder is broken')\n"
+        "class Dict(torch.nn.Module):\n    def __init__(self, num_classes=10):\n        super().__init__()\n"
+        "        self.fc = torch.nn.Linear(3 * 32 * 32, num_classes)\n"
+        "    def forward(self, x):\n        return {'logits': self.fc(x.flatten(1))}\n"
+        "class Shape(torch.nn.Module):\n    def __init__(self, num_classes=10):\n        super().__init__()\n"
+        "        self.fc = torch.nn.Linear(100, num_classes)\n    def forward(self, x):\n        return self.fc(x)\n")
+    (root / "mine_ms.py").write_text(
+        "from msport._mindspore import nn\n"
+        "class Shape(nn.Cell):\n    def __init__(self, num_classes=10):\n        super().__init__()\n"
+        "        self.fc = nn.Dense(100, num_classes)\n    def construct(self, x):\n        return self.fc(x)\n")
     # A finished reproduction (one torch run) whose report meets a full disk.
     from msport.reproduce.config import load_config, plan_runs
 
@@ -265,7 +293,7 @@ CASES = [
     # -- flags -----------------------------------------------------------------------------------------
     ("flag-not-an-int", lambda F, W: _torch("--epochs", "abc"), "invalid int value: 'abc'"),
     ("flag-unknown", lambda F, W: _torch("--bogus"), "unrecognized arguments: --bogus"),
-    ("flag-bad-choice", lambda F, W: _torch("--schedule", "linear"), "invalid choice: 'linear'"),
+    ("flag-bad-choice", lambda F, W: _torch("--schedule", "sawtooth"), "invalid choice: 'sawtooth'"),
     ("flag-of-the-other-framework", lambda F, W: _torch("--init", "legacy"), "unrecognized arguments: --init"),
     ("flag-msport-command", lambda F, W: _msport("convrt"), "invalid choice: 'convrt'"),
     ("flag-parity-train-epochs", lambda F, W: _msport("parity-train", "--epochs", "3"), "unrecognized arguments"),
@@ -278,6 +306,24 @@ CASES = [
     ("reproduce-report-disk-full", lambda F, W: _msport("reproduce", "--config", F / "reproduce_done.yaml"),
      "no space left on", {"MSPORT_FAULT": "enospc:results.json"}),
     ("resume-nothing", lambda F, W: _torch("--output-dir", W / "run", "--resume"), "holds no run to continue"),
+    ("other-framework-finished-run", lambda F, W: _trainer("train_ms.py", *TINY, "--output-dir", F / "torch_done"),
+     "holds a torch run, and the mindspore trainer never restarts"),
+    ("other-framework-resume", lambda F, W: _trainer("train_ms.py", *TINY, "--resume", "--output-dir",
+                                                     F / "torch_done"), "holds a torch run"),
+    ("checkpoint-is-a-file", lambda F, W: _torch("--output-dir", F / "checkpoint_file"), "exists and is not a folder"),
+    ("users-environment-json", lambda F, W: _torch("--output-dir", F / "env_mine"),
+     "holds environment.json but no config.yaml"),
+    ("set-lr-inf", lambda F, W: _torch("--set", "lr=.inf", "--output-dir", W / "run"), "lr must be a finite number"),
+    # -- the user's own code: one line, and no run folder left behind ------------------------------------
+    ("user-builder-raises", lambda F, W: _torch("--model", f"{F / 'mine.py'}:boom", "--output-dir", W / "run"),
+     "failed: RuntimeError: my builder is broken"),
+    ("user-forward-returns-dict", lambda F, W: _torch("--model", f"{F / 'mine.py'}:Dict", "--output-dir", W / "run"),
+     "its forward returned a dict; the trainers need the logits"),
+    ("user-model-rejects-the-data", lambda F, W: _torch("--model", f"{F / 'mine.py'}:Shape", "--output-dir",
+                                                        W / "run"), "its forward on a batch of shape (64, 3, 32, 32)"),
+    ("user-ms-model-rejects-the-data", lambda F, W: _trainer("train_ms.py", *TINY, "--model", f"{F / 'mine_ms.py'}:Shape",
+                                                             "--output-dir", W / "run"), "its forward on a batch of shape",
+     None, SLOW),
 ]
 
 
@@ -367,3 +413,178 @@ def test_a_read_only_output_folder_is_one_line(files, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "cannot write" in result.stderr
     assert sorted(os.listdir(folder)) == before
+
+
+# ---- in-process: messages a call can check without a subprocess (issue 21) ------------------------------
+
+def _resolve(*argv):
+    from msport.errors import OneLineParser
+    from msport.training.config import TORCH, add_arguments, resolve
+
+    return resolve(add_arguments(OneLineParser(prog="train_torch.py"), TORCH).parse_args([str(a) for a in argv]))
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--set", "lr=.inf"], "--set 'lr=.inf': lr must be a finite number, got inf"),
+    (["--set", "weight_decay=.inf"], "--set 'weight_decay=.inf': weight_decay must be a finite number"),
+    (["--lr", "nan"], "--lr: lr must be a finite number, got nan"),
+    (["--set", "gamma=-.inf"], "gamma must be a finite number"),
+    (["--momentum", "1"], "--momentum: momentum must be below 1"),
+    (["--warmup-epochs", "20", "--epochs", "2"], "--warmup-epochs: warmup_epochs must be below epochs (2)"),
+    (["--set", 'output_dir="runs/a\\0b"'], "output_dir holds a NUL character"),
+    (["--set", 'init_from="w\\0.pth"'], "init_from holds a NUL character"),
+    (["--init-from", "no/such.pth"], "--init-from: no/such.pth: no such file"),
+    (["--seed", "4294967296"], "--seed: seed must be at most 4294967295"),  # numpy's seeds end there
+])
+def test_non_finite_and_out_of_range_values_name_their_flag(argv, message):
+    with pytest.raises(UserError) as info:
+        _resolve(*argv)
+    assert message in str(info.value)
+
+
+def test_range_errors_name_the_config_file_they_came_from(tmp_path):
+    (tmp_path / "c.yaml").write_text("lr: .inf\nmomentum: 2\n")
+    with pytest.raises(UserError, match=r"config file .*c.yaml: lr must be a finite number"):
+        _resolve("--config", tmp_path / "c.yaml")
+    (tmp_path / "c.yaml").write_text("momentum: 2\n")
+    with pytest.raises(UserError, match=r"config file .*c.yaml: momentum must be below 1, got 2"):
+        _resolve("--config", tmp_path / "c.yaml")
+
+
+def test_a_billion_epochs_need_no_per_step_array():
+    import tracemalloc
+
+    from msport.training.config import TrainConfig
+    from msport.training.schedule import per_step_lr
+
+    tracemalloc.start()
+    lrs = per_step_lr(TrainConfig(epochs=10 ** 9, schedule="cosine", lr=0.1, warmup_epochs=1), 12)
+    first, last = lrs[0], lrs[len(lrs) - 1]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(lrs) == 12 * 10 ** 9 and peak < 1 << 20
+    assert first == np.float32(0.1 / 12) and 0 <= last < np.float32(1e-6)
+
+
+def test_checkpoint_names_from_a_model_spec_are_file_names():
+    from msport.training import torch_side
+    from msport.training.config import TrainConfig
+
+    name = torch_side.checkpoint_name(TrainConfig(model="models/mine.py:SmallCNN"), 2, 12, 26.456)
+    assert name == "2_26.46_models_mine.py_SmallCNN.pth" and os.sep not in name
+    from msport.training.run import Run
+
+    assert Run._checkpoint_epoch(name) == 2 and Run._checkpoint_epoch("1_50.00_a-5_b.pth") == 1
+    assert Run._checkpoint_epoch("train_x-1_digits-3_12.ckpt") == 3
+
+
+class _Logits(torch.nn.Module):
+    def __init__(self, returns=None, features=3 * 32 * 32):
+        super().__init__()
+        self.fc, self.returns = torch.nn.Linear(features, 10), returns
+
+    def forward(self, x):
+        logits = self.fc(x.flatten(1))
+        return {"dict": {"logits": logits}, "none": None, "short": logits[:, :4]}.get(self.returns, logits)
+
+
+@pytest.mark.parametrize("model,message", [
+    (_Logits("dict"), "its forward returned a dict; the trainers need the logits"),
+    (_Logits("none"), "its forward returned None"),
+    (_Logits("short"), "returned logits of shape (64, 4) for a batch of 64; the trainers need (batch, classes) "
+                       "with at least 10 classes"),
+    (_Logits(features=100), "its forward on a batch of shape (64, 3, 32, 32) (digits/val) failed: RuntimeError: "
+                            "mat1 and mat2 shapes cannot be multiplied"),
+])
+def test_a_model_that_does_not_fit_the_data_is_one_line_before_the_run_folder(model, message):
+    from msport.data import load_dataset
+    from msport.training import torch_side
+    from msport.training.config import TrainConfig
+    from msport.training.loop import check_forward
+
+    cfg = TrainConfig(model="mine.py:Net", batch_size=64)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    with pytest.raises(UserError) as info:
+        check_forward(torch_side, model, load_dataset("digits", None, "val"), cfg, torch.device("cpu"))
+    assert message in str(info.value) and str(info.value).startswith("--model mine.py:Net: ")
+    assert torch.equal(torch.get_rng_state(), state) and model.training
+
+
+def test_a_downloaded_data_dir_is_not_written_into_the_runs_config(tmp_path, monkeypatch):
+    # issue 16, bug 7: a rerun of reproduce with download: true and no data_dir was refused as a mismatch
+    from msport.reproduce.config import NEW, load_config, plan_runs, run_state
+    from msport.training import data as training_data
+    from msport.training.config import save_resolved
+
+    def stand_in_for_the_network(root):  # what torchvision's download leaves: the python batches
+        write_both_formats(root, n_train=20, n_test=10)
+
+    monkeypatch.setattr(training_data, "download_cifar10", stand_in_for_the_network)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({"seeds": [0], "arms": ["torch"], "output_dir": "out",
+                                                     "train": {"data": "cifar10", "download": True}}))
+    run = plan_runs(load_config("r.yaml"))[0]
+    cfg = dataclasses.replace(run.config)
+    train, _ = training_data.load_splits(cfg)
+    assert len(train) == 20 and cfg.data_dir is None
+    os.makedirs(run.path)
+    save_resolved(cfg, os.path.join(run.path, "config.yaml"), "torch")  # what the trainer records
+    assert run_state(run) == NEW
+
+
+@SLOW
+def test_a_ckpt_write_that_fails_for_real_is_one_line_naming_the_file_and_mindspore_says_nothing(files, tmp_path):
+    # A real failed write (a file size limit: the kernel refuses the bytes, as a full disk does); MindSpore
+    # logged its own "[CRITICAL] ... Maybe don't have the permission" line and the error named no file.
+    script = ("import resource, signal, sys\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (100000, 100000))\nfrom msport.cli import main\n"
+              "sys.exit(main(sys.argv[1:]))")
+    out = tmp_path / "o.ckpt"
+    result = subprocess.run([sys.executable, "-c", script, "convert", str(files / "good.pth"), str(out)],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 2 and "CRITICAL" not in result.stderr and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("msport convert: error: ") and str(out) in lines[0], lines
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_binary_name_map_is_one_line(tmp_path):
+    from msport.diagnose.pairing import load_name_map
+
+    (tmp_path / "map.txt").write_bytes(b"\xff\xfe\x00conv1.weight conv1.weight\x80\n")
+    with pytest.raises(UserError, match=r"map.txt: not a text file"):
+        load_name_map(str(tmp_path / "map.txt"))
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["check-zoo", "--rtol", "nan"], "argument --rtol: expected a finite number >= 0, got 'nan'"),
+    (["check-zoo", "--rtol", "-1"], "argument --rtol: expected a finite number >= 0, got '-1'"),
+    (["check-zoo", "--batch-size", "0"], "argument --batch-size: expected an integer >= 1, got '0'"),
+    (["parity-train", "--loss-rtol", "inf"], "argument --loss-rtol: expected a finite number >= 0, got 'inf'"),
+    (["parity-train", "--steps", "-3"], "argument --steps: expected an integer >= 1, got '-3'"),
+])
+def test_tolerance_and_count_flags_refuse_non_finite_and_negative_values(argv, message, capsys):
+    from msport.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(lines) == 1 and message in lines[0]
+
+
+def test_a_run_that_diverges_stops_in_one_line_and_commits_no_epoch_of_nan(tmp_path):
+    # lr 1e30 is finite, so the config accepts it; the losses go to inf/nan within the first epoch,
+    # which used to train on, exit 0 and save a "best" checkpoint of NaN weights.
+    (tmp_path / "tiny.py").write_text("import torch\ndef build(num_classes=10):\n"
+                                      "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, num_classes))\n")
+    out = tmp_path / "run"
+    result = subprocess.run([str(a) for a in _torch("--model", f"{tmp_path / 'tiny.py'}:build", "--lr", "1e30",
+                                                    "--epochs", "2", "--threads", "1", "--output-dir", out)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "epoch 1: train loss nan" in lines[0] and "the run diverged" in lines[0], lines[0]
+    assert not (out / "best.json").exists() and not (out / "metrics.csv").exists()
+    assert os.listdir(out / "checkpoint") == [] and Run(str(out), None, "resume.pth").committed_epochs() == []

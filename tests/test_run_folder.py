@@ -192,11 +192,15 @@ def test_the_lock_dies_with_the_trainer_even_when_its_forked_workers_live_on(tmp
 
 # ---- the kill suite: a real trainer killed at each write point ---------------------------------------
 
-def _train(out, *extra, fault=None):
+def _train(out, *extra, fault=None, script="train_torch.py", threads=True):
+    """``threads=False``: no --threads flag and no OMP_NUM_THREADS, the count left to what the folder recorded."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     if fault:
         env["MSPORT_FAULT"] = fault
-    return subprocess.run([sys.executable, str(REPO / "train_torch.py"), *RUN_ARGS, "--output-dir", str(out), *extra],
+    args = RUN_ARGS if threads else RUN_ARGS[:-2]
+    if not threads:
+        env.pop("OMP_NUM_THREADS", None)
+    return subprocess.run([sys.executable, str(REPO / script), *args, "--output-dir", str(out), *extra],
                           capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
 
 
@@ -252,7 +256,15 @@ def test_a_trainer_killed_at_every_write_point_continues_to_the_same_bits(tmp_pa
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    done = _train(broken, "--epochs", "2", "--resume")
+    # The other framework's trainer, and a resume at another thread count, are refused and touch nothing.
+    before = {p: p.read_bytes() for p in broken.rglob("*") if p.is_file() and p.name != ".lock"}
+    other = _train(broken, "--epochs", "2", "--resume", script="train_ms.py")
+    assert other.returncode == 2 and "holds a torch run, and the mindspore trainer never" in other.stderr
+    threads = _train(broken, "--epochs", "2", "--resume", "--threads", "2")
+    assert threads.returncode == 2 and "threads 1 -> 2 differs" in threads.stderr, threads.stderr
+    assert {p: p.read_bytes() for p in broken.rglob("*") if p.is_file() and p.name != ".lock"} == before
+    # Resumed with no thread count asked for: the recorded one is kept (bit-identity below proves it).
+    done = _train(broken, "--epochs", "2", "--resume", threads=False)
     assert done.returncode == 0, done.stderr
     # ... and the finished 2-epoch run grows to 3 (the step schedule allows it).
     longer = _train(broken, "--epochs", "3", "--resume")
@@ -364,3 +376,85 @@ def test_a_failed_write_leaves_no_temporary_file_not_even_mindspores_inner_one(t
     with pytest.raises(WriteError, match="could not write .*m.ckpt: Failed to save"):
         atomic_write(tmp_path / "m.ckpt", write)
     assert sorted(os.listdir(tmp_path)) == ["m.ckpt"] and (tmp_path / "m.ckpt").read_bytes() == b"previous"
+
+
+# ---- what a folder holds is checked before anything is written (issue 21: 1, 2, 10) -----------------
+
+def test_a_finished_torch_run_is_never_restarted_by_the_mindspore_trainer_nor_the_reverse(tmp_path):
+    _finished_folder(tmp_path / "torch")  # no framework mark in its config.yaml: told by its resume files
+    run = Run.open(str(tmp_path / "marked"), _cfg(tmp_path / "marked"), "resume.ckpt")  # marked at the start
+    assert run.owner() == "mindspore"
+    before = {p: p.read_bytes() for p in (tmp_path / "torch").rglob("*") if p.is_file()}
+    for folder, other in (("torch", "resume.ckpt"), ("marked", "resume.pth")):
+        for resume in (False, True):
+            with pytest.raises(UserError, match=r"holds a (torch|mindspore) run, and the .* trainer never restarts"):
+                Run.open(str(tmp_path / folder), _cfg(tmp_path / folder, resume=resume), other)
+    assert {p: p.read_bytes() for p in (tmp_path / "torch").rglob("*") if p.is_file()} == before
+
+
+def test_a_checkpoint_file_where_the_folder_goes_is_refused_before_anything_is_written(tmp_path):
+    tmp_path.joinpath("checkpoint").write_bytes(b"mine")
+    with pytest.raises(UserError, match="checkpoint exists and is not a folder"):
+        Run.check(str(tmp_path), _cfg(tmp_path), "resume.pth")
+    with pytest.raises(UserError, match="checkpoint exists and is not a folder"):
+        Run.open(str(tmp_path), _cfg(tmp_path), "resume.pth")
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint"]  # no config.yaml, no .lock
+    with pytest.raises(UserError, match="is not a folder"):
+        Run.open(str(tmp_path / "checkpoint"), _cfg(tmp_path / "checkpoint"), "resume.pth")
+
+
+def test_a_users_environment_json_is_never_overwritten(tmp_path):
+    mine = '{"my": "notes"}\n'
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "environment.json").write_text(mine)
+    with pytest.raises(UserError, match="holds environment.json but no config.yaml"):
+        Run.open(str(tmp_path / "new"), _cfg(tmp_path / "new"), "resume.pth")
+    _finished_folder(tmp_path / "run", epochs=3, committed=(1,))
+    (tmp_path / "run" / "environment.json").write_text(mine)
+    with pytest.raises(UserError, match="environment.json is not msport's record"):
+        Run.open(str(tmp_path / "run"), _cfg(tmp_path / "run", epochs=3, resume=True), "resume.pth")
+    assert (tmp_path / "new" / "environment.json").read_text() == (tmp_path / "run" / "environment.json").read_text() \
+        == mine
+    os.remove(tmp_path / "run" / "environment.json")  # msport's own record is appended to on a resume
+    Run.open(str(tmp_path / "run"), _cfg(tmp_path / "run", epochs=3, resume=True), "resume.pth")
+    run = Run.open(str(tmp_path / "run"), _cfg(tmp_path / "run", epochs=3, resume=True), "resume.pth")
+    assert [r["resumed"] for r in yaml.safe_load((tmp_path / "run" / "environment.json").read_text())] == [True, True]
+    assert run.resume_epoch == 1
+
+
+def test_a_cpu_run_resumes_only_at_its_own_thread_count_and_keeps_it_when_none_is_asked(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    _finished_folder(tmp_path, epochs=3, committed=(1,), threads=1)
+    with pytest.raises(UserError, match=r"threads 1 -> 2 differs .*pass --threads 1"):
+        Run.open(str(tmp_path), _cfg(tmp_path, epochs=3, resume=True, threads=2), "resume.pth")
+    kept = _cfg(tmp_path, epochs=3, resume=True)
+    Run.check(str(tmp_path), kept, "resume.pth")
+    assert kept.threads == 1  # the trainer then runs at the recorded count
+    # off the CPU the count only shares the host's cores: not part of the run
+    _finished_folder(tmp_path / "gpu", epochs=3, committed=(1,), threads=1, device="cuda")
+    Run.check(str(tmp_path / "gpu"), _cfg(tmp_path / "gpu", epochs=3, resume=True, threads=4, device="cuda"),
+              "resume.pth")
+
+
+def test_the_launchers_omp_num_threads_is_the_runs_count_and_names_its_source(monkeypatch):
+    from msport.errors import OneLineParser
+    from msport.training.config import TORCH, add_arguments, resolve
+
+    parser = add_arguments(OneLineParser(prog="t"), TORCH)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert resolve(parser.parse_args([])).threads == 3
+    assert resolve(parser.parse_args(["--threads", "2"])).threads == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "0")
+    assert resolve(parser.parse_args([])).threads is None
+
+
+@pytest.mark.parametrize("name,text", [("best.json", "{broken"), ("best.json", "[1]"),
+                                       ("metrics.csv", "epoch,train_loss\n1,abc\n")])
+def test_a_run_file_edited_by_hand_is_refused_before_a_resume_writes(tmp_path, name, text):
+    _finished_folder(tmp_path, epochs=3, committed=(1,))
+    (tmp_path / name).write_text(text)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(UserError, match=rf"{name} is not as msport wrote it .*restore it"):
+        Run.open(str(tmp_path), _cfg(tmp_path, epochs=3, resume=True), "resume.pth",
+                 restore=lambda path, epoch: pytest.fail("restored before the refusal"))
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != ".lock"} == before

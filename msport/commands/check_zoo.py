@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 
+from msport.errors import positive_int, tolerance
 from msport.tolerances import MODEL_FORWARD_TRAIN_MAX_REL, max_rel
 
 NAME = "check-zoo"
@@ -13,9 +14,9 @@ HELP = "check forward parity of every zoo model (torch weights converted to Mind
 
 def add_arguments(parser):
     parser.add_argument("--models", nargs="+", help="models to check (default: all)")
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=positive_int, default=4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rtol", type=float, default=MODEL_FORWARD_TRAIN_MAX_REL,
+    parser.add_argument("--rtol", type=tolerance, default=MODEL_FORWARD_TRAIN_MAX_REL,
                         help="largest allowed max|torch - ms| / max|torch| per stage, eval and train mode "
                              "(default %(default)g, msport.tolerances.MODEL_FORWARD_TRAIN_MAX_REL)")
 

@@ -7,7 +7,8 @@ or ``--name-map FILE``.
 
 from msport.diagnose.compare_ckpt import PLOTS, SORT_KEY, TABLE_COLUMNS, compare_checkpoints, compare_state
 from msport.diagnose.report import add_output_arguments, check_output_arguments, emit
-from msport.tolerances import CKPT_ELEMENT_REL, CKPT_MAX_ABS, tolerance_arg
+from msport.errors import tolerance
+from msport.tolerances import CKPT_ELEMENT_REL, CKPT_MAX_ABS
 
 NAME = "compare-ckpt"
 HELP = "compare two checkpoints (.pth/.ckpt/.safetensors, any pairing) parameter by parameter, in torch naming"
@@ -26,9 +27,9 @@ def add_arguments(parser):
     parser.add_argument("--name-map", metavar="FILE",
                         help="torch name -> MindSpore name (JSON, or lines 'torch_name mindspore_name', "
                              "or 'torch_name: mindspore_name')")
-    parser.add_argument("--atol", type=tolerance_arg, default=CKPT_MAX_ABS,
+    parser.add_argument("--atol", type=tolerance, default=CKPT_MAX_ABS,
                         help=f"absolute tolerance (default {CKPT_MAX_ABS:g})")
-    parser.add_argument("--rtol", type=tolerance_arg, default=CKPT_ELEMENT_REL,
+    parser.add_argument("--rtol", type=tolerance, default=CKPT_ELEMENT_REL,
                         help=f"relative tolerance, times |A| (default {CKPT_ELEMENT_REL:g})")
     add_output_arguments(parser)
 

@@ -19,12 +19,13 @@ NAME = "parity-train"
 HELP = "train torch and MindSpore in lockstep and compare losses and parameters per step"
 
 def add_arguments(parser):
+    from msport.errors import positive_int, tolerance
     from msport.tolerances import PARITY_LOSS_REL
     from msport.training.config import PARITY, add_arguments as add_train_arguments
 
     add_train_arguments(parser, PARITY)
-    parser.add_argument("--steps", type=int, default=20, help="steps to compare (default 20)")
-    parser.add_argument("--loss-rtol", type=float, default=PARITY_LOSS_REL,
+    parser.add_argument("--steps", type=positive_int, default=20, help="steps to compare (default 20)")
+    parser.add_argument("--loss-rtol", type=tolerance, default=PARITY_LOSS_REL,
                         help=f"flag a step whose losses differ by more than this, relative (default {PARITY_LOSS_REL}, "
                              f"msport.tolerances.PARITY_LOSS_REL)")
     parser.add_argument("--json", dest="json_file", metavar="FILE", help="also write the table as JSON")

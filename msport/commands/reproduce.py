@@ -1,4 +1,4 @@
-"""msport reproduce --config FILE: the seed experiment's three arms over several seeds, with statistics."""
+"""msport reproduce --config FILE: the case study's three arms over several seeds, with statistics."""
 
 from msport.reproduce.report import build_results, console_summary, write_report
 import dataclasses
@@ -8,8 +8,8 @@ from msport.reproduce.launch import Launch, parse_shard
 from msport.reproduce.supervise import run_all
 
 NAME = "reproduce"
-HELP = ("train torch, MindSpore with legacy init and MindSpore with parity init over several seeds and "
-        "report whether their accuracy gaps are resolved")
+HELP = ("train PyTorch, MindSpore with MindSpore 1.x defaults and MindSpore with PyTorch defaults over several "
+        "seeds and report whether their accuracy gaps are resolved")
 
 
 def add_arguments(parser):
@@ -23,8 +23,9 @@ def add_arguments(parser):
     parser.add_argument("--arms", nargs="+", metavar="ARM",
                         help="arms to run: torch, ms_legacy, ms_parity (overrides arms)")
     parser.add_argument("--parallel-runs", type=int, default=1, metavar="K",
-                        help="train K runs at once, each on its own device (CUDA / MindSpore device) or, on the "
-                             "CPU, its own share of the cores (default 1)")
+                        help="train K runs at once, each on its own device (CUDA / MindSpore device); on the "
+                             "CPU each keeps its thread count (train: threads, default the usable cores), which "
+                             "is part of what it computes (default 1)")
     parser.add_argument("--nproc-per-run", type=int, default=1, metavar="N",
                         help="train each run data parallel on N ranks through torchrun / msrun (default 1); "
                              "--batch-size stays the global batch")

@@ -35,7 +35,7 @@ How, and why this way:
 * MindSpore 2.10, PyNative: ``Cell.register_forward_hook`` for outputs and
   ``Cell.register_backward_hook`` for their gradients (``grad_output`` is
   d(loss)/d(cell output), this call's path only, like torch's view). The
-  seed's ``ops.InsertGradientOf`` does not work for this: its callback is
+  case study's ``ops.InsertGradientOf`` does not work for this: its callback is
   compiled as a MindSpore graph function, so it cannot store anything in a
   Python dict ("Only supported augassign to attribute of self..."). A shared
   cell's backward hook fires once per call, latest call first, and is matched

@@ -21,7 +21,7 @@ Two ways to judge a layer, chosen by ``mode``:
     keep ``differs`` and are not named (:mod:`msport.diagnose.verdict`).
 ``"magnitude"`` (independent initialisations)
     values cannot agree, but sizes must: the mean |x| ratio MindSpore/torch must
-    stay in ``MAGNITUDE_RATIO_RANGE``. This is the seed's order-of-magnitude
+    stay in ``MAGNITUDE_RATIO_RANGE``. This is the case study's order-of-magnitude
     check: the legacy Normal(0.01) init made the first conv's outputs ~10x too small.
 ``"auto"``
     ``"values"`` when every parameter agrees after name conversion, else ``"magnitude"``.

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
-from msport.errors import UserError
+from msport.errors import UserError, positive_int
 
 
 @dataclass
@@ -290,7 +290,7 @@ def _plottable(value, log_scale):
 
 def add_output_arguments(parser):
     """``--top``, ``--only-diff``, ``--json`` and ``--report``, the same for every diagnosis command."""
-    parser.add_argument("--top", type=int, metavar="N",
+    parser.add_argument("--top", type=positive_int, metavar="N",
                         help="show only the N rows that differ most (all records still go to --json)")
     parser.add_argument("--only-diff", "--only-flagged", dest="only_flagged", action="store_true",
                         help="show only flagged rows")
@@ -335,8 +335,6 @@ def emit(result, args, columns, plots=(), sort_key=None, out=None):
     import sys
 
     out = out or sys.stdout
-    if args.top is not None and args.top < 1:
-        raise UserError(f"--top must be at least 1, got {args.top}")
     for note in result.notes:
         print(f"note: {note}", file=out)
     rows = select_rows(result.records, only_flagged=args.only_flagged, top=args.top, sort_key=sort_key)
@@ -349,17 +347,8 @@ def emit(result, args, columns, plots=(), sort_key=None, out=None):
             value = ", ".join(map(str, value[:8])) + f", ... ({len(value)} in all)"
         print(f"  {key}: {format_value(value)}", file=out)
     flagged = result.flagged
-    groups = OrderedDict()  # one line per distinct reason: 40 BatchNorm parameters share one cause
-    for record in flagged:
-        kind = record.get("check") or record.get("kind") or ""
-        groups.setdefault((kind, record.get("reason")), []).append(record["name"])
-    for shown, ((kind, reason), names) in enumerate(groups.items()):
-        if shown == REASONS_SHOWN:
-            print(f"  ... {len(groups) - shown} more distinct findings (see --json)", file=out)
-            break
-        also = f" (and {len(names) - 1} more: {', '.join(names[1:4])}{', ...' if len(names) > 4 else ''})" \
-            if len(names) > 1 else ""
-        print(f"  FLAGGED {kind} {names[0]}{also}: {reason}".replace("  FLAGGED  ", "  FLAGGED "), file=out)
+    for line in findings_lines(flagged):
+        print(line, file=out)
     if args.json:
         write_json(result, args.json)
         print(f"wrote {args.json}", file=out)
@@ -370,10 +359,35 @@ def emit(result, args, columns, plots=(), sort_key=None, out=None):
     return result.exit_code
 
 
-#: How many flagged records' reasons the console shows after the table.
-REASONS_SHOWN = 12
+#: Distinct reasons the console shows per kind of finding; every kind is shown, with its counts.
+REASONS_PER_KIND = 4
+
+
+def findings_lines(flagged):
+    """The flagged records as console lines: grouped by kind of check (init, weight decay, loss...), each
+    kind with its counts, then one line per distinct reason (40 BatchNorm parameters share one cause).
+    Every kind gets a heading, so no kind of finding hides behind another's many."""
+    kinds = OrderedDict()
+    for record in flagged:
+        kind = record.get("check") or record.get("kind") or "other"
+        kinds.setdefault(kind, OrderedDict()).setdefault(record.get("reason"), []).append(record["name"])
+    lines = []
+    if len(kinds) > 1:
+        lines.append(f"  {len(flagged)} flagged, {len(kinds)} kinds: " +
+                     ", ".join(f"{kind} {sum(map(len, reasons.values()))}" for kind, reasons in kinds.items()))
+    for kind, reasons in kinds.items():
+        count = sum(map(len, reasons.values()))
+        lines.append(f"  {kind}: {count} flagged, {len(reasons)} distinct finding{'s' if len(reasons) > 1 else ''}")
+        for shown, (reason, names) in enumerate(reasons.items()):
+            if shown == REASONS_PER_KIND:
+                lines.append(f"    ... {len(reasons) - shown} more distinct {kind} findings (see --json)")
+                break
+            also = f" (and {len(names) - 1} more: {', '.join(names[1:4])}{', ...' if len(names) > 4 else ''})" \
+                if len(names) > 1 else ""
+            lines.append(f"    FLAGGED {names[0]}{also}: {reason}")
+    return lines
 
 
 __all__ = ["DiagnosisResult", "Column", "Plot", "Figure", "format_value", "format_table", "select_rows",
            "json_ready", "write_json", "write_report", "flag_mark", "add_output_arguments", "check_output_arguments",
-           "emit"]
+           "emit", "findings_lines"]

@@ -1,7 +1,8 @@
-"""Reproduce the seed experiment over several seeds and say which accuracy gaps are real.
+"""Reproduce a port's accuracy gap over several seeds and say which gaps are real.
 
-The seed document compared one run per arm (PyTorch 92.58%, MindSpore with
-MindSpore 1.x default init 91.96%, MindSpore with parity init 92.98%), but
+The MindSpore accuracy-debugging guide's CIFAR-10 case study compared one run per
+arm (PyTorch 92.58%, MindSpore with MindSpore 1.x defaults 91.96%, MindSpore with
+PyTorch defaults 92.98%), but
 CIFAR ResNets vary by 0.1-0.5 points from seed to seed, so one run cannot call
 a 0.4-point gap. ``msport reproduce`` trains each arm for N seeds through the
 real trainers and reports means, spreads and confidence intervals.

@@ -13,7 +13,8 @@ from typing import List, Optional
 
 import msport
 from msport.errors import UserError
-from msport.training.config import (FIELDS, TrainConfig, check_model, from_mapping, load_resolved, read_mapping)
+from msport.training.config import (FIELDS, TrainConfig, check_model, default_threads, from_mapping, load_resolved,
+                                    read_mapping, threads_matter)
 from msport.training.run import FINISHED as RUN_FINISHED, RESUMABLE, RESUME_FILES, Run
 
 
@@ -31,17 +32,18 @@ class Arm:
 
 
 ARMS = {arm.name: arm for arm in (
-    Arm("torch", "train_torch.py", "torch", None, "PyTorch reference"),
+    Arm("torch", "train_torch.py", "torch", None, "PyTorch, PyTorch defaults: the reference"),
     Arm("ms_legacy", "train_ms.py", "mindspore", "legacy",
-        "MindSpore, MindSpore 1.x default init (Normal(0.01), zero bias): the seed's before"),
+        "MindSpore, MindSpore 1.x defaults (Normal(0.01) weights, zero bias): the port before the fix"),
     Arm("ms_parity", "train_ms.py", "mindspore", "torch",
-        "MindSpore, parity init (torch's kaiming-uniform): the seed's after"),
+        "MindSpore, PyTorch defaults (kaiming-uniform weights and bias): the port after the fix"),
 )}
 
 #: TrainConfig keys that reproduce sets for each run; a ``train:`` mapping may not set them.
 PER_RUN_KEYS = ("seed", "init", "device", "output_dir", "resume", "progress", "world_size")
 #: TrainConfig keys that may differ between a run folder and the request: they do not change what is computed
-#: (world_size: a run may resume at another number of ranks, as the trainers allow).
+#: (world_size: a run may resume at another number of ranks, as the trainers allow; threads: only off the CPU,
+#: see threads_matter).
 NOT_IDENTITY_KEYS = ("resume", "output_dir", "progress", "num_workers", "keep_checkpoint_max", "threads",
                      "world_size", "ckpt_prefix")
 
@@ -132,6 +134,7 @@ def _check(cfg, path):
     need(len(set(cfg.arms)) == len(cfg.arms), f"arms {cfg.arms} repeat an arm")
     for key in ("output_dir", "torch_device", "ms_device"):
         need(isinstance(getattr(cfg, key), str), f"{key} must be a string, got {getattr(cfg, key)!r}")
+        need("\0" not in getattr(cfg, key), f"{key} holds a NUL character ({getattr(cfg, key)!r}); remove it")
     try:  # types, ranges and the model name fail here, not in the first run
         from_mapping(cfg.train)
         for framework in sorted({ARMS[a].framework for a in cfg.arms}):
@@ -159,6 +162,8 @@ def plan_runs(cfg):
                          output_dir=os.path.join(cfg.output_dir, "runs", f"{name}-seed{seed}"))
             if arm.init is not None:
                 train["init"] = arm.init
+            if train.get("threads") is None and threads_matter(TrainConfig(device=train["device"])):
+                train["threads"] = default_threads()  # whatever --parallel-runs: it is part of what a run computes
             runs.append(PlannedRun(arm, seed, TrainConfig(**train)))
     return runs
 
@@ -183,7 +188,10 @@ def run_state(run):
     config_file = os.path.join(run.path, "config.yaml")
     if os.path.isfile(config_file):
         saved = load_resolved(config_file)
-        changed = [k for k in FIELDS if k not in NOT_IDENTITY_KEYS and getattr(saved, k) != getattr(run.config, k)]
+        checked = [k for k in FIELDS if k not in NOT_IDENTITY_KEYS]
+        if threads_matter(saved) and saved.threads is not None:
+            checked.append("threads")
+        changed = [k for k in checked if getattr(saved, k) != getattr(run.config, k)]
         if changed:
             raise UserError(f"{run.path} holds a run with " + ", ".join(
                 f"{k} {getattr(saved, k)!r} (requested {getattr(run.config, k)!r})" for k in changed) +

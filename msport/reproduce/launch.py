@@ -2,10 +2,8 @@
 invocations (nodes); each run's command line, environment and device slot. None of it changes what a run
 computes."""
 
-import ctypes
 import os
 import shutil
-import signal
 import sys
 import threading
 from dataclasses import dataclass
@@ -13,9 +11,6 @@ from typing import Tuple
 
 from msport.errors import UserError
 from msport.training.parallel import free_port, launch_command, launcher_env
-
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
 
 # -- several runs at once, several ranks per run, several invocations (nodes) ------------------
 
@@ -66,9 +61,15 @@ def run_command(run, trainers, request, launch):
                           log_dir=os.path.join(run.path, "rank_logs")) + ["--config", request]
 
 
-def slot_env(device, slot, launch, env=None):
-    """The environment of the run in ``slot`` (0 .. parallel_runs - 1): its devices or its CPU threads."""
+def slot_env(device, slot, launch, env=None, threads=None):
+    """The environment of the run in ``slot`` (0 .. parallel_runs - 1): its devices, and its CPU threads.
+
+    ``threads``: the run's own count (a CPU run's, fixed by the plan whatever the placement, since it
+    changes what the run computes); without one each rank gets an equal share of the cores.
+    """
     env = launcher_env(env)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
     if launch.parallel_runs == 1 and launch.nproc_per_run == 1:
         return env
     kind = device.split(":")[0].lower()
@@ -83,7 +84,7 @@ def slot_env(device, slot, launch, env=None):
             raise UserError(f"--parallel-runs {launch.parallel_runs} x --nproc-per-run {launch.nproc_per_run} needs "
                             f"{launch.parallel_runs * launch.nproc_per_run} devices; {name} lists {len(devices)}")
         env[name] = ",".join(mine)
-    else:  # the CPU: each rank of each concurrent run gets an equal share of the cores
+    if not threads:  # each rank of each concurrent run gets an equal share of the host's cores
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // (launch.parallel_runs * launch.nproc_per_run)))
     return env
 
@@ -118,20 +119,8 @@ class Slots:
             self._free.sort()
 
 
-def die_with_parent(parent):
-    """A ``preexec_fn`` that makes the trainer stop when this process dies (Linux ``PR_SET_PDEATHSIG``).
-
-    Without it a trainer whose ``msport reproduce`` was killed trains on, unseen; the run folder's lock
-    then refuses the rerun's trainer rather than let both write it. Elsewhere it does nothing.
-    """
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-    def arm():
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return arm
+def guarded(command, parent=None):
+    """``command`` started through :mod:`msport.reproduce.guard`, so that it stops when ``parent`` (this
+    process) dies, even by SIGKILL: a trainer left running unseen would keep its run folder locked."""
+    guard = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guard.py")
+    return [sys.executable, guard, str(parent or os.getpid()), *command]

@@ -2,8 +2,13 @@
 
 A process per run gives each one fresh framework state (global seeds, MindSpore's context, the oneDNN
 cap that would slow torch) and makes it resumable on its own. The trainers' output goes to
-``RUN/train.log``; the console gets one line as each run starts and one as it ends; on a terminal a
-bar between them counts its epochs.
+``RUN/train.log``; the console gets a line as each run starts and ends, and live progress of every
+run in flight: on a terminal a bar per run, elsewhere (a pipe, CI, ``| tee``) a line per finished
+epoch, each named by its run.
+
+Each trainer is started through :mod:`~msport.reproduce.guard`, so it stops when reproduce dies, and
+is stopped the way its launcher can pass on: SIGTERM, a grace period, then SIGKILL (torchrun and msrun
+forward a SIGTERM to their ranks; a SIGKILL would leave the ranks running, holding the run's lock).
 """
 
 import dataclasses
@@ -18,13 +23,16 @@ from tqdm import tqdm
 
 from msport.errors import UserError
 from msport.reproduce.config import FINISHED, INTERRUPTED, find_trainers, plan_runs, read_outcome, run_state
-from msport.reproduce.launch import Launch, append_rank_logs, die_with_parent, Slots, in_shard, run_command, slot_env
-from msport.training.config import save_resolved
+from msport.reproduce.launch import Launch, Slots, append_rank_logs, guarded, in_shard, run_command, slot_env
+from msport.environment import usable_cpus
+from msport.training.config import save_resolved, threads_matter
 
 #: Lines of a failed run's log shown on the console.
 FAILED_LOG_TAIL = 20
-#: How often the console's epoch bar looks at a running trainer's metrics.csv.
+#: How often the console's progress looks at a running trainer's metrics.csv.
 EPOCH_POLL_SECONDS = 2.0
+#: How long a trainer (or its launcher, passing the signal to its ranks) gets to stop after SIGTERM.
+STOP_GRACE_SECONDS = 15.0
 
 
 def run_all(cfg, launch=Launch()):
@@ -37,6 +45,7 @@ def run_all(cfg, launch=Launch()):
     trainers = find_trainers()
     runs = plan_runs(cfg)
     states = [run_state(run) for run in runs]  # every folder checked before anything trains
+    _note_shared_cores(runs, launch)
     slots, stop, failures = Slots(launch.parallel_runs), threading.Event(), []
 
     def one(number, run, state):
@@ -73,6 +82,18 @@ def run_all(cfg, launch=Launch()):
     return [o for o in outcomes if o is not None]
 
 
+def _note_shared_cores(runs, launch):
+    """CPU runs keep their thread count whatever the placement (it changes what they compute): say when
+    several at once ask for more threads than there are cores, which slows them but changes nothing."""
+    counts = [run.config.threads for run in runs if threads_matter(run.config) and run.config.threads]
+    cores = usable_cpus()
+    wanted = launch.parallel_runs * launch.nproc_per_run * max(counts, default=0)
+    if launch.parallel_runs > 1 and wanted > cores:
+        say(f"note: {launch.parallel_runs} runs at once x {launch.nproc_per_run} rank(s) x {max(counts)} threads on "
+            f"{cores} cores: each CPU run keeps its thread count, so results equal one-at-a-time runs, only "
+            f"slower; set train: threads: (part of what a run is) to share the cores")
+
+
 def say(line):
     print(line, flush=True)  # a piped stdout (CI, make demo | tee) would hold progress lines back until the end
 
@@ -84,14 +105,14 @@ def _train(run, trainers, log, resume, launch=Launch(), slot=0):
     request = os.path.join(run.path, "request.yaml")
     save_resolved(dataclasses.replace(run.config, resume=resume), request)
     command = run_command(run, trainers, request, launch)
-    env = slot_env(run.config.device, slot, launch)
+    env = slot_env(run.config.device, slot, launch, threads=run.config.threads)
     placed = " ".join(f"{k}={env[k]}" for k in ("CUDA_VISIBLE_DEVICES", "ASCEND_RT_VISIBLE_DEVICES", "OMP_NUM_THREADS")
                       if k in env and env[k] != os.environ.get(k))
     with open(log, "a") as fh:
         fh.write(f"# msport reproduce, {time.strftime('%Y-%m-%d %H:%M:%S')}: {placed + ' ' if placed else ''}"
                  f"{' '.join(command)}\n")
         fh.flush()
-        code = _run_with_epoch_bar(command, fh, run, env=env, preexec_fn=die_with_parent(os.getpid()))
+        code = _run_with_progress(guarded(command), fh, run, env=env, slot=slot)
     append_rank_logs(run, log)
     if code != 0:
         with open(log) as fh:
@@ -103,19 +124,43 @@ def _train(run, trainers, log, resume, launch=Launch(), slot=0):
         raise UserError(f"run {run.label} failed (exit {code}); its log is {log}")
 
 
-def _run_with_epoch_bar(command, log, run, env=None, preexec_fn=None):
-    """Run the trainer; on a terminal, a bar on stderr counts its finished epochs (read from metrics.csv)."""
+def _run_with_progress(command, log, run, env=None, slot=0):
+    """Run the trainer and show its finished epochs (read from metrics.csv) while it runs: a bar on a
+    terminal, otherwise a line per epoch naming the run. Any exit of ours (Ctrl-C included) stops it."""
     folder = run.folder()
-    with subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                          preexec_fn=preexec_fn) as process, \
-            tqdm(total=run.config.epochs, initial=len(folder.completed_epochs()), desc=f"  {run.label}",
-                 unit="epoch", file=sys.stderr, disable=None, leave=False, dynamic_ncols=True) as bar:
+    shown = len(folder.completed_epochs())
+    with subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                          env=env) as process, \
+            tqdm(total=run.config.epochs, initial=shown, desc=f"  {run.label}", unit="epoch", file=sys.stderr,
+                 disable=None, leave=False, dynamic_ncols=True, position=slot) as bar:
         try:
             while True:
                 try:
-                    return process.wait(timeout=EPOCH_POLL_SECONDS)
+                    code = process.wait(timeout=EPOCH_POLL_SECONDS)
                 except subprocess.TimeoutExpired:
-                    bar.update(len(folder.completed_epochs()) - bar.n)
+                    code = None
+                rows = folder.completed_epochs()
+                for row in rows[shown:]:
+                    if bar.disable:
+                        say(f"  {run.label}: epoch {row['epoch']}/{run.config.epochs}  val acc "
+                            f"{row['val_acc']:.2f}%  {row['seconds']:.1f}s")
+                    else:
+                        bar.set_postfix_str(f"val acc {row['val_acc']:.2f}%", refresh=False)
+                        bar.update(1)
+                shown = max(shown, len(rows))
+                if code is not None:
+                    return code
         except BaseException:  # Ctrl-C included: never leave a trainer running behind us
-            process.kill()
+            stop(process)
             raise
+
+
+def stop(process, grace=STOP_GRACE_SECONDS):
+    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL: torchrun and msrun pass a SIGTERM on to their
+    ranks, and cannot pass on a SIGKILL."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

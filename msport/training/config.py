@@ -9,6 +9,7 @@ and unknown keys are errors, so a typo never silently trains with a default.
 
 import argparse
 import dataclasses
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import List, Optional
 
 import yaml
 
+from msport.environment import usable_cpus
 from msport.errors import UserError, first_line
 from msport.files import atomic_write_text
 from msport.training.recipe import OPTIMIZERS
@@ -47,9 +49,10 @@ def option(default, help, *, choices=None, min=None, above=None, max=None, below
 @dataclass
 class TrainConfig:
     # model
-    model: str = option("resnet18", "zoo model name, e.g. resnet10_w16, resnet18, resnet50")
+    model: str = option("resnet18", "the model: a zoo name (resnet10_w16, resnet18, resnet50...), port:DIR (a "
+                                    "folder msport port wrote) or module:callable (your own builder)")
     num_classes: int = option(10, "classifier outputs; at least the data set's classes", min=1)
-    init: str = option("torch", "MindSpore init scheme: torch (PyTorch's defaults), legacy (MindSpore 1.x), "
+    init: str = option("torch", "MindSpore init scheme: torch (PyTorch defaults), legacy (MindSpore 1.x defaults), "
                                 "mindspore (the installed version's)", choices=INITS, used_by=(MINDSPORE,))
     init_from: Optional[str] = option(None, "start from these weights (.pth or .ckpt, converted as needed)",
                                       used_by=TRAINERS, metavar="FILE")
@@ -60,7 +63,8 @@ class TrainConfig:
     data_dir: Optional[str] = option(None, "folder holding cifar-10-batches-py/ or cifar-10-batches-bin/",
                                      metavar="DIR")
     download: bool = option(False, "fetch CIFAR-10 into --data-dir when it is missing")
-    deterministic: bool = option(False, "the seed's set-up: no shuffle, no crop/flip", used_by=TRAINERS)
+    deterministic: bool = option(False, "no shuffle, no crop or flip: every epoch sees the same batches",
+                                 used_by=TRAINERS)
     num_workers: int = option(0, "data loader worker processes (batches cost ~2 ms of numpy: workers only "
                                  "compete with compute on a small machine)", min=0, used_by=TRAINERS)
     # optimisation: torch's optimizer on both sides (msport.optim on MindSpore), weight decay on every parameter
@@ -84,11 +88,12 @@ class TrainConfig:
     gamma: float = option(0.1, "factor of the step and multistep schedules", above=0)
     warmup_epochs: int = option(0, "epochs of linear per-step warm-up before the schedule", min=0)
     # run
-    seed: int = option(0, "seed of the weights, the batch order and the augmentation", min=0)
+    seed: int = option(0, "seed of the weights, the batch order and the augmentation", min=0, max=2 ** 32 - 1)
     device: str = option("cpu", {TORCH: "device: cpu or cuda[:N]", MINDSPORE: "device: cpu, gpu or ascend",
                                  PARITY: "device of both frameworks: cpu (or cuda/gpu where each has one)"})
-    threads: Optional[int] = option(None, "intra-op threads of the framework(s); set it when two trainers share "
-                                          "a small machine", min=1, metavar="N")
+    threads: Optional[int] = option(None, "intra-op threads of the framework(s) (default OMP_NUM_THREADS); part of "
+                                          "what a run computes: torch's CPU sums round differently at another "
+                                          "count, so a resume keeps it", min=1, metavar="N")
     mode: str = option("graph", "MindSpore execution mode", choices=MODES, used_by=(MINDSPORE, PARITY))
     # torch on CUDA only; the defaults compute what a plain fp32 eager loop computes
     precision: str = option("fp32", "arithmetic on CUDA: fp32 (TF32 off), tf32, or bf16 autocast",
@@ -203,6 +208,10 @@ def resolve(args):
         value = getattr(args, name, None)
         if value is not None:
             values[name], origin[name] = value, "--" + name.replace("_", "-")
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if values.get("threads") is None and omp.isdigit() and int(omp) > 0:
+        # the launcher's share per process (torchrun, msrun, reproduce, a user's export) is the run's count
+        values["threads"], origin["threads"] = int(omp), "OMP_NUM_THREADS"
     return from_mapping(values, origin)
 
 
@@ -214,7 +223,7 @@ def from_mapping(values, origin=None, check_files=True):
         if key not in FIELDS:
             raise UserError(f"unknown config key {key!r}; valid keys: {', '.join(FIELDS)}")
         typed[key] = _typed(key, value, origin.get(key))
-    return validate(TrainConfig(**typed), check_files)
+    return validate(TrainConfig(**typed), check_files, origin)
 
 
 def _typed(key, value, where):
@@ -230,9 +239,11 @@ def _typed(key, value, where):
         List[int]: lambda v: isinstance(v, list) and all(_is_int(x) for x in v),
         List[float]: lambda v: isinstance(v, (list, tuple)) and all(_is_number(x) for x in v),
     }[annotation]
+    prefix = f"{where}: " if where else ""
     if not ok(value):
-        prefix = f"{where}: " if where else ""
         raise UserError(f"{prefix}{key} must be {_TYPE_NAMES[annotation]}, got {value!r}")
+    if isinstance(value, str) and "\0" in value:  # the OS refuses such a path; say so before any work
+        raise UserError(f"{prefix}{key} holds a NUL character ({value!r}); remove it")
     if annotation is List[float]:
         return [float(x) for x in value]
     return float(value) if annotation is float or (annotation is Optional[float] and value is not None) else value
@@ -252,46 +263,59 @@ _TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str:
                List[float]: "a list of numbers such as [0.9, 0.999]"}
 
 
-def validate(cfg, check_files=True):
+def validate(cfg, check_files=True, origin=None):
     """Every key's range and choices, then the rules that tie keys together; raises :class:`UserError`.
 
     ``check_files=False`` skips what depends on files (``init_from`` exists), for a saved config.
+    ``origin`` (key -> "config file F", "--set ...", "--flag") names in each message where the value came from.
     """
+    origin = origin or {}
     for name, f in FIELDS.items():
         value, meta = getattr(cfg, name), f.metadata
+        where = f"{origin[name]}: " if name in origin else ""
         if value is None:
             continue
         if meta["choices"] and value not in meta["choices"]:
-            raise UserError(f"{name} {value!r} unknown: choose one of {', '.join(meta['choices'])}")
+            raise UserError(f"{where}{name} {value!r} unknown: choose one of {', '.join(meta['choices'])}")
+        if isinstance(value, float) and not math.isfinite(value):  # inf passes every bound; nan fails them
+            raise UserError(f"{where}{name} must be a finite number, got {value}")
         for bound, ok, words in (("min", lambda v, b: v >= b, "at least"), ("above", lambda v, b: v > b, "above"),
                                  ("max", lambda v, b: v <= b, "at most"), ("below", lambda v, b: v < b, "below")):
             if meta[bound] is not None and not ok(value, meta[bound]):
-                raise UserError(f"{name} must be {words} {meta[bound]}, got {value}")
+                raise UserError(f"{where}{name} must be {words} {meta[bound]}, got {value}")
 
-    def need(ok, message):
+    def need(ok, message, *keys):
+        """``keys``: the keys the rule ties together; the message names where the first set one came from."""
         if not ok:
-            raise UserError(message)
+            named = next((origin[k] for k in keys if k in origin), None)
+            raise UserError(f"{named}: {message}" if named else message)
 
-    need(cfg.warmup_epochs < cfg.epochs, f"warmup_epochs must be below epochs ({cfg.epochs}), got {cfg.warmup_epochs}")
-    need(cfg.schedule != "multistep" or cfg.milestones, "schedule multistep needs milestones, e.g. --milestones 100 150")
+    need(cfg.warmup_epochs < cfg.epochs, f"warmup_epochs must be below epochs ({cfg.epochs}), got {cfg.warmup_epochs}",
+         "warmup_epochs", "epochs")
+    need(cfg.schedule != "multistep" or cfg.milestones, "schedule multistep needs milestones, e.g. --milestones 100 150",
+         "schedule", "milestones")
     need(all(m >= 1 for m in cfg.milestones) and cfg.milestones == sorted(set(cfg.milestones)),
-         f"milestones must be increasing epochs from 1, got {cfg.milestones}")
+         f"milestones must be increasing epochs from 1, got {cfg.milestones}", "milestones")
     need(cfg.data in DATA_SOURCES or ":" in cfg.data,
-         f"data {cfg.data!r} unknown: choose one of {', '.join(DATA_SOURCES)}, or module:callable (parity-train)")
+         f"data {cfg.data!r} unknown: choose one of {', '.join(DATA_SOURCES)}, or module:callable (parity-train)",
+         "data")
     classes = DATA_CLASSES.get(cfg.data, 1)
     need(cfg.num_classes >= classes, f"num_classes must be at least {classes} for data {cfg.data} (its labels run "
-                                     f"0-{classes - 1}), got {cfg.num_classes}")
-    need(not cfg.nesterov or cfg.momentum > 0, "nesterov needs a momentum above 0")
+                                     f"0-{classes - 1}), got {cfg.num_classes}", "num_classes", "data")
+    need(not cfg.nesterov or cfg.momentum > 0, "nesterov needs a momentum above 0", "nesterov", "momentum")
     need(len(cfg.betas) == 2 and all(0 <= b < 1 for b in cfg.betas), f"betas must be two numbers in [0, 1), "
-                                                                     f"got {cfg.betas}")
-    need(not cfg.nesterov or cfg.optimizer == "sgd", f"nesterov is an sgd option; optimizer is {cfg.optimizer}")
+                                                                     f"got {cfg.betas}", "betas")
+    need(not cfg.nesterov or cfg.optimizer == "sgd", f"nesterov is an sgd option; optimizer is {cfg.optimizer}",
+         "nesterov", "optimizer")
     need(cfg.schedule != "onecycle" or not cfg.warmup_epochs,
-         "schedule onecycle warms up by itself (its first 30% of steps); drop warmup_epochs")
+         "schedule onecycle warms up by itself (its first 30% of steps); drop warmup_epochs", "schedule",
+         "warmup_epochs")
     need(cfg.ckpt_prefix is None or (bool(cfg.ckpt_prefix) and os.sep not in cfg.ckpt_prefix),
-         f"ckpt_prefix must be a file name prefix without {os.sep}, got {cfg.ckpt_prefix!r}")
-    need(not check_files or cfg.init_from is None or os.path.isfile(cfg.init_from), f"--init-from {cfg.init_from}: no such file")
+         f"ckpt_prefix must be a file name prefix without {os.sep}, got {cfg.ckpt_prefix!r}", "ckpt_prefix")
+    need(not check_files or cfg.init_from is None or os.path.isfile(cfg.init_from),
+         f"{cfg.init_from}: no such file", "init_from")
     need(cfg.data != "cifar10" or cfg.download or cfg.data_dir,
-         "data cifar10 needs --data-dir (the folder holding cifar-10-batches-py/ or -bin/), or --download")
+         "data cifar10 needs --data-dir (the folder holding cifar-10-batches-py/ or -bin/), or --download", "data")
     return cfg
 
 
@@ -311,6 +335,21 @@ def epochs_change_allowed(saved, wanted):
     return None
 
 
+def threads_matter(cfg):
+    """On the CPU the thread count is part of what a run computes: torch's CPU kernels split their sums
+    by thread and round differently at another count (49.86 against 41.50 after 2 epochs, same seed,
+    1 against 2 threads). On a GPU or Ascend it only sets the host's share of the cores."""
+    return cfg.device.split(":")[0].lower() == "cpu"
+
+
+def default_threads():
+    """The thread count of a CPU run nobody chose one for: OMP_NUM_THREADS, else the usable cores."""
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) > 0:
+        return int(omp)
+    return usable_cpus()
+
+
 def run_dir(cfg, framework):
     if cfg.output_dir:
         return cfg.output_dir
@@ -325,10 +364,25 @@ def name_slug(model):
 
 #: First line of every config.yaml msport writes: a run folder's config.yaml without it is the user's.
 CONFIG_HEADER = "# msport run configuration: the resolved settings this run trains with\n"
+#: Second line of a run folder's config.yaml: the framework that trains it (a request file has none).
+_FRAMEWORK_LINE = "# framework: {}\n"
 
 
-def save_resolved(cfg, path):
-    atomic_write_text(path, CONFIG_HEADER + yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+def save_resolved(cfg, path, framework=None):
+    """``framework`` marks the folder as one framework's run, which the other's trainer never restarts."""
+    marker = _FRAMEWORK_LINE.format(framework) if framework else ""
+    atomic_write_text(path, CONFIG_HEADER + marker + yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+
+
+def saved_framework(path):
+    """The framework a run folder's config.yaml names, or None (a request file, or an older run folder)."""
+    try:
+        with open(path, errors="replace") as fh:
+            fh.readline()
+            match = re.fullmatch(_FRAMEWORK_LINE.format("(.+)").rstrip("\n"), fh.readline().rstrip("\n"))
+    except OSError:
+        return None
+    return match.group(1) if match else None
 
 
 def written_by_msport(path):

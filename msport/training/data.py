@@ -12,11 +12,12 @@ def load_splits(cfg):
         raise UserError(f"data {cfg.data!r}: a module:callable source is for parity-train; the trainers read "
                         f"digits or cifar10")
     try:
+        root = cfg.data_dir
         if cfg.data == "cifar10" and cfg.download:
-            root = cfg.data_dir or os.path.join("data", "cifar10")
+            # cfg keeps data_dir as asked (None): config.yaml records the request, which a rerun compares
+            root = root or os.path.join("data", "cifar10")
             download_cifar10(root)
-            cfg.data_dir = root
         # The digits split uses its own fixed seed, so runs of different seeds share one split.
-        return load_dataset(cfg.data, cfg.data_dir, "train"), load_dataset(cfg.data, cfg.data_dir, "val")
+        return load_dataset(cfg.data, root, "train"), load_dataset(cfg.data, root, "val")
     except DataError as exc:
         raise UserError(str(exc)) from exc

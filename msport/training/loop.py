@@ -13,11 +13,14 @@ share of each batch; the epoch's totals are summed over the ranks, and rank 0
 alone writes the run folder.
 """
 
+import math
 import os
 import sys
 
 from tqdm import tqdm
 
+from msport.data import planned_batches
+from msport.errors import UserError, first_line
 from msport.training.run import EpochTimer
 from msport.training.schedule import per_step_lr
 
@@ -61,6 +64,10 @@ def train(side, run, model, optimizer, train_loader, val_loader, device):
         row = {"epoch": epoch + 1, "train_loss": loss_sum / count, "train_acc": 100.0 * correct / count,
                "val_loss": val_loss, "val_acc": val_acc, "lr": lr_applied,
                "seconds": timer.seconds(), "images_per_second": count / train_seconds}
+        if not all(math.isfinite(row[k]) for k in ("train_loss", "val_loss")):  # every rank: summed values
+            raise UserError(f"epoch {epoch + 1}: train loss {row['train_loss']:.4g}, val loss {val_loss:.4g}: the run "
+                            f"diverged (learning rate {row['lr']:.4g} too high, or the model or data); the epochs "
+                            f"before are kept in {run.path}, this one is not: start a new run with a lower --lr")
         if not world.is_main:
             continue
         # Commit order (msport/training/run.py): metrics, checkpoint, best.json, then the resume file,
@@ -78,6 +85,36 @@ def train(side, run, model, optimizer, train_loader, val_loader, device):
     if best:
         say(f"best val acc {best['val_acc']:.2f} at epoch {best['epoch']} ({best['checkpoint']}); run in {run.path}")
     return best
+
+
+def check_forward(side, model, dataset, cfg, device):
+    """Run the model once on the first validation batch, before the run folder is touched.
+
+    The model may be the user's own code (``module:callable``, ``port:DIR``): a forward that
+    raises, rejects the data's shape or returns something other than one (batch, classes) tensor
+    is a one-line error here, not a traceback from the first training step after the run folder
+    was written. Evaluation mode, no gradients, no random draws: nothing the run computes changes
+    (in GRAPH_MODE the graph it compiles is the one evaluation uses).
+    """
+    world = side.world()
+    x, _ = planned_batches(dataset, cfg.batch_size, train=False, augment=False, seed=cfg.seed,
+                           rank=world.rank, world=world.size).batch(0, 0)
+    what = f"--model {cfg.model}"
+    try:
+        kind, shape = side.probe_forward(model, x, device)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's forward failed: one line, not a traceback
+        raise UserError(f"{what}: its forward on a batch of shape {tuple(x.shape)} ({dataset.name}) failed: "
+                        f"{type(exc).__name__}: {first_line(exc)}") from exc
+    classes = len(dataset.classes)
+    if shape is None:
+        kind = "None" if kind == "NoneType" else f"a {kind}"
+        raise UserError(f"{what}: its forward returned {kind}; the trainers need the logits, one tensor of "
+                        f"shape (batch, classes) = ({len(x)}, {cfg.num_classes})")
+    if len(shape) != 2 or shape[0] != len(x) or shape[1] < classes:
+        raise UserError(f"{what}: its forward returned logits of shape {tuple(shape)} for a batch of {len(x)}; "
+                        f"the trainers need (batch, classes) with at least {classes} classes for {dataset.name}")
 
 
 def _say(message):

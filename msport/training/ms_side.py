@@ -42,7 +42,9 @@ def setup(cfg):
               "its own GRAPH_MODE", flush=True)
     check_model(cfg, FRAMEWORK)
     if cfg.threads and not _threads_set():
-        ms.device_context.cpu.op_tuning.threads_num(cfg.threads)  # CPU kernels' pool; may be set once a process
+        # CPU kernels' pool; may be set once a process. cfg.threads holds OMP_NUM_THREADS when no count was
+        # asked for (config.resolve), as torchrun / msrun set it per rank: MindSpore would otherwise run 25.
+        ms.device_context.cpu.op_tuning.threads_num(cfg.threads)
     if cfg.sync_bn:
         raise UserError("--sync-bn: MindSpore's nn.SyncBatchNorm runs on Ascend only and train_ms.py does not "
                         "swap it in; drop --sync-bn (each rank keeps its own BatchNorm statistics)")
@@ -53,8 +55,6 @@ def setup(cfg):
         ms.set_device(target, launched.local_rank)  # one device per rank of a node
     elif ms.get_context("device_target") != target:  # set_device refuses once kernels have run in the process
         ms.set_device(target)
-    if target == "CPU":
-        _cap_cpu_threads()
     if os.environ.get("MS_ROLE"):  # started by msrun
         from mindspore.communication import get_group_size, get_rank, init
 
@@ -70,17 +70,6 @@ def setup(cfg):
 
 def world():
     return _world
-
-
-def _cap_cpu_threads():
-    """Honour OMP_NUM_THREADS as torch does: torchrun / msrun set it to 1 per rank, ``msport reproduce
-    --parallel-runs`` to each run's share. MindSpore's CPU kernels otherwise run 25 threads whatever it says."""
-    import mindspore.device_context.cpu.op_tuning as op_tuning
-    from mindspore._c_expression import RuntimeConf
-
-    threads = os.environ.get("OMP_NUM_THREADS", "")
-    if threads.isdigit() and int(threads) > 0 and not RuntimeConf.get_instance().is_op_threads_num_configured():
-        op_tuning.threads_num(int(threads))
 
 
 def _threads_set():
@@ -203,6 +192,24 @@ def _tensor(a, dtype):
     return ms.Tensor(np.asarray(a, dtype))
 
 
+def probe_forward(net, x, device=None):
+    """(type name, shape or None) of the network's output on ``x``, in evaluation mode and PYNATIVE_MODE.
+
+    PyNative raises a failing forward as a Python exception; GRAPH_MODE's compiler would also print its
+    own 30 lines of C++ log to stderr and dump ``rank_0/om/analyze_fail.ir`` into the working folder.
+    """
+    del device
+    training, mode = net.training, ms.get_context("mode")
+    net.set_train(False)
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    try:
+        out = net(_tensor(x, np.float32))
+    finally:
+        ms.set_context(mode=mode)
+        net.set_train(training)
+    return type(out).__name__, (tuple(out.shape) if isinstance(out, ms.Tensor) else None)
+
+
 def train_mode(net, training):
     net.set_train(training)
 
@@ -279,7 +286,7 @@ def make_loader(ds, cfg, *, train, epoch=0):
 def checkpoint_name(cfg, epoch, steps, val_acc):
     """``ModelCheckpoint``'s naming: ``{prefix}-{epoch}_{steps per epoch}.ckpt``.
 
-    The prefix defaults to ``train_{model}_{data}``; the seed's scripts wrote
+    The prefix defaults to ``train_{model}_{data}``; the case study's scripts wrote
     ``train_resnet_cifar10`` for ResNet50 on CIFAR-10 (set ``ckpt_prefix`` to match them).
     """
     del val_acc

@@ -6,7 +6,7 @@ Layout (same for both frameworks)::
     RUN/metrics.csv        one row per finished epoch
     RUN/best.json          the epoch with the best validation accuracy and its checkpoint
     RUN/environment.json   versions, CPU and thread counts of each process that trained it
-    RUN/checkpoint/        per-epoch weights, named as the seed's scripts name them
+    RUN/checkpoint/        per-epoch weights, named as the case study's scripts name them
     RUN/resume-E.pth|ckpt  model + optimizer + RNG after epoch E: the commit point of epoch E
     RUN/.lock              locked (POSIX record lock) by the trainer that owns the folder
 
@@ -37,21 +37,25 @@ import shutil
 import time
 
 from msport import environment
-from msport.errors import UserError
+from msport.errors import UserError, first_line
 from msport.files import atomic_write, atomic_write_text, sweep_stale_temps
 from msport.training.config import (CONFIG_HEADER, epochs_change_allowed, load_resolved, save_resolved,
-                                    written_by_msport)
+                                    saved_framework, threads_matter, written_by_msport)
 
 EMPTY, STARTED, RESUMABLE, FINISHED = "empty", "started", "resumable", "finished"
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_second")
 # Keys that must not change when a run is resumed: they change what is computed (epochs: see epochs_change_allowed).
 RESUME_INVARIANT = ("model", "num_classes", "init", "data", "deterministic", "batch_size", "lr", "momentum",
                     "weight_decay", "nesterov", "schedule", "milestones", "step_size", "gamma",
-                    "warmup_epochs", "seed", "optimizer", "betas", "eps", "label_smoothing", "clip_grad_norm")
+                    "warmup_epochs", "seed", "optimizer", "betas", "eps", "label_smoothing", "clip_grad_norm",
+                    "threads")
 CONFIG_FILE, LOCK_FILE = "config.yaml", ".lock"
-#: The resume files' kind per framework: resume-1.pth, resume-2.pth... for torch.
+#: The resume files' kind per framework: resume-1.pth, resume-2.pth... for torch. Its extension is also
+#: that of the framework's per-epoch checkpoints, which tells whose an older run folder is.
 RESUME_FILES = {"torch": "resume.pth", "mindspore": "resume.ckpt"}
-_CHECKPOINT_EPOCH = re.compile(r"^(?:.*-)?(\d+)[_.]")  # {epoch}_{acc}_{model}.pth, {prefix}-{epoch}_{steps}.ckpt
+_FRAMEWORK_OF = {resume: framework for framework, resume in RESUME_FILES.items()}
+# {epoch}_{acc}_{model}.pth, {prefix}-{epoch}_{steps}.ckpt (a model or prefix may hold - and digits)
+_CHECKPOINT_EPOCH = re.compile(r"^(\d+)_.*\.pth$|^.*-(\d+)_\d+\.ckpt$")
 _held_locks = {}  # folder -> its open lock file, held as long as the process lives
 
 
@@ -64,8 +68,10 @@ class Run:
         self.config_file = os.path.join(path, CONFIG_FILE)
         self.metrics_file = os.path.join(path, "metrics.csv")
         self.best_file = os.path.join(path, "best.json")
+        self.environment_file = os.path.join(path, environment.ENVIRONMENT_FILE)
+        self.framework = _FRAMEWORK_OF.get(resume_file)
         self._resume_stem, self._resume_ext = os.path.splitext(resume_file)
-        self._resume_name = re.compile(rf"^{re.escape(self._resume_stem)}-(\d+){re.escape(self._resume_ext)}$")
+        self._resume_name = _resume_pattern(resume_file)
         self.resume_epoch = 0  # the committed epoch a resumed run continues after
 
     # -- state -----------------------------------------------------------------------------
@@ -78,12 +84,35 @@ class Run:
             return []
         return sorted(int(m.group(1)) for m in map(self._resume_name.match, os.listdir(self.path)) if m)
 
+    def owner(self):
+        """The framework whose run the folder holds: config.yaml's mark, or (a folder written before the
+        mark) the kind of its resume files and checkpoints; None for a folder without either."""
+        named = saved_framework(self.config_file)
+        if named or not os.path.isdir(self.path):
+            return named
+        names = os.listdir(self.path) + (self._epoch_files() if os.path.isdir(self.checkpoint_dir) else [])
+        for framework, resume in RESUME_FILES.items():
+            ext = os.path.splitext(resume)[1]
+            if any(_resume_pattern(resume).match(n) or (n.endswith(ext) and _CHECKPOINT_EPOCH.match(n))
+                   for n in names):
+                return framework
+        return None
+
     def state(self):
-        """``(state, committed epoch)``; raises when the folder holds files msport did not write."""
+        """``(state, committed epoch)``; raises when the folder holds files msport did not write, cannot take
+        the files a run writes, or holds the other framework's run."""
+        self._check_paths()
+        owner = self.owner()
+        if self.framework and owner and owner != self.framework:
+            raise UserError(f"{self.path} holds a {owner} run, and the {self.framework} trainer never restarts or "
+                            f"continues another framework's run; choose another --output-dir")
         committed = self.committed_epochs()
         if not os.path.exists(self.config_file):
-            foreign = [os.path.basename(p) for p in (self.metrics_file, self.best_file) if os.path.exists(p)]
-            foreign += [os.path.basename(self.resume_path(e)) for e in committed]
+            foreign = [os.path.basename(p) for p in (self.metrics_file, self.best_file, self.environment_file)
+                       if os.path.exists(p)]
+            foreign += sorted(n for n in os.listdir(self.path) if any(_resume_pattern(r).match(n)
+                                                                       for r in RESUME_FILES.values())) \
+                if os.path.isdir(self.path) else []
             if os.path.isdir(self.checkpoint_dir) and self._epoch_files():
                 foreign.append("checkpoint/")
             if foreign:
@@ -94,10 +123,20 @@ class Run:
             raise UserError(f"{self.config_file} was not written by msport (its first line is not "
                             f"{CONFIG_HEADER.strip()!r}) and msport never overwrites your files; "
                             f"choose another --output-dir")
+        if os.path.exists(self.environment_file) and environment.read_records(self.environment_file) is None:
+            raise UserError(f"{self.environment_file} is not msport's record of the machines this run trained on, "
+                            f"and msport never overwrites your files; move it, or choose another --output-dir")
         if not committed:
             return STARTED, 0
         saved = load_resolved(self.config_file)
         return (FINISHED if committed[-1] >= saved.epochs else RESUMABLE), committed[-1]
+
+    def _check_paths(self):
+        """The run folder and its checkpoint folder are folders (or absent): checked before anything is written."""
+        for path in (self.path, self.checkpoint_dir):
+            if os.path.lexists(path) and not os.path.isdir(path):
+                raise UserError(f"{path} exists and is not a folder, and msport never overwrites your files; "
+                                f"move it, or choose another --output-dir")
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -137,23 +176,20 @@ class Run:
         sweep_stale_temps(run.checkpoint_dir, every_pid=True)
         if action == "start":
             run._clear()
-            save_resolved(cfg, run.config_file)
+            save_resolved(cfg, run.config_file, run.framework)
         else:  # what a resume may change is recorded: a longer run, another number of ranks
             saved = load_resolved(run.config_file)
-            if (saved.epochs, saved.world_size) != (cfg.epochs, cfg.world_size):
+            if (saved.epochs, saved.world_size) != (cfg.epochs, cfg.world_size) or not saved_framework(run.config_file):
                 save_resolved(dataclasses.replace(saved, epochs=cfg.epochs, world_size=cfg.world_size),
-                              run.config_file)
+                              run.config_file, run.framework)
         os.makedirs(run.checkpoint_dir, exist_ok=True)
         run.record_environment()
         return run
 
     def record_environment(self):
         """Append this process's environment to environment.json (a resumed run may change machine)."""
-        path = os.path.join(self.path, environment.ENVIRONMENT_FILE)
-        records = []
-        if self.resume_epoch and os.path.isfile(path):
-            with open(path) as fh:
-                records = json.load(fh)
+        path = self.environment_file
+        records = (environment.read_records(path) or []) if self.resume_epoch else []
         records.append(dict(environment.describe(), resumed=bool(self.resume_epoch)))
         atomic_write_text(path, json.dumps(records, indent=2) + "\n")
 
@@ -177,11 +213,17 @@ class Run:
                         f"{self._last_checkpoint_hint()} --output-dir NEW), or pass")
             raise UserError(f"{path} holds a finished run of {saved.epochs} epochs; {how} another --output-dir "
                             f"for a new run")
+        if cfg.threads is None:  # nothing asked for: the run keeps the thread count it was trained with
+            cfg.threads = saved.threads
+        unchecked = () if threads_matter(saved) and saved.threads is not None else ("threads",)
         changed = [f"{k} {getattr(saved, k)!r} -> {getattr(cfg, k)!r}" for k in RESUME_INVARIANT
-                   if getattr(saved, k) != getattr(cfg, k)]
+                   if getattr(saved, k) != getattr(cfg, k) and k not in unchecked]
         if changed:
-            raise UserError(f"--resume: {', '.join(changed)} differs from {self.config_file}; resume with the "
+            hint = (f" (on the CPU the thread count changes the sums; pass --threads {saved.threads} or drop "
+                    f"OMP_NUM_THREADS)" if any(c.startswith("threads ") for c in changed) else "")
+            raise UserError(f"--resume: {', '.join(changed)} differs from {self.config_file}{hint}; resume with the "
                             f"same settings, or start a new run in another --output-dir")
+        self.completed_epochs(), self.best()  # read now: a file edited by hand is refused before any write
         if cfg.epochs != saved.epochs:
             if cfg.epochs < epoch:
                 raise UserError(f"--resume --epochs {cfg.epochs}: {path} has already trained {epoch} epochs")
@@ -260,8 +302,15 @@ class Run:
     def completed_epochs(self):
         if not os.path.exists(self.metrics_file):
             return []
-        with open(self.metrics_file, newline="") as fh:
-            return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(fh)]
+        try:
+            with open(self.metrics_file, newline="") as fh:
+                rows = [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
+                        for row in csv.DictReader(fh)]
+        except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as exc:
+            raise _damaged(self.metrics_file, exc) from exc
+        if any(set(row) != set(METRIC_COLUMNS) for row in rows):
+            raise _damaged(self.metrics_file, ValueError(f"its columns are not {', '.join(METRIC_COLUMNS)}"))
+        return rows
 
     def log_epoch(self, row):
         rows = [r for r in self.completed_epochs() if r["epoch"] < row["epoch"]] + [row]
@@ -298,8 +347,14 @@ class Run:
     def best(self):
         if not os.path.exists(self.best_file):
             return None
-        with open(self.best_file) as fh:
-            return json.load(fh)
+        try:
+            with open(self.best_file) as fh:
+                best = json.load(fh)
+            if not (isinstance(best, dict) and {"epoch", "val_acc", "checkpoint"} <= set(best)):
+                raise ValueError("it lacks epoch, val_acc or checkpoint")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _damaged(self.best_file, exc) from exc
+        return best
 
     def _epoch_files(self):
         if not os.path.isdir(self.checkpoint_dir):
@@ -308,7 +363,19 @@ class Run:
 
     @staticmethod
     def _checkpoint_epoch(name):
-        return int(_CHECKPOINT_EPOCH.match(name).group(1))
+        match = _CHECKPOINT_EPOCH.match(name)
+        return int(match.group(1) or match.group(2))
+
+
+def _damaged(path, exc):
+    return UserError(f"{path} is not as msport wrote it ({type(exc).__name__}: {first_line(exc)}); restore it, "
+                     f"or start a new run in another --output-dir")
+
+
+def _resume_pattern(resume_file):
+    """``resume.pth`` -> the pattern of ``resume-1.pth``, ``resume-2.pth``..., the epoch as group 1."""
+    stem, ext = os.path.splitext(resume_file)
+    return re.compile(rf"^{re.escape(stem)}-(\d+){re.escape(ext)}$")
 
 
 class EpochTimer:

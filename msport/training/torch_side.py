@@ -12,7 +12,7 @@ from msport import resolve
 from msport.convert import load_file_into_torch
 from msport.errors import UserError, first_line
 from msport.files import atomic_write
-from msport.training.config import check_model
+from msport.training.config import check_model, name_slug
 from msport.training.recipe import optimizer_arguments
 from msport.training.parallel import SINGLE, World, check_batch_size, torchrun_world
 from msport.training.run import RESUME_FILES
@@ -35,6 +35,7 @@ def setup(cfg):
     check_model(cfg, FRAMEWORK)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    cfg.threads = torch.get_num_threads()  # recorded: torch's CPU kernels round differently at another count
     if cfg.sync_bn and not _on_cuda(cfg):
         raise UserError("--sync-bn: torch's SyncBatchNorm needs CUDA; on the CPU each rank keeps its own "
                         "BatchNorm statistics (drop --sync-bn)")
@@ -170,6 +171,18 @@ def _to(t, device):
     return t.to(device, non_blocking=True)
 
 
+def probe_forward(model, x, device):
+    """(type name, shape or None) of the model's output on ``x``: eval mode, no gradients, RNG untouched."""
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            out = model(_to(x, device))
+    finally:
+        model.train(training)
+    return type(out).__name__, (tuple(out.shape) if isinstance(out, torch.Tensor) else None)
+
+
 def train_mode(model, training):
     model.train(training)
 
@@ -210,9 +223,9 @@ def make_loader(ds, cfg, *, train, epoch=0):
 
 
 def checkpoint_name(cfg, epoch, steps, val_acc):
-    """The seed's PyTorch naming: ``{epoch}_{val_acc}_{model}.pth``."""
+    """The case study's PyTorch naming: ``{epoch}_{val_acc}_{model}.pth``."""
     del steps
-    return f"{epoch}_{val_acc:.2f}_{cfg.model}.pth"
+    return f"{epoch}_{val_acc:.2f}_{name_slug(cfg.model)}.pth"  # a spec such as dir/mine.py:Net holds a /
 
 
 def save_checkpoint(model, path):

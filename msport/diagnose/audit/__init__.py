@@ -14,7 +14,7 @@ covered the same way, and each produces records in torch naming with a
     Conv/Linear, N(0, 1) for Embedding with its padding row zero, xavier for
     MultiheadAttention, U(+-1/sqrt(hidden)) for LSTM/GRU, 1/0 for norms), when
     the torch model itself follows that default; else the torch model's own
-    values. KS test and std ratio. The seed's Normal(0.01)/zero-bias init and
+    values. KS test and std ratio. The case study's Normal(0.01)/zero-bias init and
     MindSpore's Normal(0.01) Embedding (100x torch's scale) are caught here.
 one record per registered layer, ``check`` = its torch type (``Conv2d``, ``LayerNorm``...)
     * the entry's ``attrs``, read off both layers: eps, bias presence,
