@@ -1,185 +1,316 @@
-"""Every entry of msport port's op table against torch: one case per entry, each ported and run.
+"""Every entry of msport port's ATen op table against torch, in PYNATIVE_MODE and GRAPH_MODE.
 
-A case is a torch function of one input tensor using the entry's op; it is traced, ported
-(``check=False``: the outputs are compared here) and the MindSpore output must equal torch's
-within :data:`msport.tolerances.LAYER_FORWARD_MAX_REL`. ``test_every_entry_has_a_case`` fails
-when an entry is added without one. One model using every case also runs in GRAPH_MODE.
+A case is a torch function of three inputs (``x`` float (2, 3, 4, 6), ``i`` int64 ids (2, 5) in
+[0, 4), ``b`` a bool mask like ``x``) whose export holds the entry's op. All cases are one model
+with a dict output (one key per case), exported and ported once; each output must equal torch's
+within :data:`msport.tolerances.LAYER_FORWARD_MAX_REL` (max-rel). ``test_every_mapped_op_is_exported_by_a_case``
+fails when an entry's ATen overload appears in no case's graph, so the coverage count
+(:mod:`msport.port.coverage`) is a count of tested ops.
 """
 
-import importlib
+import os
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-import torchvision
-from torchvision.models import swin_transformer as swin
 
+from msport.port import coverage
 from msport.port.ops import OPS
-from msport.tolerances import LAYER_FORWARD_MAX_REL
+from msport.tolerances import LAYER_FORWARD_MAX_REL, TANH_FORWARD_MAX_REL
 
-SHAPE = (2, 3, 4, 6)
-_STOCHASTIC_DEPTH = importlib.import_module("torchvision.ops.stochastic_depth")
+
+def _w(*shape):
+    """A weight: a constant of the exported graph (numpy draws, so export records no random op)."""
+    return torch.from_numpy(np.random.default_rng(sum(shape)).standard_normal(shape).astype(np.float32))
+
+
+aten = torch.ops.aten
 
 CASES = {
-    "add": [lambda x: x + x * 2, lambda x: torch.add(x, x, alpha=2)],
-    "sub": [lambda x: x - 1.5, lambda x: torch.sub(x, x * 3, alpha=0.5)],
-    "mul": [lambda x: x * x],
-    "truediv": [lambda x: x / 3],
-    "floordiv": [lambda x: x.reshape(x.shape[0], x.shape[3] // 2, -1)],
-    "matmul": [lambda x: x @ x.transpose(-1, -2), lambda x: torch.matmul(x, x.transpose(-1, -2))],
-    "neg": [lambda x: -x],
-    "eq": [lambda x: x * (x.shape[1] == 3)],
-    "ne": [lambda x: x * (x.shape[1] != 3)],
-    "getitem": [lambda x: x[:, 1:3, ::2, 0], lambda x: x[..., None, -1], lambda x: x.chunk(2, 3)[1]],
-    "getattr": [lambda x: x.reshape(x.ndim, -1)],
-    "size": [lambda x: x.view(x.size(0), -1), lambda x: x.reshape(x.size()[1], -1)],
-    "dim": [lambda x: x.reshape(x.dim(), -1)],
-    "assert": [lambda x: (torch._assert(x.shape[1] == 3, "three channels"), x + 1)[1]],
-    "contiguous": [lambda x: x.transpose(1, 2).contiguous()],
-    "flatten": [lambda x: torch.flatten(x, 1), lambda x: x.flatten(), lambda x: x.flatten(1, 2)],
-    "reshape": [lambda x: x.reshape(2, -1), lambda x: x.view(-1), lambda x: torch.reshape(x, (6, -1))],
-    "permute": [lambda x: x.permute(0, 2, 3, 1), lambda x: torch.permute(x, (3, 1, 2, 0))],
-    "transpose": [lambda x: torch.transpose(x, 1, 3), lambda x: x.swapaxes(0, 2), lambda x: x.transpose(-1, -2)],
-    "cat": [lambda x: torch.cat([x, x * 2], dim=1), lambda x: torch.concat((x, x), -1)],
-    "chunk": [lambda x: torch.chunk(x, 3, dim=3)[2], lambda x: x.chunk(2)[0]],
-    "mean": [lambda x: x.mean([2, 3]), lambda x: x.mean(-1, keepdim=True), lambda x: torch.mean(x)],
-    "softmax": [lambda x: F.softmax(x, dim=-1), lambda x: x.softmax(1), lambda x: torch.softmax(x, 2)],
-    "relu": [lambda x: F.relu(x), lambda x: torch.relu(x), lambda x: F.relu(x, inplace=True)],
-    "sigmoid": [lambda x: torch.sigmoid(x), lambda x: x.sigmoid()],
-    "tanh": [lambda x: torch.tanh(x)],
-    "gelu": [lambda x: F.gelu(x), lambda x: F.gelu(x, approximate="tanh")],
-    "einsum": [lambda x: torch.einsum("bhid,bhjd->bhij", x, x),
-               lambda x: torch.einsum("b h i d, b h i e -> b h d e", x, x),
-               lambda x: torch.einsum("bhij,bhjd->bhid", x.transpose(-1, -2) @ x, x.transpose(-1, -2))],
-    "expand": [lambda x: x[:, :1].expand(-1, 3, -1, -1), lambda x: x[:1].expand(2, 3, 4, 6)],
-    "unsqueeze": [lambda x: x.unsqueeze(1), lambda x: torch.unsqueeze(x, -1)],
-    "adaptive_avg_pool2d": [lambda x: F.adaptive_avg_pool2d(x, (2, 1)), lambda x: F.adaptive_avg_pool2d(x, 1)],
-    "avg_pool2d": [lambda x: F.avg_pool2d(x, 2), lambda x: F.avg_pool2d(x, 3, 1, 1, count_include_pad=False),
-                   lambda x: F.avg_pool2d(x, 3, 2, ceil_mode=True)],
-    "max_pool2d": [lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: F.max_pool2d(x, 2),
-                   lambda x: F.max_pool2d(x, 3, 2, ceil_mode=True)],
-    "layer_norm": [lambda x: F.layer_norm(x, (6,)), lambda x: F.layer_norm(x, (4, 6), eps=1e-6)],
-    # through the defining module, where torch.fx.wrap made it a leaf (torchvision.ops.stochastic_depth is traced into)
-    "stochastic_depth": [lambda x: _STOCHASTIC_DEPTH.stochastic_depth(x, 0.3, "row", False) * 2],
-    "swin_patch_merging_pad": [lambda x: swin._patch_merging_pad(x)],  # (..., H 3, W 4, C 6): H padded
-    "swin_relative_position_bias": [lambda x: swin._get_relative_position_bias(
-        x.reshape(-1, 2)[:9], torch.tensor([(i * 5) % 9 for i in range(16)]), [2, 2])],
-    "swin_shifted_window_attention": [lambda x: _window_attention(x, [1, 1]), lambda x: _window_attention(x, [0, 0])],
+    "add": lambda x, i, b: (x + x * 2, torch.add(x, x, alpha=2), x + 1.5, i + 1),
+    "sub": lambda x, i, b: (x - 1.5, torch.sub(x, x * 3, alpha=0.5), x - x.mean()),
+    "rsub": lambda x, i, b: (1 - x, torch.rsub(x, x * 2)),
+    "mul": lambda x, i, b: (x * x, x * 3.0),
+    "div": lambda x, i, b: (x / 3, x / (x.abs() + 1)),
+    "div_mode": lambda x, i, b: (torch.div(x, 0.7, rounding_mode="floor"), torch.div(i * 7, 3, rounding_mode="trunc"),
+                                 torch.div(x, x.abs() + 1, rounding_mode="floor")),
+    "pow": lambda x, i, b: (x ** 2, x.abs() ** (x + 1)),
+    "pow_scalar": lambda x, i, b: (2 ** x,),
+    "remainder": lambda x, i, b: (x % 0.7, torch.remainder(x, x.abs() + 1)),
+    "fmod": lambda x, i, b: (torch.fmod(x, 0.7), torch.fmod(x, x.abs() + 1)),
+    "maximum": lambda x, i, b: (torch.maximum(x, x * 0.5),),
+    "minimum": lambda x, i, b: (torch.minimum(x, x * 0.5),),
+    "eq": lambda x, i, b: (i == 2, x == x.round()),
+    "ne": lambda x, i, b: (i != 2, x != x.round()),
+    "lt": lambda x, i, b: (x < 0.1, x < x * 2),
+    "le": lambda x, i, b: (x <= 0.1, x <= x * 2),
+    "gt": lambda x, i, b: (x > 0.1, x > x * 2),
+    "ge": lambda x, i, b: (x >= 0.1, x >= x * 2),
+    "logical_and": lambda x, i, b: (torch.logical_and(b, x > 0),),
+    "logical_or": lambda x, i, b: (torch.logical_or(b, x > 0),),
+    "logical_xor": lambda x, i, b: (torch.logical_xor(b, x > 0),),
+    "logical_not": lambda x, i, b: (torch.logical_not(b),),
+    "bitwise_and": lambda x, i, b: (b & (x > 0), i & 3, torch.bitwise_and(i, i + 1)),
+    "bitwise_or": lambda x, i, b: (b | (x > 0), i | 4),
+    "bitwise_not": lambda x, i, b: (~b, ~i),
+    "bitwise_xor": lambda x, i, b: (b ^ (x > 0), i ^ 3, torch.bitwise_xor(i, i + 1)),
+    "var_dim": lambda x, i, b: (aten.var.dim(x, [1]), aten.var.dim(x, [2, 3], False, True)),
+    "sort": lambda x, i, b: (torch.sort(x, 3)[0], torch.sort(x, 1, descending=True)[1]),
+    "topk": lambda x, i, b: (torch.topk(x, 2, 3)[0], torch.topk(x, 2, 1, largest=False)[1]),
+    "diagonal": lambda x, i, b: (torch.diagonal(x, 0, 2, 3), torch.diagonal(x, 1, 2, 3)),
+    "scatter_add": lambda x, i, b: (torch.scatter_add(x, 3, i[:, None, None, :3].expand(2, 3, 4, 3), x[..., :3]),),
+    "fill": lambda x, i, b: (aten.fill.Scalar(x, 2.5),),
+    "copy": lambda x, i, b: (aten.copy(x, x[:, :1] * 2),),
+    "where": lambda x, i, b: (torch.where(b, x, x * 2),),
+    "clamp": lambda x, i, b: (x.clamp(-0.5, 0.5), x.clamp(min=0.1), torch.clamp(x, x * 0.5, x * 0.5 + 1)),
+    "masked_fill": lambda x, i, b: (x.masked_fill(b, -1.0), x.masked_fill(b, torch.tensor(2.0))),
+    **{name: (lambda fn: lambda x, i, b: (fn(x),))(fn) for name, fn in {
+        "abs": torch.abs, "exp": torch.exp, "expm1": torch.expm1, "log": lambda x: torch.log(x.abs() + 0.1),
+        "log1p": lambda x: torch.log1p(x.abs()), "log2": lambda x: torch.log2(x.abs() + 0.1),
+        "sqrt": lambda x: torch.sqrt(x.abs()), "rsqrt": lambda x: torch.rsqrt(x.abs() + 0.1),
+        "reciprocal": lambda x: torch.reciprocal(x.abs() + 0.1), "sin": torch.sin, "cos": torch.cos,
+        "tan": lambda x: torch.tan(x * 0.5), "tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu,
+        "silu": F.silu, "erf": torch.erf, "erfinv": lambda x: torch.erfinv(x.clamp(-0.9, 0.9)), "sign": torch.sign,
+        "floor": torch.floor, "ceil": torch.ceil, "trunc": torch.trunc, "isnan": lambda x: torch.isnan(x.log()),
+        "isinf": lambda x: torch.isinf(1 / (x * 0)), "asin": lambda x: torch.asin(x.clamp(-0.9, 0.9)),
+        "acos": lambda x: torch.acos(x.clamp(-0.9, 0.9)), "atan": torch.atan, "sinh": torch.sinh,
+        "cosh": torch.cosh, "asinh": torch.asinh, "acosh": lambda x: torch.acosh(x.abs() + 1.1),
+        "atanh": lambda x: torch.atanh(x.clamp(-0.9, 0.9)), "hardsigmoid": F.hardsigmoid, "hardswish": F.hardswish,
+        "mish": F.mish, "log10": lambda x: torch.log10(x.abs() + 0.1), "neg": torch.neg, "round": lambda x: torch.round(x * 3),
+        "gelu": lambda x: (F.gelu(x), F.gelu(x, approximate="tanh")), "hardtanh": lambda x: F.hardtanh(x, -0.5, 0.7),
+        "leaky_relu": lambda x: F.leaky_relu(x, 0.2), "elu": lambda x: F.elu(x, 0.7),
+        "softplus": lambda x: F.softplus(x, 2.0, 3.0)}.items()},
+    "atan2": lambda x, i, b: (torch.atan2(x, x * 0.5 + 0.1),),
+    "to_copy": lambda x, i, b: (x.to(torch.int64), i.float(), b.to(torch.float32), x.double().float()),
+    "alias": lambda x, i, b: (x.clone() + 1, x.transpose(1, 2).contiguous(), x.detach() * 2),
+    "sum": lambda x, i, b: (x.sum(), x.sum((1, 3), keepdim=True), b.sum(-1), i.sum(1)),
+    "mean": lambda x, i, b: (x.mean(), x.mean((2, 3)), x.mean(-1, keepdim=True)),
+    "prod": lambda x, i, b: (x.prod(1), (x * 0.5 + 1).prod()),
+    "amax": lambda x, i, b: (x.amax(1), x.amax((2, 3), keepdim=True)),
+    "amin": lambda x, i, b: (x.amin(1),),
+    "max_dim": lambda x, i, b: (x.max(1).values, x.max(-1, keepdim=True)[1]),
+    "min_dim": lambda x, i, b: (x.min(1).values, x.min(2)[1]),
+    "max": lambda x, i, b: (x.max(),),
+    "min": lambda x, i, b: (x.min(),),
+    "argmax": lambda x, i, b: (x.argmax(1), x.argmax()),
+    "argmin": lambda x, i, b: (x.argmin(-1, keepdim=True),),
+    "var": lambda x, i, b: (x.var(1), x.var((2, 3), unbiased=False, keepdim=True)),
+    "std": lambda x, i, b: (x.std(1), x.std(-1, correction=0)),
+    "any": lambda x, i, b: (b.any(1), (x > 1).any(), i.any(-1)),
+    "all": lambda x, i, b: (b.all(1), (x > -9).all()),
+    "cumsum": lambda x, i, b: (x.cumsum(2), i.cumsum(1)),
+    "logsumexp": lambda x, i, b: (torch.logsumexp(x, 1), torch.logsumexp(x, (2, 3), keepdim=True)),
+    "softmax": lambda x, i, b: (F.softmax(x, -1), x.softmax(1)),
+    "log_softmax": lambda x, i, b: (F.log_softmax(x, -1),),
+    "view": lambda x, i, b: (x.view(2, -1), x.reshape(6, 4, 6), x.transpose(1, 2).reshape(2, -1)),
+    "permute": lambda x, i, b: (x.permute(0, 2, 3, 1),),
+    "transpose": lambda x, i, b: (x.transpose(1, 3),),
+    "t": lambda x, i, b: (x[0, 0].t(), x[0, 0, 0].t() + 1),
+    "unsqueeze": lambda x, i, b: (x.unsqueeze(1), x[..., None]),
+    "squeeze": lambda x, i, b: (x[:, :1].squeeze(1), x[:, :1, :1].squeeze(), x[:, :1].squeeze((1, 2))),
+    "expand": lambda x, i, b: (x[:, :1].expand(-1, 3, -1, -1), x[:1].expand(2, 3, 4, 6)),
+    "flatten": lambda x, i, b: (x.flatten(1, 2),),
+    "cat": lambda x, i, b: (torch.cat([x, x * 2], 1),),
+    "stack": lambda x, i, b: (torch.stack([x, x * 2], 2),),
+    "split": lambda x, i, b: (x.split(2, 3)[1], x.split([1, 2], 1)[1]),
+    "chunk": lambda x, i, b: (x.chunk(3, 3)[2],),
+    "unbind": lambda x, i, b: (x.unbind(1)[2],),
+    "narrow": lambda x, i, b: (x.narrow(3, 1, 3),),
+    "slice": lambda x, i, b: (x[:, 1:3, ::2], x[..., -2:], x[:, :, 1:]),
+    "select": lambda x, i, b: (x[:, 1], x[..., -1]),
+    "index": lambda x, i, b: (x[:, i[0, :2] % 3], x[i[:, 0] % 2, i[:, 1] % 3], x[..., i % 4]),
+    "index_select": lambda x, i, b: (torch.index_select(x, 3, i[0]),),
+    "gather": lambda x, i, b: (torch.gather(x, 3, i[:, None, None, :3].expand(2, 3, 4, 3)),),
+    "scatter": lambda x, i, b: (torch.scatter(x, 3, i[:, None, None, :3].expand(2, 3, 4, 3), x[..., :3] * 2),),
+    "scatter_value": lambda x, i, b: (torch.scatter(x, 3, i[:, None, None, :3].expand(2, 3, 4, 3), 7.0),),
+    "repeat": lambda x, i, b: (x.repeat(1, 2, 1, 1),),
+    "flip": lambda x, i, b: (x.flip(3), x.flip((1, 2))),
+    "roll": lambda x, i, b: (torch.roll(x, 2, 3), torch.roll(x, (1, -1), (1, 2)), torch.roll(x, 5)),
+    "tril": lambda x, i, b: (torch.tril(x), torch.tril(x, -1)),
+    "triu": lambda x, i, b: (torch.triu(x, 1),),
+    "constant_pad_nd": lambda x, i, b: (F.pad(x, (1, 2)), F.pad(x, (0, 1, 2, 0), value=-1.0)),
+    "embedding": lambda x, i, b: (F.embedding(i, _w(4, 3)),),
+    "arange": lambda x, i, b: (torch.arange(x.shape[3]) * x, torch.arange(1, 4) + i[:, :3],
+                               torch.arange(0.5, 2.5, 0.5) * x[..., :4]),
+    "full": lambda x, i, b: (torch.full((x.shape[0], 3), 2.5) + x[:, :, 0, 0],),
+    "zeros": lambda x, i, b: (torch.zeros(x.shape[0], 2) + x[:, :2, 0, 0],),
+    "ones": lambda x, i, b: (torch.ones(x.shape[0], 2, dtype=torch.int64) + i[:, :2],),
+    "new_full": lambda x, i, b: (x.new_full((2, 3), 4.0) + x[:, :, 0, 0],),
+    "new_zeros": lambda x, i, b: (x.new_zeros((2, 3)) + x[:, :, 0, 0],),
+    "new_ones": lambda x, i, b: (i.new_ones((2, 5)) + i,),
+    "full_like": lambda x, i, b: (torch.full_like(x, 3.0) * x,),
+    "zeros_like": lambda x, i, b: (torch.zeros_like(x) + x,),
+    "ones_like": lambda x, i, b: (torch.ones_like(i) + i,),
+    "scalar_tensor": lambda x, i, b: (torch.where(b, x, torch.scalar_tensor(0.5)),),
+    "linear": lambda x, i, b: (F.linear(x, _w(5, 6), _w(5)), F.linear(x, _w(2, 6))),
+    "addmm": lambda x, i, b: (torch.addmm(_w(5), x[0, 0], _w(6, 5)),),
+    "baddbmm": lambda x, i, b: (torch.baddbmm(x[0, :, :, :4], x[0], x[0].transpose(1, 2), beta=0.5, alpha=2.0),),
+    "matmul": lambda x, i, b: (x[0, 0] @ x[0, 0].t(), torch.bmm(x[0], x[0].transpose(1, 2)), x @ x.transpose(-1, -2)),
+    "conv": lambda x, i, b: (F.conv2d(x, _w(5, 3, 3, 3), _w(5), padding=1),
+                             F.conv2d(x, _w(3, 1, 2, 2), None, stride=(1, 2), groups=3),
+                             F.conv1d(x[:, :, 0], _w(4, 3, 3), _w(4), padding=2, dilation=2)),
+    "layer_norm": lambda x, i, b: (F.layer_norm(x, (6,)), F.layer_norm(x, (4, 6), _w(4, 6), _w(4, 6), 1e-6)),
+    "native_layer_norm": lambda x, i, b: (torch.native_layer_norm(x, (6,), _w(6), _w(6), 1e-5)[0],),
+    "group_norm": lambda x, i, b: (F.group_norm(torch.cat([x, x * 2], 1), 2, _w(6), _w(6)),),
+    "native_group_norm": lambda x, i, b: (torch.native_group_norm(x, _w(3), _w(3), 2, 3, 24, 3, 1e-5)[0],),
+    "batch_norm": lambda x, i, b: (F.batch_norm(x, _w(3).abs(), _w(3).abs() + 0.5, _w(3), _w(3)),),
+    "max_pool2d": lambda x, i, b: (F.max_pool2d(x, 3, 2, 1), F.max_pool2d(x, 2), F.max_pool2d(x, 3, 2, ceil_mode=True)),
+    "avg_pool2d": lambda x, i, b: (F.avg_pool2d(x, 2), F.avg_pool2d(x, 3, 1, 1, count_include_pad=False),
+                                   F.avg_pool2d(x, 3, 2, ceil_mode=True)),
+    "adaptive_avg_pool2d": lambda x, i, b: (F.adaptive_avg_pool2d(x, (2, 1)), F.adaptive_avg_pool2d(x, 1)),
+    "upsample_nearest2d": lambda x, i, b: (F.interpolate(x, scale_factor=2, mode="nearest"),),
+    "upsample_bilinear2d": lambda x, i, b: (F.interpolate(x, size=(6, 9), mode="bilinear"),
+                                            F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)),
+    "sdpa": lambda x, i, b: (F.scaled_dot_product_attention(x, x * 0.5, x), F.scaled_dot_product_attention(
+        x, x, x, is_causal=True), F.scaled_dot_product_attention(x, x, x, attn_mask=b[..., :4, :4]),
+        F.scaled_dot_product_attention(x, x, x, attn_mask=x[..., :4, :4], scale=0.3)),
+    "dropout": lambda x, i, b: (F.dropout(x, 0.3, training=False) * 2,),
+    # the Core ATen overloads the training IR writes only when a model calls them itself
+    "core_direct": lambda x, i, b: (
+        aten._softmax(x, 1, False), aten._log_softmax(x, -1, False), aten._adaptive_avg_pool2d(x, [2, 3]),
+        aten.add.Scalar(x, 1.5, 2), aten.sub.Scalar(x, 0.5), aten.mul.Scalar(x, 3), aten.div.Scalar(x, 4),
+        aten.div.Scalar_mode(x, 0.7, rounding_mode="floor"), aten.alias(x) * 2, aten.any.dims(b, [1, 2]),
+        aten.bitwise_or.Tensor(i, i + 1), aten.mm(x[0, 0], _w(6, 2)),
+        aten.convolution(x, _w(4, 3, 3, 3), _w(4), [1, 2], [1, 0], [1, 1], False, [0, 0], 1),
+        aten.max_pool2d_with_indices(x, [2, 2])[0], aten.native_dropout(x, 0.3, False)[0] * 2,
+        aten.var.correction(x, [1], correction=0), aten.var.correction(x, [2, 3], keepdim=True)),
+}
+#: Symbolic sizes appear only where export keeps an axis dynamic: a model of its own (AllCases fixes the batch).
+DYNAMIC = {
+    "sym_size": lambda x: (x.reshape(x.shape[0], -1),),
+    "numel": lambda x: (x.reshape(x.numel() // 6, 6),),  # written as a product of sym_size
+    "py_mul": lambda x: (x.reshape(x.shape[0] * 3, -1),),
+    "py_floordiv": lambda x: (x[: x.shape[0] // 2],),
+    "py_add": lambda x: (torch.zeros(x.shape[0] + 1),),
+    "py_sub": lambda x: (x[: x.shape[0] - 1],),
+    "py_mod": lambda x: (torch.ones(x.shape[0] % 4 + 1),),
 }
 
 
-def _constant(*shape):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(sum(shape)))
-
-
-def _window_attention(x, shift):
-    """(1, 4, 4, 9) tokens, 3 heads, 2x2 windows; weights are constants of the traced graph."""
-    return swin.shifted_window_attention(x.reshape(1, 4, 4, 9), _constant(27, 9), _constant(9, 9),
-                                         _constant(1, 3, 4, 4), [2, 2], 3, shift, qkv_bias=_constant(27),
-                                         proj_bias=_constant(9), training=False)
-
-
-class OneOp(torch.nn.Module):
-    def __init__(self, fns):
-        super().__init__()
-        self.fns = fns
-
+class Dynamic(torch.nn.Module):
     def forward(self, x):
-        return tuple(fn(x) for fn in self.fns)
+        return {f"{name}_{k}": v for name, fn in DYNAMIC.items() for k, v in enumerate(fn(x))}
 
 
-def _run_both(module, x, tmp_path):
-    from msport._mindspore import ms
+class AllCases(torch.nn.Module):
+    def forward(self, x, i, b):
+        out = {}
+        for name, fn in CASES.items():
+            for k, value in enumerate(fn(x, i, b)):
+                for j, leaf in enumerate(value if isinstance(value, tuple) else (value,)):
+                    out[f"{name}_{k}_{j}"] = leaf
+        return out
+
+
+def _inputs():
+    rng = np.random.default_rng(0)
+    return (torch.from_numpy(rng.standard_normal((2, 3, 4, 6)).astype(np.float32)),
+            torch.from_numpy(rng.integers(0, 4, (2, 5))), torch.from_numpy(rng.random((2, 3, 4, 6)) > 0.5))
+
+
+@pytest.fixture(scope="module")
+def ported(tmp_path_factory):
     from msport.port import port
 
-    result = port(module, torch.from_numpy(x), check=False, workdir=str(tmp_path))
-    expected = module(torch.from_numpy(x.copy()))
-    got = result.cell(ms.Tensor(x))
-    return result, expected, got
+    x, i, b = _inputs()
+    return port(AllCases(), (x, i, b), check=False, workdir=str(tmp_path_factory.mktemp("ops")))
 
 
-def _assert_close(expected, got, what):
-    for i, (e, g) in enumerate(zip(expected, got)):
-        e = e.detach().numpy() if hasattr(e, "detach") else np.asarray(e)
-        g = g.asnumpy() if hasattr(g, "asnumpy") else np.asarray(g)
-        assert e.shape == g.shape, f"{what}[{i}]: shape {g.shape}, torch {e.shape}"
-        scale = max(float(np.abs(e).max()), 1e-30)
-        rel = float(np.abs(e.astype(np.float64) - g.astype(np.float64)).max()) / scale
-        assert rel <= LAYER_FORWARD_MAX_REL, f"{what}[{i}]: max rel diff {rel:.3g} > {LAYER_FORWARD_MAX_REL:g}"
+@pytest.fixture(scope="module")
+def dynamic(tmp_path_factory):
+    from msport.port import port
+
+    x = torch.from_numpy(np.random.default_rng(1).standard_normal((4, 3, 2, 6)).astype(np.float32))
+    return port(Dynamic(), x, check=False, workdir=str(tmp_path_factory.mktemp("dyn")))
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_symbolic_sizes_follow_the_input(dynamic, graph):
+    from msport._mindspore import ms
+
+    x = np.random.default_rng(2).standard_normal((6, 3, 2, 6)).astype(np.float32)  # a batch export did not see
+    previous = ms.get_context("mode")
+    ms.set_context(mode=ms.GRAPH_MODE if graph else ms.PYNATIVE_MODE)
+    try:
+        got = dynamic.cell(ms.Tensor(x))
+    finally:
+        ms.set_context(mode=previous)
+    expected = Dynamic()(torch.from_numpy(x))
+    assert {k: got[k].shape for k in got} == {k: tuple(v.shape) for k, v in expected.items()}
+    assert all(np.array_equal(got[k].asnumpy(), v.numpy()) for k, v in expected.items())
+
+
+def _compare(result, mode):
+    from msport._mindspore import ms
+
+    x, i, b = _inputs()
+    with torch.no_grad():
+        expected = AllCases()(x, i, b)
+    previous = ms.get_context("mode")
+    ms.set_context(mode=mode)
+    try:
+        got = result.cell(ms.Tensor(x.numpy()), ms.Tensor(i.numpy()), ms.Tensor(b.numpy()))
+    finally:
+        ms.set_context(mode=previous)
+    bad = []
+    for key, e in expected.items():
+        e, g = e.numpy(), got[key].asnumpy()
+        if e.shape != g.shape or (e.dtype == np.bool_) != (g.dtype == np.bool_):
+            bad.append(f"{key}: {g.shape} {g.dtype}, torch {e.shape} {e.dtype}")
+            continue
+        e64, g64 = e.astype(np.float64), g.astype(np.float64)
+        same_nan = np.isnan(e64) == np.isnan(g64)
+        e64, g64 = np.nan_to_num(e64, posinf=1e30, neginf=-1e30), np.nan_to_num(g64, posinf=1e30, neginf=-1e30)
+        scale = max(float(np.abs(e64).max()) if e64.size else 0.0, 1e-30)
+        rel = float(np.abs(e64 - g64).max()) / scale if e64.size else 0.0
+        bound = TANH_FORWARD_MAX_REL if key.startswith(("tanh", "gelu", "atanh", "erfinv")) else LAYER_FORWARD_MAX_REL
+        if not same_nan.all() or rel > bound:
+            bad.append(f"{key}: max rel diff {rel:.3g}")
+    return bad
+
+
+def test_every_case_matches_torch_in_pynative_mode(ported):
+    from msport._mindspore import ms
+
+    bad = _compare(ported, ms.PYNATIVE_MODE)
+    assert not bad, bad
+
+
+def test_every_case_matches_torch_in_graph_mode(ported):
+    from msport._mindspore import ms
+
+    bad = _compare(ported, ms.GRAPH_MODE)
+    assert not bad, bad
 
 
 def test_every_entry_has_a_case():
-    missing = [op.name for op in OPS if op.name not in CASES]
+    missing = [op.name for op in OPS if op.name not in CASES and op.name not in DYNAMIC and op.kind != "drop"
+               and op.name != "getitem"]  # getitem: every tuple-returning case (max_dim, split) reads one
     assert not missing, f"op-table entries without a test case: {missing}"
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_op_matches_torch(name, tmp_path, rng):
-    x = rng.standard_normal(SHAPE).astype(np.float32)
-    result, expected, got = _run_both(OneOp(CASES[name]), x, tmp_path)
-    _assert_close(expected, got, name)
-    if name == "flatten":  # torch.flatten starts at dim 0, ops.flatten at 1: the default must be written out
-        assert "start_dim=0" in result.source
-    if name.startswith(("stochastic_depth", "swin_")):  # torchvision's leaf helpers, not traced into
-        assert "support." in result.source
+def test_every_mapped_core_op_is_exported_by_a_case(ported, dynamic):
+    exported = {str(n.target) for p in (ported, dynamic) for n in p.program.graph.nodes if n.op == "call_function"}
+    mapped, _missing = coverage.coverage()
+    untested = sorted(name for name in mapped if name not in exported)
+    assert not untested, f"mapped Core ATen ops no case exports (so not tested): {untested}"
 
 
-def test_every_case_in_graph_mode(tmp_path, rng):
-    from msport._mindspore import ms
-    from msport.port import port
-
-    module = OneOp([fn for name in sorted(CASES) for fn in CASES[name]])
-    x = rng.standard_normal(SHAPE).astype(np.float32)
-    result = port(module, torch.from_numpy(x), check=False, workdir=str(tmp_path))
-    mode = ms.get_context("mode")
-    ms.set_context(mode=ms.GRAPH_MODE)
-    try:
-        got = result.cell(ms.Tensor(x))
-    finally:
-        ms.set_context(mode=mode)
-    # each torch function on its own copy: F.relu(inplace=True) would change the views other cases return
-    expected = [fn(torch.from_numpy(x.copy())) for fn in module.fns]
-    _assert_close(expected, got, "graph mode")
+def test_every_unmapped_core_op_has_a_reason():
+    mapped, missing = coverage.coverage()
+    assert len(mapped) + len(missing) == len(coverage.core_aten_ops()) > 150
+    assert all(missing.values())
+    docs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "port.md")
+    with open(docs) as fh:
+        assert coverage.markdown() in fh.read(), "docs/port.md: rerun python -m msport.port.coverage"
 
 
-class Drop(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.drop = torchvision.ops.StochasticDepth(0.5, "row")
-
-    def forward(self, x):
-        return self.drop(x)
-
-
-@pytest.mark.parametrize("mode", ["pynative", "graph"])
-def test_stochastic_depth_follows_the_cells_training_flag(mode, tmp_path):
-    from msport._mindspore import ms
-    from msport.port import port
-
-    x = np.ones((64, 3, 2, 2), np.float32)
-    result = port(Drop().eval(), torch.from_numpy(x), check=False, workdir=str(tmp_path))
-    assert "self.training" in result.source
-    previous = ms.get_context("mode")
-    ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
-    try:
-        result.cell.set_train(False)
-        assert np.array_equal(result.cell(ms.Tensor(x)).asnumpy(), x)
-        result.cell.set_train(True)
-        rows = result.cell(ms.Tensor(x)).asnumpy().reshape(64, -1)
-    finally:
-        ms.set_context(mode=previous)
-    kept = rows[:, 0] != 0
-    assert 8 < kept.sum() < 56  # each sample dropped with probability 0.5
-    assert np.allclose(rows[kept], 2.0) and np.all(rows[~kept] == 0)  # survivors scaled by 1 / (1 - p)
-
-
-def test_importing_the_op_table_and_specs_leaves_mindspore_out():
+def test_importing_the_op_table_leaves_mindspore_out():
     import subprocess
     import sys
 
-    code = ("import sys, msport.port, msport.resolve; "
-            "msport.resolve.torch_model('reference_torch.resnet:resnet10_w16'); "
-            "print('mindspore' in sys.modules)")
+    code = ("import sys, msport.port, msport.port.coverage, msport.resolve; "
+            "msport.resolve.torch_model('reference_torch.resnet:resnet10_w16'); print('mindspore' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"  # a torch-only process (train_torch.py with a spec) never starts MindSpore

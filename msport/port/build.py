@@ -1,11 +1,14 @@
-"""``port(module, example_inputs)``: trace, generate, import, convert the weights, check parity."""
+"""``port(module, example_inputs)``: export, generate, import, convert the weights, check parity."""
 
 import importlib.util
 import itertools
 import os
 import re
+import shutil
 import sys
 import tempfile
+import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -13,14 +16,15 @@ import numpy as np
 
 from msport import registry
 from msport.errors import UserError
-from msport.port.codegen import class_name_for, generate, trace
 
 
 @dataclass
 class PortResult:
     """A ported model: ``cell`` (weights loaded), ``source`` (the generated file's text), ``report``
-    (parity, or ``None`` when not checked), ``params`` (``{MindSpore name: array}``, the .ckpt's
-    content) and the conversion's own report."""
+    (parity, or ``None`` when not checked), ``params`` (``{MindSpore name: array}``, the checkpoint's
+    content), ``initial`` (the plain tensors' torch values, which a fresh ``create()`` starts from),
+    ``inputs`` (the generated ``construct``'s argument names), ``changes`` (what msport changed on the
+    model to export it) and the conversion's own report."""
 
     name: str
     class_name: str
@@ -28,18 +32,22 @@ class PortResult:
     source: str
     report: dict
     params: OrderedDict
+    initial: OrderedDict
     conversion: object
-    graph_module: object
+    program: object
     source_path: str
+    inputs: list = field(default_factory=list)
+    changes: list = field(default_factory=list)
+    ties: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
 
     def files(self):
         """The file names :meth:`save` writes."""
-        names = [f"{self.name}_ms.py", f"{self.name}.ckpt"]
+        names = [f"{self.name}_ms.py", f"{self.name}.ckpt", f"{self.name}_init.ckpt"]
         return names + (["parity.json", "parity.md"] if self.report is not None else [])
 
     def save(self, directory):
-        """Write the model source, the converted weights and the parity report into ``directory``."""
+        """Write the model source, the converted weights, the initial values and the parity report."""
         import json
 
         from msport.checkpoints import save_ms_checkpoint
@@ -50,9 +58,13 @@ class PortResult:
         paths = [os.path.join(directory, f) for f in self.files()]
         atomic_write_text(paths[0], self.source)
         save_ms_checkpoint(self.params, paths[1])
+        if self.initial:
+            save_ms_checkpoint(self.initial, paths[2])
+        else:
+            paths.pop(2)
         if self.report is not None:
-            atomic_write_text(paths[2], json.dumps(self.report, indent=1, allow_nan=False) + "\n")
-            atomic_write_text(paths[3], parity_markdown(self.report, f"{self.name} ({self.class_name})"))
+            atomic_write_text(paths[-2], json.dumps(self.report, indent=1, allow_nan=False) + "\n")
+            atomic_write_text(paths[-1], parity_markdown(self.report, f"{self.name} ({self.class_name})"))
         return paths
 
 
@@ -62,16 +74,16 @@ _COUNTER = itertools.count()
 def port(module, example_inputs, *, name=None, concrete_args=None, check=True, workdir=None):
     """Port a ``torch.nn.Module`` to MindSpore; returns a :class:`PortResult`.
 
-    ``example_inputs``: a tensor/array or a tuple of them; the parity check needs one image-like
-    tensor. ``concrete_args`` is passed to torch.fx (fix an argument the control flow depends on).
-    ``workdir``: where the generated source is written to be imported (GRAPH_MODE compiles from
-    the source file); a fresh temporary folder by default. Raises
-    :class:`~msport.port.codegen.TraceFailed` or :class:`~msport.port.codegen.UnsupportedModel`,
-    both naming the source lines concerned.
+    ``example_inputs``: a tensor/array, a tuple of them, a dict of keyword inputs, or ``(args, kwargs)``;
+    any dtype. ``concrete_args``: keyword arguments fixed while exporting (a flag the code branches on).
+    ``workdir``: where the generated source is written to be imported (GRAPH_MODE compiles from the
+    source file); by default a temporary folder that is removed when the cell is. Raises
+    :class:`~msport.port.capture.TraceFailed` or :class:`~msport.port.layers.UnsupportedModel`, both
+    naming the source lines concerned.
     """
-    import time
-
-    import torch
+    from msport.port.capture import as_inputs, export, exportable
+    from msport.port.codegen import generate
+    from msport.port.coverage import kept_ops
 
     timings = OrderedDict()
     start = time.perf_counter()
@@ -79,38 +91,47 @@ def port(module, example_inputs, *, name=None, concrete_args=None, check=True, w
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise UserError(f"model name {name!r} must be a Python identifier (it names {name}_ms.py)")
     class_name = class_name_for(name)
-    gm = trace(module, concrete_args, name=type(module).__name__)
-    source, layers, param_paths = generate(gm, module, class_name, f"{name}_ms", f"{name}.ckpt",
-                                           model_label=name if name == type(module).__name__
-                                           else f"{name} ({type(module).__name__})")
-    timings["trace_and_generate_s"] = time.perf_counter() - start
+    args, kwargs = as_inputs(example_inputs)
+    kwargs.update(concrete_args or {})
+    with exportable(module) as changes:
+        program = export(module, args, kwargs, kept_ops(), name=type(module).__name__, changes=changes)
+        timings["export_s"] = time.perf_counter() - start
+        source, writer = generate(program, module, class_name, f"{name}_ms", f"{name}.ckpt", f"{name}_init.ckpt",
+                                  model_label=name if name == type(module).__name__
+                                  else f"{name} ({type(module).__name__})")
+        timings["generate_s"] = time.perf_counter() - start - timings["export_s"]
 
-    workdir = workdir or tempfile.mkdtemp(prefix="msport_port_")
-    path = os.path.join(workdir, f"{name}_ms.py")
-    from msport.files import atomic_write_text
+        owned = workdir is None
+        workdir = workdir or tempfile.mkdtemp(prefix="msport_port_")
+        path = os.path.join(workdir, f"{name}_ms.py")
+        from msport.files import atomic_write_text
 
-    atomic_write_text(path, source)
-    generated = import_source(path)
-    cell = getattr(generated, class_name)()
-    params, conversion = convert_weights(gm, layers, param_paths, cell)
-    _load(cell, params)
-    timings["build_and_convert_s"] = time.perf_counter() - start - timings["trace_and_generate_s"]
+        atomic_write_text(path, source)
+        generated = import_source(path)
+        cell = getattr(generated, class_name)()
+        if owned:  # GRAPH_MODE reads the source when it compiles: the folder lives as long as the cell
+            weakref.finalize(cell, shutil.rmtree, workdir, True)
+        params, initial, conversion = convert_weights(writer, cell)
+        load_into(cell, params)
+        timings["build_and_convert_s"] = time.perf_counter() - start - sum(timings.values())
 
-    report = None
-    if check:
-        x = _single_input(example_inputs)
-        from msport.port.parity import parity_report
+        report = None
+        if check:
+            from msport.port.parity import parity_report
 
-        # with concrete_args the original needs them on every call; the traced graph has them built in
-        report = parity_report(module if not concrete_args else gm, cell, x)
-        timings["parity_s"] = time.perf_counter() - start - sum(timings.values())
-    return PortResult(name, class_name, cell, source, report, params, conversion, gm, path, timings)
+            report = parity_report(module, cell, args, kwargs, lambda m: convert_weights(writer, cell, m)[0],
+                                   changes=changes)
+            timings["parity_s"] = time.perf_counter() - start - sum(timings.values())
+    inputs = [n for n in program.graph_signature.user_inputs]
+    return PortResult(name, class_name, cell, source, report, params, initial, conversion, program, path,
+                      inputs, list(changes), dict(writer.ties), timings)
 
 
 def load_ported(directory, num_classes=None, init="torch"):
     """The model ``msport port`` wrote into ``directory``, freshly initialised (``init``: an msport.layers
-    scheme), for training (``--model port:DIR``); load weights with ``--init-from``. ``num_classes`` is
-    checked against the last Dense layer's output size."""
+    scheme; tensors no layer initialises start from the torch model's values), for training
+    (``--model port:DIR``); load weights with ``--init-from``. ``num_classes`` is checked against the last
+    Dense layer's output size."""
     import glob
 
     sources = sorted(glob.glob(os.path.join(directory, "*_ms.py")))
@@ -143,53 +164,71 @@ def import_source(path):
     return module
 
 
-def convert_weights(gm, layers, param_paths, cell):
-    """``(params, conversion report)``: the traced graph's weights, renamed by the registry (and by
-    user twins' ``params``), checked against every parameter name and shape of ``cell``."""
+def _array(tensor):
+    import torch
+
+    tensor = tensor.detach().cpu()
+    if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16
+        tensor = tensor.float()
+    return tensor.numpy()
+
+
+def _tensor_of(root, fqn, default):
+    owner, _, attr = fqn.rpartition(".")
+    try:
+        value = getattr(root.get_submodule(owner) if owner else root, attr)
+    except AttributeError:  # a constant export lifted out of the code, not a module's tensor
+        return default
+    return value if hasattr(value, "detach") else default
+
+
+def convert_weights(writer, cell, root=None):
+    """``(params, initial, conversion report)``: the layers' weights of ``root`` (default: the ported
+    module) renamed by the registry (and by user twins' ``params``), the plain tensors under their own
+    names, checked against every parameter name and shape of ``cell``; ``initial`` is the plain
+    tensors alone."""
     from msport.convert import ms_param_shapes, torch_to_mindspore
 
+    root = writer.root if root is None else root
     state = OrderedDict()
     rules = OrderedDict()
-    for path, (kind, twin) in layers.items():
-        module = gm.get_submodule(path)
-        for key, value in module.state_dict().items():
-            if kind == "user":
-                state[f"{path}.{twin.params.get(key, key)}"] = value
-            else:
-                state[f"{path}.{key}"] = value
+    tied = {alias for alias, first in writer.g.canonical.items() if alias != first}
+    for path, (kind, twin) in writer.layers.items():
+        module = root.get_submodule(path)
+        for key, value in module.state_dict(keep_vars=True).items():
+            if f"{path}.{key}" in tied and f"{path}.{key}" not in writer.tensors:
+                continue  # one Parameter, the first holder's
+            state[f"{path}.{twin.params.get(key, key) if kind == 'user' else key}"] = value
         if kind == "registry":
             for sub, entry in registry.torch_layers(module).items():
                 rules[f"{path}.{sub}" if sub else path] = entry
-    for torch_path, ms_path in param_paths.items():
-        if torch_path == ms_path:  # a parameter the graph reads directly, not a layer's
-            owner, _, attr = torch_path.rpartition(".")
-            state[torch_path] = getattr(gm.get_submodule(owner) if owner else gm, attr)
-    params, report = torch_to_mindspore(state, ms_param_shapes(cell), rules)
+    shapes = ms_param_shapes(cell)
+    layer_shapes = OrderedDict((k, v) for k, v in shapes.items() if k not in writer.tensors)
+    params, report = torch_to_mindspore(OrderedDict((k, _array(v)) for k, v in state.items()), layer_shapes, rules)
+    initial = OrderedDict((path, _array(_tensor_of(root, fqn, value))) for path, (fqn, value) in writer.tensors.items())
+    params.update(initial)
     order = [p.name for p in cell.get_parameters()]
-    return OrderedDict((k, params[k]) for k in order), report
+    return OrderedDict((k, params[k]) for k in order), initial, report
 
 
-def _load(cell, params):
+def load_into(cell, params):
     from msport._mindspore import ms
 
     for p in cell.get_parameters():
-        p.set_data(ms.Tensor(np.ascontiguousarray(params[p.name])))
+        value = params[p.name]
+        p.set_data(ms.Tensor(np.ascontiguousarray(value).reshape(np.shape(value))))  # keeps a 0-d tensor 0-d
 
 
-def _single_input(example_inputs):
-    value = example_inputs
-    if isinstance(value, (tuple, list)):
-        if len(value) != 1:
-            raise UserError(f"the parity check runs both models on one input tensor; got {len(value)} inputs "
-                            f"(port with check=False, and compare the outputs yourself)")
-        value = value[0]
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value, dtype=np.float32)
+def class_name_for(name):
+    """``resnet18`` -> ``Resnet18``, ``vit_b_16`` -> ``VitB16``: a Python class name."""
+    text = "".join(part[:1].upper() + part[1:] for part in re.split(r"[^0-9a-zA-Z]+", name) if part)
+    if not text or text[0].isdigit():
+        text = "Model" + text
+    return text
 
 
 def _snake(name):
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
-__all__ = ["PortResult", "convert_weights", "import_source", "load_ported", "port"]
+__all__ = ["PortResult", "class_name_for", "convert_weights", "import_source", "load_into", "load_ported", "port"]

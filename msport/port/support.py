@@ -12,13 +12,15 @@
 The op table (:mod:`msport.port.ops`) names these helpers in the source it writes.
 """
 
+import os
+
 from msport._mindspore import ms, nn, ops
 
 
 class Block(nn.Cell):
     """Holds submodules and parameters under torch's names; called through, never itself."""
 
-    def __init__(self, **members):
+    def __init__(self, /, **members):  # positional-only: BERT has a member named "self"
         super().__init__()
         for name, member in members.items():
             setattr(self, name, member)
@@ -36,40 +38,6 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     return ops.LayerNorm(begin, begin, eps)(x, weight, bias)[0]
 
 
-def stochastic_depth(x, p, mode, training):
-    """``torchvision.ops.stochastic_depth``: in training, zero whole samples (``"row"``) or the whole
-    batch (``"batch"``) with probability ``p`` and scale the survivors by ``1 / (1 - p)``."""
-    if not training or p == 0.0:
-        return x
-    survival = 1.0 - p
-    if mode == "row":
-        shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-    else:
-        shape = (1,) * x.ndim
-    keep = ops.cast(ops.rand(shape) < survival, x.dtype)
-    if survival > 0.0:
-        keep = keep / survival
-    return x * keep
-
-
-# --- torchvision's Swin helpers (functions its model marks as leaves for torch.fx) ---------------
-
-def patch_merging_pad(x):
-    """``torchvision.models.swin_transformer._patch_merging_pad``: the 2x2 patches of (..., H, W, C),
-    concatenated on C, after padding H and W to even sizes."""
-    height, width = x.shape[-3], x.shape[-2]
-    if height % 2 or width % 2:
-        x = ops.pad(x, (0, 0, 0, width % 2, 0, height % 2))
-    return ops.cat((x[..., 0::2, 0::2, :], x[..., 1::2, 0::2, :], x[..., 0::2, 1::2, :], x[..., 1::2, 1::2, :]), -1)
-
-
-def relative_position_bias(table, index, window_size):
-    """``torchvision.models.swin_transformer._get_relative_position_bias``: (1, heads, N, N)."""
-    n = window_size[0] * window_size[1]
-    bias = ops.reshape(table[index], (n, n, -1))
-    return ops.unsqueeze(ops.permute(bias, (2, 0, 1)), 0)
-
-
 def _roll(x, shift, axis):
     """``torch.roll`` along one axis by a constant: MindSpore 2.10 has no Roll kernel on the CPU."""
     size = x.shape[axis]
@@ -81,67 +49,131 @@ def _roll(x, shift, axis):
     return ops.cat((head, tail), axis)
 
 
-def _linear(x, weight, bias):
+def native_layer_norm(x, normalized_shape, weight, bias, eps):
+    """``aten.native_layer_norm``: (output, mean, 1 / std) over the last ``len(normalized_shape)`` axes."""
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    mean = ops.mean(x, axes, keep_dims=True)
+    rstd = ops.rsqrt(ops.mean(ops.square(x - mean), axes, keep_dims=True) + eps)
+    return layer_norm(x, normalized_shape, weight, bias, eps), mean, rstd
+
+
+def group_norm(x, groups, weight, bias, eps):
+    """``F.group_norm``: statistics over each group of channels and all spatial positions."""
+    shape = x.shape
+    grouped = ops.reshape(x, (shape[0], groups, -1))
+    mean = ops.mean(grouped, 2, keep_dims=True)
+    var = ops.mean(ops.square(grouped - mean), 2, keep_dims=True)
+    out = ops.reshape((grouped - mean) * ops.rsqrt(var + eps), shape)
+    return _affine(out, weight, bias)
+
+
+def _affine(out, weight, bias):
+    shape = (1, -1) + (1,) * (out.ndim - 2)
+    if weight is not None:
+        out = out * ops.reshape(weight, shape)
+    if bias is not None:
+        out = out + ops.reshape(bias, shape)
+    return out
+
+
+def batch_norm(x, weight, bias, mean, var, eps):
+    """Inference BatchNorm over axis 1 with the running statistics (a module BatchNorm ports as the
+    registry's layer, which trains; this is ``F.batch_norm`` in a model's own code)."""
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return _affine((x - ops.reshape(mean, shape)) * ops.reshape(ops.rsqrt(var + eps), shape), weight, bias)
+
+
+def linear(x, weight, bias=None):
+    """``F.linear``: x @ weight^T + bias."""
     out = ops.matmul(x, ops.swapaxes(weight, 0, 1))
     return out if bias is None else out + bias
 
 
-def _window_regions(length, window, shift):
-    """Which of the three shifted-window regions (0, 1, 2) each position of one axis falls in."""
-    positions = ops.arange(length)
-    return ops.cast(positions >= length - window, ms.int32) + ops.cast(positions >= length - shift, ms.int32)
+def conv(x, weight, bias, stride, padding, dilation, groups):
+    """``F.conv1d`` / ``F.conv2d`` with explicit symmetric padding (MindSpore's 'pad' mode); a 1-D
+    convolution runs as a 2-D one of height 1."""
+    one_d = x.ndim == 3
+    if one_d:
+        x, weight = ops.expand_dims(x, 2), ops.expand_dims(weight, 2)
+        stride, padding, dilation = (1, stride[0]), (0, padding[0]), (1, dilation[0])
+    out = ops.conv2d(x, weight, None, tuple(stride), "pad", tuple(padding), tuple(dilation), groups)
+    if bias is not None:
+        out = out + ops.reshape(bias, (1, -1, 1, 1))
+    return ops.squeeze(out, 2) if one_d else out
 
 
-def shifted_window_attention(x, qkv_weight, proj_weight, relative_position_bias, window_size, num_heads, shift_size,
-                             attention_dropout=0.0, dropout=0.0, qkv_bias=None, proj_bias=None, logit_scale=None,
-                             training=True):
-    """``torchvision.models.swin_transformer.shifted_window_attention`` (Swin v1: ``logit_scale`` None)."""
-    batch, height, width, channels = x.shape
-    win_h, win_w = window_size[0], window_size[1]
-    pad_r = (win_w - width % win_w) % win_w
-    pad_b = (win_h - height % win_h) % win_h
-    if pad_r or pad_b:
-        x = ops.pad(x, (0, 0, 0, pad_r, 0, pad_b))
-    pad_h, pad_w = height + pad_b, width + pad_r
-    shift_h = 0 if win_h >= pad_h else shift_size[0]
-    shift_w = 0 if win_w >= pad_w else shift_size[1]
-    if shift_h:
-        x = _roll(x, -shift_h, 1)
-    if shift_w:
-        x = _roll(x, -shift_w, 2)
-    windows = (pad_h // win_h) * (pad_w // win_w)
-    tokens = win_h * win_w
-    x = ops.reshape(x, (batch, pad_h // win_h, win_h, pad_w // win_w, win_w, channels))
-    x = ops.reshape(ops.permute(x, (0, 1, 3, 2, 4, 5)), (batch * windows, tokens, channels))
-    qkv = _linear(x, qkv_weight, qkv_bias)
-    qkv = ops.permute(ops.reshape(qkv, (batch * windows, tokens, 3, num_heads, channels // num_heads)), (2, 0, 3, 1, 4))
-    q, k, v = qkv[0], qkv[1], qkv[2]
-    q = q * (channels // num_heads) ** -0.5
-    attn = ops.matmul(q, ops.swapaxes(k, -2, -1)) + relative_position_bias
-    if shift_h or shift_w:
-        regions = (ops.expand_dims(_window_regions(pad_h, win_h, shift_h), 1) * 3
-                   + ops.expand_dims(_window_regions(pad_w, win_w, shift_w), 0))
-        regions = ops.reshape(regions, (pad_h // win_h, win_h, pad_w // win_w, win_w))
-        regions = ops.reshape(ops.permute(regions, (0, 2, 1, 3)), (windows, tokens))
-        different = ops.expand_dims(regions, 1) != ops.expand_dims(regions, 2)
-        mask = ops.cast(different, attn.dtype) * -100.0
-        attn = ops.reshape(attn, (batch, windows, num_heads, tokens, tokens)) + ops.expand_dims(
-            ops.expand_dims(mask, 1), 0)
-        attn = ops.reshape(attn, (-1, num_heads, tokens, tokens))
-    attn = ops.softmax(attn, -1)
-    if training and attention_dropout > 0.0:
-        attn = ops.dropout(attn, p=attention_dropout, training=True)
-    x = ops.reshape(ops.swapaxes(ops.matmul(attn, v), 1, 2), (batch * windows, tokens, channels))
-    x = _linear(x, proj_weight, proj_bias)
-    if training and dropout > 0.0:
-        x = ops.dropout(x, p=dropout, training=True)
-    x = ops.reshape(x, (batch, pad_h // win_h, pad_w // win_w, win_h, win_w, channels))
-    x = ops.reshape(ops.permute(x, (0, 1, 3, 2, 4, 5)), (batch, pad_h, pad_w, channels))
-    if shift_h:
-        x = _roll(x, shift_h, 1)
-    if shift_w:
-        x = _roll(x, shift_w, 2)
-    return x[:, :height, :width, :]
+def max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, with_indices):
+    """``aten.max_pool2d`` (and ``_with_indices``: a tuple whose indices inference never reads)."""
+    out = ops.max_pool2d(x, tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), ceil_mode=ceil_mode)
+    return (out, None) if with_indices else out
+
+
+def squeeze(x, dims):
+    """``torch.squeeze(x, dims)``: only the listed axes of size 1 (torch ignores the others, MindSpore refuses)."""
+    dims = dims if isinstance(dims, (tuple, list)) else (dims,)
+    keep = tuple(d % x.ndim for d in dims if x.shape[d] == 1)
+    return ops.squeeze(x, keep) if keep else x
+
+
+def roll(x, shifts, dims):
+    """``torch.roll`` by constants (no Roll kernel on the CPU); no ``dims`` rolls the flattened tensor."""
+    if not dims:
+        return ops.reshape(_roll(ops.reshape(x, (-1,)), shifts[0], 0), x.shape)
+    for shift, axis in zip(shifts, dims):
+        x = _roll(x, shift, axis)
+    return x
+
+
+def elu(x, alpha=1.0, scale=1.0, input_scale=1.0):
+    """``aten.elu`` (SELU too): scale * (x if x > 0 else alpha * (exp(x * input_scale) - 1))."""
+    return scale * ops.where(x > 0, x, alpha * (ops.exp(x * input_scale) - 1))
+
+
+def bitwise_and(x, y):
+    """``&``: logical on bool tensors (MindSpore's BitwiseAnd takes integers only)."""
+    return ops.logical_and(x, y) if x.dtype == ms.bool_ else ops.bitwise_and(x, y)
+
+
+def bitwise_or(x, y):
+    return ops.logical_or(x, y) if x.dtype == ms.bool_ else ops.bitwise_or(x, y)
+
+
+def bitwise_xor(x, y):
+    return ops.logical_xor(x, y) if x.dtype == ms.bool_ else ops.bitwise_xor(x, y)
+
+
+def bitwise_not(x):
+    return ops.logical_not(x) if x.dtype == ms.bool_ else ops.invert(x)
+
+
+def dropout(x, p, training, with_mask=False):
+    """Dropout that follows the cell's own training flag (the export saw the torch model in eval)."""
+    out = ops.dropout(x, p=p, training=True) if training and p > 0.0 else x
+    return (out, ops.ones(x.shape, ms.bool_)) if with_mask else out
+
+
+def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False,
+                                 training=False):
+    """``F.scaled_dot_product_attention`` written out: softmax(q k^T * scale + mask) v. A bool mask keeps
+    where True; ``enable_gqa`` repeats the key/value heads to the query's."""
+    if enable_gqa and k.shape[-3] != q.shape[-3]:
+        repeat = q.shape[-3] // k.shape[-3]
+        k = ops.repeat_interleave(k, repeat, k.ndim - 3)
+        v = ops.repeat_interleave(v, repeat, v.ndim - 3)
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    scores = ops.matmul(q, ops.swapaxes(k, -2, -1)) * scale
+    if is_causal:
+        causal = ops.tril(ops.ones((q.shape[-2], k.shape[-2]), ms.int32)) > 0
+        scores = ops.masked_fill(scores, ops.logical_not(causal), float("-inf"))
+    if mask is not None:
+        if mask.dtype == ms.bool_:
+            scores = ops.masked_fill(scores, ops.logical_not(mask), float("-inf"))
+        else:
+            scores = scores + mask
+    attn = ops.softmax(scores, -1)
+    if training and dropout_p > 0.0:
+        attn = ops.dropout(attn, p=dropout_p, training=True)
+    return ops.matmul(attn, v)
 
 
 def load_checkpoint(net, path):
@@ -162,5 +194,18 @@ def load_checkpoint(net, path):
     return net
 
 
-__all__ = ["Block", "layer_norm", "load_checkpoint", "patch_merging_pad", "relative_position_bias",
-           "shifted_window_attention", "stochastic_depth"]
+def load_initial(net, path):
+    """The initial values of the tensors torch does not initialise through a layer (a class token, a
+    positional embedding, rotary frequencies, masks), as ``msport port`` found them in the torch model."""
+    from msport.checkpoints import load_ms_checkpoint
+
+    if os.path.exists(path):
+        params = load_ms_checkpoint(path)
+        own = {p.name for p in net.get_parameters()}
+        ms.load_param_into_net(net, {k: v for k, v in params.items() if k in own})
+    return net
+
+
+__all__ = ["Block", "batch_norm", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "conv", "dropout", "elu", "group_norm",
+           "layer_norm", "linear", "load_checkpoint", "load_initial", "max_pool2d", "native_layer_norm", "roll",
+           "scaled_dot_product_attention", "squeeze"]

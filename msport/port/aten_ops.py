@@ -1,0 +1,338 @@
+"""The op table's entries: every ATen op msport port maps, and the MindSpore expression it becomes.
+
+Keys are the ATen overloads of the graph ``torch.export`` writes after
+:func:`msport.port.capture.export`'s decompositions: every Core ATen op mapped here stays as it is,
+and so do a few higher-level ops of the training IR that map onto one MindSpore call
+(``aten.linear``, ``aten.conv2d``, ``aten.scaled_dot_product_attention``, ``aten.layer_norm``);
+any other op is decomposed into Core ATen first. Argument names are the schema's (``self``,
+``other``, ``dim``); :mod:`msport.port.ops` binds them.
+
+The traps are in the defaults and the kernels: ``ops.flatten`` starts at dim 1 where torch's
+starts at 0 (written out), ``F.avg_pool2d``'s stride defaults to the kernel size (``[]`` in the
+schema), MindSpore 2.10 has no CPU kernel for ``ops.layer_norm``, ``ops.einsum`` or ``ops.roll``
+(:mod:`msport.port.support` writes them with kernels it has). Result dtypes come from the trace's
+own metadata (``node.meta["val"]``), so a creation op or a cast says exactly what torch made.
+``tests/test_port_ops.py`` runs every entry against torch, in PYNATIVE_MODE and GRAPH_MODE.
+"""
+
+import torch
+
+from msport.port.ops import Op, add, require
+
+SUPPORT = ("msport.port", "support")  # generated code calls support.<helper>
+_S = (SUPPORT,)
+
+
+def _t(template):
+    """An emitter from a format string over the schema's argument names (plus ``{dtype_out}``)."""
+    return lambda a: template.format_map(_Lazy(a))
+
+
+class _Lazy(dict):
+    def __init__(self, a):
+        super().__init__()
+        self.a = a
+
+    def __missing__(self, key):
+        if key == "dtype_out":
+            return self.a.render(self.a.out_dtype)
+        return getattr(self.a, key)
+
+
+def op(name, targets, emit, kind="expr", imports=(), doc=""):
+    targets = tuple(f"aten.{t}" if not t.startswith(("aten.", "operator.", "_operator.")) else t
+                    for t in targets.split())
+    add(Op(name, targets, _t(emit) if isinstance(emit, str) else emit, kind, tuple(imports), doc))
+
+
+# --- arithmetic and comparison ------------------------------------------------------------------
+
+def _alpha(symbol):
+    def emit(a):
+        alpha = a.raw("alpha")
+        return f"{a.self} {symbol} {a.other}" if alpha == 1 else f"{a.self} {symbol} {a.alpha} * {a.other}"
+    return emit
+
+
+op("add", "add.Tensor add.Scalar", _alpha("+"))
+op("sub", "sub.Tensor sub.Scalar", _alpha("-"))
+op("rsub", "rsub.Tensor rsub.Scalar",
+   lambda a: f"{a.other} - {a.self}" if a.raw("alpha") == 1 else f"{a.other} - {a.alpha} * {a.self}")
+op("mul", "mul.Tensor mul.Scalar", "{self} * {other}")
+op("div", "div.Tensor div.Scalar", "{self} / {other}")
+
+
+def _div_mode(a):
+    mode = a.raw("rounding_mode")
+    return f"{a.self} / {a.other}" if mode is None else f"ops.div({a.self}, {a.other}, rounding_mode={mode!r})"
+
+
+op("div_mode", "div.Tensor_mode div.Scalar_mode", _div_mode)
+op("pow", "pow.Tensor_Scalar pow.Tensor_Tensor", "ops.pow({self}, {exponent})")
+op("pow_scalar", "pow.Scalar", "ops.pow({self}, {exponent})")
+op("remainder", "remainder.Scalar remainder.Tensor", "ops.remainder({self}, {other})",
+   doc="Python's sign convention, as torch's")
+op("fmod", "fmod.Scalar fmod.Tensor", "ops.fmod({self}, {other})")
+op("maximum", "maximum.default", "ops.maximum({self}, {other})")
+op("minimum", "minimum.default", "ops.minimum({self}, {other})")
+for _name, _symbol in (("eq", "=="), ("ne", "!="), ("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">=")):
+    op(_name, f"{_name}.Tensor {_name}.Scalar", f"{{self}} {_symbol} {{other}}")
+op("logical_and", "logical_and.default", "ops.logical_and({self}, {other})")
+op("logical_or", "logical_or.default", "ops.logical_or({self}, {other})")
+op("logical_xor", "logical_xor.default", "ops.logical_xor({self}, {other})")
+op("logical_not", "logical_not.default", "ops.logical_not({self})")
+op("bitwise_and", "bitwise_and.Tensor bitwise_and.Scalar __and__.Tensor", "support.bitwise_and({self}, {other})", imports=_S,
+   doc="logical on bool tensors (MindSpore's BitwiseAnd takes integers only)")
+op("bitwise_or", "bitwise_or.Tensor bitwise_or.Scalar __or__.Tensor", "support.bitwise_or({self}, {other})", imports=_S)
+op("bitwise_xor", "bitwise_xor.Tensor bitwise_xor.Scalar", "support.bitwise_xor({self}, {other})", imports=_S)
+op("bitwise_not", "bitwise_not.default", "support.bitwise_not({self})", imports=_S)
+op("where", "where.self", "ops.where({condition}, {self}, {other})")
+op("clamp", "clamp.default clamp.Tensor", "ops.clamp({self}, {min}, {max})")
+op("masked_fill", "masked_fill.Scalar masked_fill.Tensor", "ops.masked_fill({self}, {mask}, {value})")
+
+# --- elementwise functions --------------------------------------------------------------------------
+
+_ELEMENTWISE = (
+    "abs", "exp", "expm1", "log", "log1p", "log2", "sqrt", "rsqrt", "reciprocal", "sin", "cos", "tan",
+    "tanh", "sigmoid", "relu", "silu", "erf", "erfinv", "sign", "floor", "ceil", "trunc", "isnan", "isinf",
+    "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "hardsigmoid", "hardswish", "mish",
+    "log10")
+for _name in _ELEMENTWISE:
+    op(_name, f"{_name}.default", f"ops.{_name}({{self}})")
+op("neg", "neg.default", "-{self}")
+op("round", "round.default", "ops.round({self})", doc="half to even, as torch")
+op("atan2", "atan2.default", "ops.atan2({self}, {other})")
+op("gelu", "gelu.default", "ops.gelu({self}, approximate={approximate})")
+op("hardtanh", "hardtanh.default", "ops.hardtanh({self}, {min_val}, {max_val})")
+op("leaky_relu", "leaky_relu.default", "ops.leaky_relu({self}, {negative_slope})")
+op("elu", "elu.default", "support.elu({self}, {alpha}, {scale}, {input_scale})", imports=_S,
+   doc="MindSpore's Elu takes alpha 1 only; SELU is elu with scale and input_scale")
+op("softplus", "softplus.default", "ops.softplus({self}, {beta}, {threshold})")
+
+# --- dtype and copies -------------------------------------------------------------------------------
+
+
+def _cast(a):
+    return f"ops.cast({a.self}, {a.render(a.out_dtype)})" if a.out_dtype != a.in_dtype("self") else a.self
+
+
+op("to_copy", "_to_copy.default to.dtype to.dtype_layout to.device", _cast,
+   doc="a cast to the dtype the trace recorded; devices and memory formats have no meaning here")
+op("alias", "alias.default clone.default detach.default lift_fresh_copy.default contiguous.default", None,
+   kind="alias", doc="MindSpore tensors in a graph are values: a copy or a view is the tensor itself")
+op("assert", "_assert_tensor_metadata.default _assert_scalar.default sym_constrain_range_for_size.default "
+             "sym_constrain_range.default", None, kind="drop",
+   doc="a check the trace already made; GRAPH_MODE cannot raise")
+
+# --- reductions ----------------------------------------------------------------------------------
+
+
+def _dims(a, name="dim"):
+    value = a.raw(name)
+    return "None" if value in (None, [], ()) else a.render(tuple(value) if isinstance(value, list) else value)
+
+
+def _reduction(call, keep="keepdim"):
+    def emit(a):
+        x = a.self if a.out_dtype == a.in_dtype("self") else f"ops.cast({a.self}, {a.render(a.out_dtype)})"
+        if "dim" not in a._values:
+            return f"{call}({x})"
+        return f"{call}({x}, {_dims(a)}, {keep}={a.keepdim})"
+    return emit
+
+
+op("sum", "sum.dim_IntList sum.default", _reduction("ops.sum"), doc="an integer or bool sum in int64, as torch")
+op("mean", "mean.dim mean.default", _reduction("ops.mean", "keep_dims"))
+op("prod", "prod.dim_int prod.default", _reduction("ops.prod", "keep_dims"))
+op("amax", "amax.default", lambda a: f"ops.amax({a.self}, {_dims(a)}, keepdims={a.keepdim})")
+op("amin", "amin.default", lambda a: f"ops.amin({a.self}, {_dims(a)}, keepdims={a.keepdim})")
+op("max_dim", "max.dim", "ops.max({self}, {dim}, keepdims={keepdim})", doc="(values, indices)")
+op("min_dim", "min.dim", "ops.min({self}, {dim}, keepdims={keepdim})", doc="(values, indices)")
+op("max", "max.default", "ops.amax({self})")
+op("min", "min.default", "ops.amin({self})")
+op("argmax", "argmax.default", "ops.argmax({self}, {dim}, keepdim={keepdim})")
+op("argmin", "argmin.default", "ops.argmin({self}, {dim}, keepdims={keepdim})")
+
+
+def _var(call):
+    def emit(a):
+        correction = 1 if a.raw("correction") is None else a.raw("correction")
+        return f"{call}({a.self}, {_dims(a)}, ddof={correction!r}, keepdims={a.keepdim})"
+    return emit
+
+
+op("var", "var.correction", _var("ops.var"))
+op("var_dim", "var.dim", lambda a: f"ops.var({a.self}, {_dims(a)}, ddof={1 if a.raw('unbiased') else 0}, "
+                                   f"keepdims={a.keepdim})")
+op("std", "std.correction", _var("ops.std"))
+
+
+def _bool_reduction(call):
+    def emit(a):
+        x = a.self if a.in_dtype("self") == torch.bool else f"ops.cast({a.self}, ms.bool_)"
+        if "dim" not in a._values:
+            return f"{call}({x})"
+        return f"{call}({x}, {_dims(a)}, keep_dims={a.keepdim})"
+    return emit
+
+
+op("any", "any.dim any.dims any.default", _bool_reduction("ops.any"))
+op("all", "all.dim all.default", _bool_reduction("ops.all"))
+op("cumsum", "cumsum.default", lambda a: f"ops.cumsum({a.self}, {a.dim}, dtype={a.render(a.out_dtype)})")
+op("logsumexp", "logsumexp.default", "ops.logsumexp({self}, {dim}, keepdim={keepdim})")
+op("softmax", "_softmax.default softmax.int", "ops.softmax({self}, {dim})")
+op("log_softmax", "_log_softmax.default log_softmax.int", "ops.log_softmax({self}, {dim})")
+
+# --- shapes, indexing --------------------------------------------------------------------------------
+
+op("view", "view.default reshape.default _unsafe_view.default", "ops.reshape({self}, {size})")
+op("permute", "permute.default", "ops.permute({self}, {dims})")
+op("transpose", "transpose.int", "ops.swapaxes({self}, {dim0}, {dim1})")
+op("t", "t.default", lambda a: f"ops.swapaxes({a.self}, 0, 1)" if a.rank("self") == 2 else a.self)
+op("unsqueeze", "unsqueeze.default", "ops.unsqueeze({self}, {dim})")
+op("squeeze", "squeeze.dim squeeze.dims squeeze.default", lambda a: (
+    f"ops.squeeze({a.self})" if "dim" not in a._values else f"support.squeeze({a.self}, {a.dim})"),
+   imports=_S, doc="torch ignores a dim that is not 1; MindSpore's Squeeze refuses it")
+op("expand", "expand.default", "ops.broadcast_to({self}, {size})")
+op("flatten", "flatten.using_ints", "ops.flatten({self}, start_dim={start_dim}, end_dim={end_dim})",
+   doc="torch starts at dim 0, ops.flatten at 1: always written out")
+op("cat", "cat.default", "ops.cat({tensors}, {dim})")
+op("stack", "stack.default", "ops.stack({tensors}, {dim})")
+op("split", "split.Tensor split_with_sizes.default", lambda a: (
+    f"ops.split({a.self}, {a.render(a.raw('split_size') if 'split_size' in a._values else list(a.raw('split_sizes')))}"
+    f", {a.dim})"))
+op("chunk", "chunk.default", "ops.chunk({self}, {chunks}, {dim})")
+op("unbind", "unbind.int", "ops.unbind({self}, {dim})")
+op("narrow", "narrow.default", "ops.narrow({self}, {dim}, {start}, {length})")
+
+
+def _subscript(a, dim, item):
+    dim = dim % a.rank("self")
+    return f"{a.self}[{', '.join([':'] * dim + [item])}]"
+
+
+def _slice(a):
+    start, end, step = a.raw("start"), a.raw("end"), a.raw("step")
+    text = ("" if start in (None, 0) else a.render(start)) + ":" + (
+        "" if end is None or (isinstance(end, int) and end >= 2 ** 62) else a.render(end))
+    return _subscript(a, a.raw("dim"), text + ("" if step == 1 else f":{a.render(step)}"))
+
+
+op("slice", "slice.Tensor", _slice)
+op("select", "select.int", lambda a: _subscript(a, a.raw("dim"), a.index))
+
+
+def _index(a):
+    items = [":" if i is None else a.render(i) for i in a.raw("indices")]
+    return f"{a.self}[{', '.join(items)}]"
+
+
+op("index", "index.Tensor", _index, doc="advanced indexing, numpy's rules in both")
+op("index_select", "index_select.default", "ops.index_select({self}, {dim}, {index})")
+op("gather", "gather.default", "ops.gather_elements({self}, {dim}, {index})")
+op("scatter", "scatter.src", "ops.scatter({self}, {dim}, {index}, {src})")
+op("scatter_value", "scatter.value",
+   "ops.scatter({self}, {dim}, {index}, ops.full({index}.shape, {value}, dtype={self}.dtype))")
+op("repeat", "repeat.default", "ops.tile({self}, {repeats})")
+op("flip", "flip.default", "ops.flip({self}, {dims})")
+op("roll", "roll.default", "support.roll({self}, {shifts}, {dims})", imports=_S,
+   doc="no Roll kernel on the CPU: two slices and a concatenation")
+op("sort", "sort.default", "ops.sort({self}, {dim}, {descending})", doc="(values, indices)")
+op("topk", "topk.default", "ops.topk({self}, {k}, {dim}, {largest}, {sorted})", doc="(values, indices)")
+op("diagonal", "diagonal.default", "ops.diagonal({self}, {offset}, {dim1}, {dim2})")
+op("scatter_add", "scatter_add.default",
+   "ops.tensor_scatter_elements({self}, {index}, {src}, {dim}, reduction='add')")
+op("fill", "fill.Scalar", "ops.full({self}.shape, {value}, dtype={self}.dtype)")
+op("copy", "copy.default", "ops.cast(ops.broadcast_to({src}, {self}.shape), {self}.dtype)")
+op("tril", "tril.default", "ops.tril({self}, {diagonal})")
+op("triu", "triu.default", "ops.triu({self}, {diagonal})")
+op("constant_pad_nd", "constant_pad_nd.default", "ops.pad({self}, {pad}, value={value})")
+op("embedding", "embedding.default", "ops.gather({weight}, {indices}, 0)",
+   doc="a lookup; padding_idx only matters to the gradient, which nn.Embedding's twin handles")
+
+# --- creation ---------------------------------------------------------------------------------------
+
+def _arange(a):
+    start = a.start if "start" in a._values else "0"
+    step = a.step if "step" in a._values else "1"
+    return f"ops.arange({start}, {a.end}, {step}, dtype={a.render(a.out_dtype)})"
+
+
+op("arange", "arange.default arange.start arange.start_step", _arange)
+op("full", "full.default", "ops.full({size}, {fill_value}, dtype={dtype_out})")
+op("zeros", "zeros.default", "ops.zeros({size}, {dtype_out})")
+op("ones", "ones.default", "ops.ones({size}, {dtype_out})")
+op("new_full", "new_full.default", "ops.full({size}, {fill_value}, dtype={dtype_out})")
+op("new_zeros", "new_zeros.default", "ops.zeros({size}, {dtype_out})")
+op("new_ones", "new_ones.default", "ops.ones({size}, {dtype_out})")
+op("full_like", "full_like.default", "ops.full({self}.shape, {fill_value}, dtype={dtype_out})")
+op("zeros_like", "zeros_like.default", "ops.zeros({self}.shape, {dtype_out})")
+op("ones_like", "ones_like.default", "ops.ones({self}.shape, {dtype_out})")
+op("scalar_tensor", "scalar_tensor.default", "ms.Tensor({s}, {dtype_out})")
+
+# --- layers as functions -----------------------------------------------------------------------------
+
+op("linear", "linear.default", "support.linear({input}, {weight}, {bias})", imports=_S)
+op("addmm", "addmm.default", lambda a: (require(a.raw("beta") == 1 and a.raw("alpha") == 1,
+                                                "addmm with beta/alpha other than 1")
+                                        or f"{a.self} + ops.matmul({a.mat1}, {a.mat2})"))
+op("baddbmm", "baddbmm.default", "{beta} * {self} + {alpha} * ops.matmul({batch1}, {batch2})")
+op("matmul", "mm.default bmm.default matmul.default",
+   lambda a: f"ops.matmul({a.self}, {a.mat2 if 'mat2' in a._values else a.other})")
+
+
+def _pair(value):
+    return tuple(value) * (2 if len(value) == 1 else 1) if isinstance(value, (list, tuple)) else (value, value)
+
+
+def _conv(a):
+    transposed = a.raw("transposed") if "transposed" in a._values else False
+    require(not transposed, "transposed convolution as a function (nn.ConvTranspose2d modules port)")
+    dims = a.rank("input") - 2
+    require(dims in (1, 2), f"{dims}-D convolution as a function (Conv1d/Conv2d only)")
+    return (f"support.conv({a.input}, {a.weight}, {a.bias}, {a.stride}, {a.padding}, {a.dilation}, "
+            f"{a.groups})")
+
+
+op("conv", "conv1d.default conv2d.default convolution.default", _conv, imports=_S)
+op("layer_norm", "layer_norm.default", "support.layer_norm({input}, {normalized_shape}, {weight}, {bias}, {eps})",
+   imports=_S, doc="ops.layer_norm has no CPU kernel; the LayerNorm primitive has")
+op("native_layer_norm", "native_layer_norm.default",
+   "support.native_layer_norm({input}, {normalized_shape}, {weight}, {bias}, {eps})", imports=_S)
+op("group_norm", "group_norm.default", "support.group_norm({input}, {num_groups}, {weight}, {bias}, {eps})",
+   imports=_S)
+op("native_group_norm", "native_group_norm.default",
+   "(support.group_norm({input}, {group}, {weight}, {bias}, {eps}), None, None)", imports=_S)
+op("batch_norm", "_native_batch_norm_legit_no_training.default",
+   "(support.batch_norm({input}, {weight}, {bias}, {running_mean}, {running_var}, {eps}), None, None)",
+   imports=_S, doc="inference BatchNorm written as a function (the module twin trains)")
+op("max_pool2d", "max_pool2d.default max_pool2d_with_indices.default", lambda a: (
+    f"support.max_pool2d({a.self}, {a.kernel_size}, {a.stride if a.raw('stride') else a.kernel_size}, "
+    f"{a.padding}, {a.dilation}, {a.ceil_mode}, {str(a.target).endswith('indices.default')})"), imports=_S)
+op("avg_pool2d", "avg_pool2d.default", lambda a: (
+    f"ops.avg_pool2d({a.self}, {a.kernel_size}, {a.stride if a.raw('stride') else a.kernel_size}, "
+    f"{a.render(tuple(p for p in _pair(a.raw('padding')) for _ in (0, 1)))}, "
+    f"ceil_mode={a.ceil_mode}, count_include_pad={a.count_include_pad}, "
+    f"divisor_override={0 if a.raw('divisor_override') is None else a.divisor_override})"),
+   doc="torch's stride defaults to the kernel size, MindSpore's to 1")
+op("adaptive_avg_pool2d", "adaptive_avg_pool2d.default _adaptive_avg_pool2d.default",
+   "ops.adaptive_avg_pool2d({self}, {output_size})")
+op("upsample_nearest2d", "upsample_nearest2d.vec",
+   lambda a: f"ops.interpolate({a.input}, size={a.render(tuple(a.out_shape[-2:]))}, mode='nearest')")
+op("upsample_bilinear2d", "upsample_bilinear2d.vec",
+   lambda a: (f"ops.interpolate({a.input}, size={a.render(tuple(a.out_shape[-2:]))}, mode='bilinear', "
+              f"align_corners={a.align_corners})"))
+op("sdpa", "scaled_dot_product_attention.default",
+   "support.scaled_dot_product_attention({query}, {key}, {value}, {attn_mask}, {dropout_p}, {is_causal}, "
+   "{scale}, {enable_gqa}, self.training)", imports=_S,
+   doc="softmax(q k^T * scale + mask) v, written out; dropout follows the cell's training flag")
+op("dropout", "dropout.default native_dropout.default", lambda a: (
+    f"support.dropout({a.input}, {a.p}, self.training{', True' if 'native' in str(a.target) else ''})"),
+   imports=_S, doc="follows the cell's training flag, not the flag the trace saw")
+
+# --- symbolic sizes and Python on them ------------------------------------------------------------
+
+op("sym_size", "sym_size.int", "{self}.shape[{dim}]")
+for _name, _symbol in (("add", "+"), ("sub", "-"), ("mul", "*"), ("floordiv", "//"), ("mod", "%")):
+    op(f"py_{_name}", f"operator.{_name}", f"{{input}} {_symbol} {{other}}")
+op("getitem", "operator.getitem", "{input}[{idx}]", doc="an element of a tuple an op returned")

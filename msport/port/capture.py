@@ -1,0 +1,191 @@
+"""Capture a torch model with ``torch.export`` (non-strict) as a graph over a closed set of ATen ops.
+
+This is the one tracer of ``msport port``. ``torch.fx.symbolic_trace`` is gone: it follows Python,
+so it stops at a branch on a tensor shape (timm's dynamic "same" padding), at ``forward(**kwargs)``
+(every Hugging Face model), and it records torch functions and methods, an open-ended set.
+``torch.export`` runs the model on fake tensors and records ATen ops; its training IR keeps
+``aten.linear``, ``aten.conv2d``, ``aten.scaled_dot_product_attention``..., and
+:func:`export` decomposes every op the op table does not map into Core ATen, so what reaches the
+code generator is Core ATen plus the table's own higher-level ops.
+
+* Inputs: a tensor, a tuple of them, a dict (keyword arguments) or ``(args, kwargs)``; any dtype.
+  numpy arrays become tensors. The first axis of every input is marked ``Dim.AUTO`` (and the second
+  of integer and bool inputs, the sequence of token ids and masks): export keeps an axis dynamic
+  where the model allows it and specialises it silently where not, so the generated code reads
+  ``x.shape[0]`` instead of the example's batch size wherever it can.
+* Changes msport must make to export a model are returned, and go into the report: a Hugging Face
+  config's ``use_cache`` is turned off (a ``DynamicCache`` output is not a pytree).
+"""
+
+import contextlib
+import io
+import os
+import traceback
+import warnings
+
+import numpy as np
+import torch
+
+from msport.errors import UserError
+
+
+class TraceFailed(UserError):
+    """``torch.export`` could not capture the model (data-dependent control flow, bad example inputs)."""
+
+
+def as_inputs(example_inputs):
+    """``(args tuple, kwargs dict)`` of torch values for a tensor, a tuple/list, a dict or ``(args, kwargs)``."""
+    value = example_inputs
+    if isinstance(value, dict):
+        args, kwargs = (), dict(value)
+    elif (isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], (tuple, list))
+          and isinstance(value[1], dict)):
+        args, kwargs = tuple(value[0]), dict(value[1])
+    elif isinstance(value, (tuple, list)):
+        args, kwargs = tuple(value), {}
+    else:
+        args, kwargs = (value,), {}
+    return tuple(_tensor(v) for v in args), {k: _tensor(v) for k, v in kwargs.items()}
+
+
+def _tensor(value):
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, (tuple, list)):
+        return type(value)(_tensor(v) for v in value)
+    return value
+
+
+def _dynamic(value):
+    from torch.export import Dim
+
+    if isinstance(value, torch.Tensor):
+        dims = {}
+        if value.ndim >= 1 and value.shape[0] > 1:
+            dims[0] = Dim.AUTO
+        if value.ndim == 2 and not value.is_floating_point() and value.shape[1] > 1:
+            dims[1] = Dim.AUTO
+        return dims or None
+    if isinstance(value, (tuple, list)):
+        return type(value)(_dynamic(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _dynamic(v) for k, v in value.items()}
+    return None
+
+
+def _dynamic_shapes(module, args, kwargs):
+    """``dynamic_shapes`` by the forward's argument names (export matches them to the signature)."""
+    import inspect
+
+    try:
+        bound = inspect.signature(module.forward).bind(*args, **kwargs)
+    except TypeError:
+        return None  # export itself will say what does not fit
+    return {k: _dynamic(v) for k, v in bound.arguments.items()}
+
+
+@contextlib.contextmanager
+def exportable(module):
+    """Eval mode, and a Hugging Face config's KV cache off; yields the list of changes, undone after."""
+    changes = []
+    was_training = module.training
+    config = getattr(module, "config", None)
+    cache = getattr(config, "use_cache", None)
+    module.eval()
+    try:
+        if cache:
+            config.use_cache = False
+            changes.append("config.use_cache set to False while porting (a KV-cache output is not a pytree "
+                           "torch.export can capture; the port computes the full sequence every call)")
+        yield changes
+    finally:
+        module.train(was_training)
+        if cache:
+            config.use_cache = cache
+
+
+@contextlib.contextmanager
+def _quiet_torch():
+    """torch's log records below ERROR dropped while exporting (its loggers are made as it goes, so the
+    filter sits on the handlers): a failure is msport's one line, not a graph dump."""
+    import logging
+
+    def keep(record):
+        return not record.name.startswith("torch") or record.levelno >= logging.ERROR
+
+    named = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict) if n.startswith("torch")]
+    handlers = {id(h): h for logger in [logging.getLogger(), logging.getLogger("torch"), *named]
+                for h in getattr(logger, "handlers", [])}.values()
+    for handler in handlers:
+        handler.addFilter(keep)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")  # export's own warnings and prints: its graph dumps are not for users
+            yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(keep)
+
+
+def export(module, args, kwargs, keep, name=None, changes=None):
+    """The decomposed ``ExportedProgram`` of ``module`` on ``(args, kwargs)`` (eval mode, inside
+    :func:`exportable`); ``keep``: ATen overloads not to decompose (the op table's). What the port
+    loses is appended to ``changes`` (a list)."""
+    changes = [] if changes is None else changes
+    name = name or type(module).__name__
+    dynamic = _dynamic_shapes(module, args, kwargs)
+    try:
+        with _quiet_torch():
+            program = torch.export.export(module, args, kwargs, strict=False, dynamic_shapes=dynamic)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TraceFailed(
+            f"cannot export {name}: {first[:300]} at {failure_location(exc)}; torch.export records one path "
+            f"through the Python code, so a branch on tensor values cannot be captured: fix that input "
+            f"(msport port --concrete-arg NAME=VALUE), rewrite the branch with torch.where / torch.cond, "
+            f"or register a twin for the module that holds it (msport.port.register_layer)") from exc
+    table = torch.export.default_decompositions()
+    for op in keep:
+        if op in table:
+            del table[op]
+    dropped = [n for n in program.graph.nodes if n.op == "call_function" and "dropout" in str(n.target)
+               and len(n.args) > 1 and isinstance(n.args[1], float) and n.args[1] > 0]
+    with _quiet_torch():
+        program = program.run_decompositions(table)
+    if dropped and not any("dropout" in str(n.target) for n in program.graph.nodes):
+        rates = sorted({n.args[1] for n in dropped})
+        changes.append(f"{len(dropped)} dropout call(s) (p={', '.join(f'{r:g}' for r in rates)}) are not in the "
+                       f"port: an eval-mode export drops them, so the port trains without dropout (add it to the "
+                       f"generated source, or train with dropout off in both frameworks)")
+    return program
+
+
+_FRAMEWORK_DIRS = tuple(os.path.dirname(m.__file__) + os.sep for m in (torch,))
+
+
+def failure_location(exc):
+    """``file:line `code``` of the innermost frame outside torch of an exception (and of its causes)."""
+    frames = []
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        frames += [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_FRAMEWORK_DIRS)]
+        exc = exc.__cause__ or exc.__context__
+    frames = [f for f in frames if not f.filename.endswith(os.path.join("msport", "port", "capture.py"))]
+    if not frames:
+        return "an unknown place (inside torch)"
+    frame = frames[-1]
+    return f"{short_path(frame.filename)}:{frame.lineno} `{(frame.line or '').strip()}`"
+
+
+def short_path(path):
+    if "site-packages" + os.sep in path:
+        return path.split("site-packages" + os.sep, 1)[1]
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+__all__ = ["TraceFailed", "as_inputs", "export", "exportable", "failure_location", "short_path"]
