@@ -12,7 +12,8 @@ from msport import layers as L
 from msport._mindspore import ms, nn, ops
 from msport.cli import main
 from msport.diagnose import audit, compare_state, layer_diff
-from msport.diagnose.pairing import NameMapError, copy_torch_weights, load_name_map, pair_models
+from msport.diagnose.name_map import NameMapError, load_name_map
+from msport.diagnose.pairing import copy_torch_weights, pair_models
 from msport.tolerances import LAYER_DIFF_GRAD_NORM_REL
 
 

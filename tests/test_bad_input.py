@@ -550,7 +550,7 @@ def test_a_ckpt_write_that_fails_for_real_is_one_line_naming_the_file_and_mindsp
 
 
 def test_a_binary_name_map_is_one_line(tmp_path):
-    from msport.diagnose.pairing import load_name_map
+    from msport.diagnose.name_map import load_name_map
 
     (tmp_path / "map.txt").write_bytes(b"\xff\xfe\x00conv1.weight conv1.weight\x80\n")
     with pytest.raises(UserError, match=r"map.txt: not a text file"):

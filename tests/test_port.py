@@ -304,6 +304,14 @@ def test_a_model_export_cannot_capture_names_the_users_line(user_models, tmp_pat
         port(user_models.Branchy(), _input((2, 4)), check=False)
 
 
+def test_a_parameter_free_model_is_refused_before_anything_is_written(tmp_path, capsys):
+    # it once left <name>_ms.py behind, then refused the empty checkpoint
+    code = cli.main(["port", "torch.nn:ReLU", "--out", str(tmp_path / "out"), "--input-shape", "2,3"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "no parameters or buffers" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_every_unsupported_op_is_listed_with_its_line_and_nothing_is_generated(user_models, tmp_path, capsys):
     with pytest.raises(UnsupportedModel) as info:
         port(user_models.Odd(), _input((2, 4)), check=False)

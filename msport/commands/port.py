@@ -96,6 +96,9 @@ def run(args):
     torch.manual_seed(args.seed)
     model = resolve.torch_model(args.spec, num_classes=args.num_classes, option="SPEC")
     name = args.name or resolve.file_name(args.spec)
+    if not any(True for _ in model.state_dict()):  # before any work: there would be no weights to write
+        raise UserError(f"SPEC {args.spec!r}: the model has no parameters or buffers, so there are no weights to "
+                        f"port; msport port writes a model with its weights")
     targets = [f"{name}_ms.py", f"{name}.ckpt", f"{name}_init.ckpt", "parity.json", "parity.md"]
     existing = [t for t in targets if os.path.exists(os.path.join(args.out, t))]
     if existing and not args.overwrite:

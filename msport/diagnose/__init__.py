@@ -24,7 +24,8 @@ from msport.diagnose.audit import audit
 from msport.diagnose.capture import Capture, capture_mindspore, capture_torch
 from msport.diagnose.compare_ckpt import compare_checkpoints, compare_state, torch_naming
 from msport.diagnose.layer_diff import LayerDiffResult, layer_diff, weights_match, write_dump
-from msport.diagnose.pairing import Pairing, copy_torch_weights, load_name_map, pair_models, pair_names
+from msport.diagnose.name_map import load_name_map
+from msport.diagnose.pairing import Pairing, copy_torch_weights, pair_models, pair_names
 from msport.diagnose.report import DiagnosisResult
 
 __all__ = [

@@ -160,7 +160,7 @@ def _paired_states(a, b, a_kind, b_kind, labels, name_map):
             if kind_a == kind_b:
                 raise
     if kind_a == kind_b:
-        from msport.diagnose.pairing import NameMapError
+        from msport.diagnose.name_map import NameMapError
 
         raise NameMapError("a name map pairs torch names with MindSpore names: give one torch and one MindSpore "
                            "weight set")

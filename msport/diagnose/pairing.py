@@ -30,8 +30,6 @@ it, else through the prefixes the parameter pairs establish (``layer1.0.conv1``
 -> ``stage1.0.conv1`` gives ``layer1`` -> ``stage1``), else through the map.
 """
 
-import json
-import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -39,63 +37,10 @@ import numpy as np
 
 from msport import registry
 from msport.convert import join_name, owner, split_name
-from msport.errors import UserError, few
+from msport.diagnose.name_map import NameMapError, load_name_map, map_function
+from msport.errors import few
 
 HOW = ("map", "registry", "structure")
-
-
-class NameMapError(UserError):
-    """A name map that cannot be read or that names something the model does not have."""
-
-
-# --- name maps ----------------------------------------------------------------------------
-
-def load_name_map(path):
-    """A name map from a file: JSON ``{"torch name": "mindspore name"}``, or text lines
-    ``torch_name mindspore_name`` or, YAML-style, ``torch_name: mindspore_name`` (``#`` comments and blank
-    lines skipped)."""
-    if not os.path.isfile(path):
-        raise NameMapError(f"{path}: no such name-map file")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except UnicodeDecodeError as exc:
-        raise NameMapError(f"{path}: not a text file (a name map is JSON or 'torch_name mindspore_name' "
-                           f"lines)") from exc
-    if text.lstrip().startswith("{"):
-        try:
-            mapping = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise NameMapError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
-            raise NameMapError(f"{path}: a name map maps strings to strings (torch name -> MindSpore name)")
-        return OrderedDict(mapping)
-    mapping = OrderedDict()
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        parts = line.split()
-        if len(parts) == 2 and parts[0].endswith(":"):  # YAML style
-            parts[0] = parts[0][:-1]
-        if len(parts) != 2 or not parts[0]:
-            raise NameMapError(f"{path}:{number}: expected 'torch_name mindspore_name', found {line!r}")
-        mapping[parts[0]] = parts[1]
-    return mapping
-
-
-def _map_function(name_map):
-    """``torch name -> MindSpore name or None`` from a dict, a callable, a file path or ``None``."""
-    if name_map is None:
-        return None
-    if isinstance(name_map, (str, os.PathLike)):
-        name_map = load_name_map(os.fspath(name_map))
-    if callable(name_map) and not isinstance(name_map, dict):
-        return name_map
-    if isinstance(name_map, dict):
-        mapping = dict(name_map)
-        return mapping.get
-    raise NameMapError(f"a name map is a dict, a callable or a file path, not {type(name_map).__name__}")
 
 
 # --- the pairing ----------------------------------------------------------------------------
@@ -195,7 +140,7 @@ def pair_names(torch_shapes, ms_shapes, torch_layers=None, ms_layers=None, name_
         del free_ms[ms_name]
 
     # 1. the user's map: parameter names, or layer names whose parameters follow the registry's rules
-    lookup = _map_function(name_map)
+    lookup = map_function(name_map)
     _check_map_names(lookup, list(torch_shapes) + pairing.ignored, torch_modules)
     if lookup is not None:
         for name in torch_shapes:
@@ -431,7 +376,7 @@ def pair_models(torch_module, ms_cell, name_map=None):
 def pair_layers(pairing, torch_names, ms_names, torch_layers=None, ms_layers=None, name_map=None):
     """Fill ``pairing.layers``: by the user's map, by the parameter pairs' layers and prefixes, by equal name."""
     ms_set = set(ms_names)
-    lookup = _map_function(name_map)
+    lookup = map_function(name_map)
     prefixes = OrderedDict()
     for torch_name, ms_name in pairing.params.items():
         t_layer, m_layer = split_name(torch_name)[0], split_name(ms_name)[0]

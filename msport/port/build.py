@@ -54,6 +54,9 @@ class PortResult:
         from msport.files import atomic_write_text
         from msport.port.parity import parity_markdown
 
+        if not self.params:  # refused before anything is written: MindSpore cannot hold an empty checkpoint
+            raise UserError(f"{self.name} has no parameters or buffers, so there are no weights to write; "
+                            f"msport port writes a model with its weights")
         os.makedirs(directory, exist_ok=True)
         paths = [os.path.join(directory, f) for f in self.files()]
         atomic_write_text(paths[0], self.source)
