@@ -108,29 +108,19 @@ def test_random_twins_are_replayed_stage_by_stage(photo):
     assert not result.flagged and max(r["max_diff"] for r in result.records) <= 1e-6
 
 
-def test_unreplayable_random_ops_are_judged_by_statistics_over_draws(photo):
+@pytest.mark.parametrize("seeded", [False, True], ids=["fresh", "after-set_seed"])
+def test_unreplayable_random_ops_are_judged_by_statistics_over_draws(photo, seeded):
     v = ms_vision()
+    if seeded:  # what any earlier MindSpore pipeline in the process may have done: eager ops then repeat
+        import mindspore.dataset as msds
+
+        msds.config.set_seed(7)
     same = compare_data(T.ColorJitter(brightness=0.4), [v.RandomColorAdjust(brightness=(0.6, 1.4))], photo, draws=32)
     assert same.records[0]["mode"] == "statistics" and not same.flagged
     brighter = compare_data(T.ColorJitter(brightness=0.4), [v.RandomColorAdjust(brightness=(1.5, 1.9))], photo,
                             draws=32)
     assert brighter.summary["first_divergence"] == "ColorJitter"
     assert "standard errors" in brighter.records[0]["reason"]
-
-
-def test_a_mindspore_op_that_repeats_its_draw_under_a_fixed_seed_is_named_not_judged(photo):
-    import mindspore.dataset as ds
-
-    v = ms_vision()
-    previous = ds.config.get_seed()
-    ds.config.set_seed(0)
-    try:
-        result = compare_data(T.ColorJitter(brightness=0.4), [v.RandomColorAdjust(brightness=(1.5, 1.9))], photo,
-                              draws=8)
-    finally:
-        ds.config.set_seed(previous)
-    assert not result.flagged and result.records[0]["stats_z"] is None
-    assert "MindSpore's op gave the same output in all 8 draws" in result.notes[0]
 
 
 def test_sides_of_different_length_compare_their_outputs(photo):

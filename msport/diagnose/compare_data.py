@@ -267,16 +267,38 @@ def _stats_diff(t, m, torch_in, ms_in, draws):
     """:func:`compare_features` over ``draws`` draws of the stage on each side, from the same input.
 
     Returns ``(levels, z, side that repeated itself or None)``. With ``mindspore.dataset.config.set_seed``
-    set, a MindSpore random op called eagerly draws the same output on every call (measured: 2.10);
-    statistics over such draws mean nothing, so that side is named instead of judged.
+    set (by anything earlier in the process), a MindSpore random op called eagerly draws the same output on
+    every call (measured: 2.10); its draws are then taken again under a seed per draw, and the process's
+    seed is put back. A side whose draws still repeat is named instead of judged.
     """
     record = {"stage": "?", "name": type(t).__name__, "ms_op": type(m).__name__}
     ours = [as_array(_call(t, torch_in, "--torch", record)) for _ in range(draws)]
-    theirs = [_image_array(_call(m, ms_in, "--ms", record), "--ms", record["ms_op"]) for _ in range(draws)]
+
+    def ms_draw():
+        return _image_array(_call(m, ms_in, "--ms", record), "--ms", record["ms_op"])
+
+    theirs = [ms_draw() for _ in range(draws)]
+    if all(np.array_equal(theirs[0], o) for o in theirs[1:]):
+        theirs = _reseeded(ms_draw, draws)
     for side, outputs in (("torchvision", ours), ("MindSpore", theirs)):
         if all(np.array_equal(outputs[0], o) for o in outputs[1:]):
             return None, None, side
     return (*compare_features(ours, theirs), None)
+
+
+def _reseeded(draw, draws):
+    """``draws`` calls of ``draw()``, each under its own ``mindspore.dataset`` seed; the process's seed restored."""
+    import mindspore.dataset as msds
+
+    base = msds.config.get_seed()
+    outputs = []
+    try:
+        for i in range(draws):
+            msds.config.set_seed((base + 1 + i) % 2**32)
+            outputs.append(draw())
+    finally:
+        msds.config.set_seed(base)
+    return outputs
 
 
 def _judge(record):
