@@ -176,7 +176,20 @@ class Adamax(TorchOptimizer):
         return ops.assign(param, param - m / norm * clr)
 
 
-class NAdam(TorchOptimizer):
+class _DecoupledAdam(TorchOptimizer):
+    """NAdam's and RAdam's shared start of a step: decoupled decay or L2 by the group's flag, then both moments."""
+
+    def _decay_and_moments(self, gi, i, param, grad, beta1, beta2, wd, shrink):
+        if self._flag["decoupled_weight_decay"][gi]:
+            ops.assign(param, param * shrink)
+        else:
+            grad = _decayed_grad(grad, param, wd)
+        m = _lerp(self.exp_avg[i], grad, 1.0 - beta1)
+        v = ops.assign(self.exp_avg_sq[i], self.exp_avg_sq[i] * beta2 + grad * grad * (1.0 - beta2))
+        return grad, m, v
+
+
+class NAdam(_DecoupledAdam):
     """torch.optim.NAdam (momentum_decay, decoupled_weight_decay)."""
 
     TORCH = "NAdam"
@@ -193,17 +206,12 @@ class NAdam(TorchOptimizer):
 
     def _update(self, gi, i, param, grad, c):
         bc2, beta1, beta2, eps, wd, shrink, grad_coef, avg_coef = c
-        if self._flag["decoupled_weight_decay"][gi]:
-            ops.assign(param, param * shrink)
-        else:
-            grad = _decayed_grad(grad, param, wd)
-        m = _lerp(self.exp_avg[i], grad, 1.0 - beta1)
-        v = ops.assign(self.exp_avg_sq[i], self.exp_avg_sq[i] * beta2 + grad * grad * (1.0 - beta2))
+        grad, m, v = self._decay_and_moments(gi, i, param, grad, beta1, beta2, wd, shrink)
         denom = ops.sqrt(v / bc2) + eps
         return ops.assign(param, param + grad / denom * grad_coef + m / denom * avg_coef)
 
 
-class RAdam(TorchOptimizer):
+class RAdam(_DecoupledAdam):
     """torch.optim.RAdam (rectified Adam; decoupled_weight_decay)."""
 
     TORCH = "RAdam"
@@ -223,12 +231,7 @@ class RAdam(TorchOptimizer):
 
     def _update(self, gi, i, param, grad, c):
         step_size, rect_root, plain, beta1, beta2, eps, wd, shrink = c
-        if self._flag["decoupled_weight_decay"][gi]:
-            ops.assign(param, param * shrink)
-        else:
-            grad = _decayed_grad(grad, param, wd)
-        m = _lerp(self.exp_avg[i], grad, 1.0 - beta1)
-        v = ops.assign(self.exp_avg_sq[i], self.exp_avg_sq[i] * beta2 + grad * grad * (1.0 - beta2))
+        grad, m, v = self._decay_and_moments(gi, i, param, grad, beta1, beta2, wd, shrink)
         # rho_t > 5: lr * m/bc1 * rect * sqrt(bc2) / (sqrt(v) + eps); else lr * m/bc1
         factor = rect_root / (ops.sqrt(v) + eps) + plain
         return ops.assign(param, param - m * factor * step_size)
