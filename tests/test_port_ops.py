@@ -27,6 +27,16 @@ def _w(*shape):
 
 aten = torch.ops.aten
 
+
+def _assigned(x, index=None):
+    """In-place assignment in a model: export functionalises it into slice_scatter / select_scatter."""
+    y = x.clone()
+    if index is None:
+        y[:, :, 1:] = x[:, :, :-1] * 0.5
+    else:
+        y[:, index] = 0.25
+    return y
+
 CASES = {
     "add": lambda x, i, b: (x + x * 2, torch.add(x, x, alpha=2), x + 1.5, i + 1),
     "sub": lambda x, i, b: (x - 1.5, torch.sub(x, x * 3, alpha=0.5), x - x.mean()),
@@ -60,6 +70,14 @@ CASES = {
     "topk": lambda x, i, b: (torch.topk(x, 2, 3)[0], torch.topk(x, 2, 1, largest=False)[1]),
     "diagonal": lambda x, i, b: (torch.diagonal(x, 0, 2, 3), torch.diagonal(x, 1, 2, 3)),
     "scatter_add": lambda x, i, b: (torch.scatter_add(x, 3, i[:, None, None, :3].expand(2, 3, 4, 3), x[..., :3]),),
+    "slice_scatter": lambda x, i, b: (aten.slice_scatter(x, x[:, 1:3] * 2, 1, 1, 3), _assigned(x),
+                                      aten.slice_scatter(x, x[..., ::2] + 1, -1, 0, None, 2)),
+    "select_scatter": lambda x, i, b: (aten.select_scatter(x, x[:, 0] * 2, 1, 2), _assigned(x, 1)),
+    "index_put": lambda x, i, b: (aten.index_put(x, [i[0, :2] % 2], x[:2] * 3),
+                                  aten.index_put(x, [None, i[0, :2] % 3], x[:, :2] * 2, True),
+                                  aten.index_put(x, [i[:, 0] % 2, None, i[:, 1] - 4], torch.tensor(5.0)),
+                                  aten.index_put(x, [b], torch.tensor(-1.0))),
+    "histc": lambda x, i, b: (torch.histc(x, 5, -1, 1), torch.histc(x, 4)),
     "fill": lambda x, i, b: (aten.fill.Scalar(x, 2.5),),
     "copy": lambda x, i, b: (aten.copy(x, x[:, :1] * 2),),
     "where": lambda x, i, b: (torch.where(b, x, x * 2),),

@@ -242,6 +242,23 @@ op("topk", "topk.default", "ops.topk({self}, {k}, {dim}, {largest}, {sorted})", 
 op("diagonal", "diagonal.default", "ops.diagonal({self}, {offset}, {dim1}, {dim2})")
 op("scatter_add", "scatter_add.default",
    "ops.tensor_scatter_elements({self}, {index}, {src}, {dim}, reduction='add')")
+def _scatter_bound(a, name, default):
+    """A slice bound as written: ``None`` for torch's open end (2**63 - 1) and for the default."""
+    value = a.raw(name)
+    return "None" if value is None or value == default or (isinstance(value, int) and value >= 2 ** 62) else a.render(value)
+
+
+op("slice_scatter", "slice_scatter.default", lambda a: (
+    f"ops.slice_scatter({a.self}, {a.src}, {a.raw('dim') % a.rank('self')}, {_scatter_bound(a, 'start', 0)}, "
+    f"{_scatter_bound(a, 'end', None)}, {a.step})"),
+   doc="x[..., start:end:step] = src, out of place (an in-place slice assignment after functionalisation)")
+op("select_scatter", "select_scatter.default",
+   "ops.select_scatter({self}, {src}, {dim}, {index})", doc="x[..., index] = src, out of place")
+op("index_put", "index_put.default", "support.index_put({self}, {indices}, {values}, {accumulate})", imports=_S,
+   doc="x[indices] = values (or +=): integer indices, or one bool mask with one value")
+op("histc", "histc.default", "ops.histc({self}, {bins}, {min}, {max})",
+   doc="values outside [min, max] are not counted; min == max takes the data's range, as torch")
+
 op("fill", "fill.Scalar", "ops.full({self}.shape, {value}, dtype={self}.dtype)")
 op("copy", "copy.default", "ops.cast(ops.broadcast_to({src}, {self}.shape), {self}.dtype)")
 op("tril", "tril.default", "ops.tril({self}, {diagonal})")

@@ -176,6 +176,44 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, is_causal=Fa
     return ops.matmul(attn, v)
 
 
+def _broadcast_shape(shapes):
+    """numpy's broadcast of static shapes."""
+    rank = max(len(s) for s in shapes)
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
+    return tuple(max(sizes) for sizes in zip(*padded))
+
+
+def index_put(x, indices, values, accumulate=False):
+    """``aten.index_put``: ``x[indices] = values`` (``+=`` with ``accumulate``) out of place, numpy's
+    rules: the indexed axes move to the front, the broadcast index tensors are stacked into the
+    coordinates ``tensor_scatter_update`` takes, and the values are laid out as ``x[indices]`` is.
+    One bool mask is a ``where`` (its count of True is data-dependent; GRAPH_MODE needs static shapes)."""
+    dims = [d for d, index in enumerate(indices) if index is not None]
+    values = ops.cast(values, x.dtype)
+    if len(dims) == 1 and indices[dims[0]].dtype == ms.bool_:
+        mask = indices[dims[0]]
+        mask = ops.reshape(mask, (1,) * dims[0] + mask.shape + (1,) * (x.ndim - dims[0] - mask.ndim))
+        return ops.where(mask, x + values if accumulate else ops.broadcast_to(values, x.shape), x)
+    others = [d for d in range(x.ndim) if d not in dims]
+    coords = [ops.cast(indices[d], ms.int64) for d in dims]
+    coords = [ops.where(c < 0, c + x.shape[d], c) for c, d in zip(coords, dims)]
+    common = _broadcast_shape([c.shape for c in coords])
+    coords = ops.stack([ops.broadcast_to(c, common) for c in coords], -1)
+    batch = coords.ndim - 1
+    adjacent = dims == list(range(dims[0], dims[0] + len(dims)))
+    lead = dims[0] if adjacent else 0  # where x[indices] puts the index axes
+    shape = tuple(x.shape[d] for d in others[:lead]) + coords.shape[:-1] + tuple(x.shape[d] for d in others[lead:])
+    values = ops.broadcast_to(values, shape)
+    if lead:
+        values = ops.permute(values, tuple(range(lead, lead + batch)) + tuple(range(lead)) +
+                             tuple(range(lead + batch, values.ndim)))
+    order = tuple(dims + others)
+    moved = ops.permute(x, order)
+    scatter = ops.tensor_scatter_add if accumulate else ops.tensor_scatter_update
+    out = scatter(moved, coords, values)
+    return ops.permute(out, tuple(order.index(d) for d in range(x.ndim)))
+
+
 def load_checkpoint(net, path):
     """Load a .ckpt written by ``msport port`` into ``net``: every parameter, nothing extra, or an error
     naming the names that do not fit. msport's integrity mark (a file cut short is refused) is checked."""
@@ -206,6 +244,6 @@ def load_initial(net, path):
     return net
 
 
-__all__ = ["Block", "batch_norm", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "conv", "dropout", "elu", "group_norm",
+__all__ = ["Block", "batch_norm", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "conv", "dropout", "elu", "group_norm", "index_put",
            "layer_norm", "linear", "load_checkpoint", "load_initial", "max_pool2d", "native_layer_norm", "roll",
            "scaled_dot_product_attention", "squeeze"]
