@@ -5,9 +5,10 @@ Each architecture: ``AutoConfig.for_model(model_type)`` shrunk to hidden 32, 2 l
 (1 key/value head where the config has the field), vocab 128, intermediate 64 (4 experts of 64
 for a mixture of experts), wherever the config has those fields (nested text/vision configs too), built with random weights (no download). Text
 models take ``input_ids`` and ``attention_mask`` (2, 8) (the second sequence padded by 2), image
-models ``pixel_values`` (2, C, H, W) at the config's own image size. First ``torch.export`` alone is
-tried: an architecture it cannot export is a row ("export fails") outside the goal's denominator.
-Then ``msport port``: a row passes when every output is within ``msport.tolerances.PORT_OUTPUT_NORM_REL``.
+models ``pixel_values`` (2, C, H, W) at the config's own image size. ``msport port`` exports
+it once; where that export fails, ``torch.export`` alone is tried: an architecture it cannot export
+either is a row ("export fails") outside the goal's denominator. A row passes when every output is
+within ``msport.tolerances.PORT_OUTPUT_NORM_REL``.
 Each architecture runs in its own process (``--timeout``).
 
     nice python bench/port_transformers.py                          # all four mappings (hours on 2 cores)
@@ -16,14 +17,13 @@ Each architecture runs in its own process (``--timeout``).
 """
 
 import argparse
-import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.port_timm import run_in_process, run_isolated, table  # noqa: E402 - one runner and one table for both benches
+from bench import _sweep  # noqa: E402 - the flags, loop and table both port benches share
 
 TASKS = {"causal-lm": "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "masked-lm": "MODEL_FOR_MASKED_LM_MAPPING_NAMES",
          "sequence-classification": "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES",
@@ -48,17 +48,39 @@ def architectures(tasks):
     return out
 
 
+LAYER_COUNTS = ("num_hidden_layers", "num_layers", "encoder_layers", "decoder_layers")
+
+
 def shrink(config):
-    """Set every size field the config has to the tiny value, nested configs too; returns what it set."""
+    """Set every size field the config has to the tiny value, nested configs too; returns what it set.
+
+    A field that holds one value per stage (swin's ``num_heads``) keeps its length; a list with one
+    entry per layer (``layer_types``) is cut to the new layer count; token ids are moved inside the
+    tiny vocabulary, and a missing pad token is 0 (a sequence classifier needs one for a batch > 1)."""
+    fields = config.to_dict()
+    layers = {fields[k]: TINY[k] for k in LAYER_COUNTS if isinstance(fields.get(k), int)}
     changed = []
     for key, value in TINY.items():
-        if key in config.to_dict() or key in getattr(config, "attribute_map", {}):
-            try:
-                setattr(config, key, value)
+        if key in fields or key in getattr(config, "attribute_map", {}):
+            current = getattr(config, key, None)
+            if isinstance(current, (list, tuple)):
+                value = type(current)(value for _ in current)
+            if _set(config, key, value):
                 changed.append(key)
-            except (AttributeError, ValueError, TypeError):
-                continue
-    for sub in ("text_config", "vision_config", "encoder", "decoder"):
+    for key, value in fields.items():
+        if isinstance(value, (list, tuple)) and len(value) in layers and key not in TINY and len(value) > 1:
+            _set(config, key, type(value)(value[:layers[len(value)]]))
+    vocab = getattr(config, "vocab_size", None)
+    if isinstance(vocab, int):
+        for key, value in fields.items():
+            if key.endswith("token_id") and isinstance(value, int) and value >= vocab:
+                _set(config, key, value % vocab)
+            elif key.endswith("token_id") and isinstance(value, list):
+                _set(config, key, [v % vocab for v in value])
+        if getattr(config, "pad_token_id", None) is None:
+            _set(config, "pad_token_id", 0)
+    subs = list(getattr(config, "sub_configs", None) or {}) + ["text_config", "vision_config", "encoder", "decoder"]
+    for sub in dict.fromkeys(subs):
         nested = getattr(config, sub, None)
         if nested is not None and hasattr(nested, "to_dict"):
             shrink(nested)
@@ -67,14 +89,39 @@ def shrink(config):
     return changed
 
 
+def _set(config, key, value):
+    try:
+        setattr(config, key, value)
+    except (AttributeError, ValueError, TypeError):
+        return False
+    return True
+
+
+def config_for(model_type, cls):
+    """The model type's default config, or its sub-config the class is built from (a causal-LM class of a
+    multimodal type takes the text config)."""
+    import transformers
+
+    config = transformers.AutoConfig.for_model(model_type)
+    expected = getattr(cls, "config_class", None)
+    if expected is None or isinstance(config, expected):
+        return config
+    for sub in getattr(config, "sub_configs", None) or {}:
+        nested = getattr(config, sub, None)
+        if isinstance(nested, expected):
+            return nested
+    return expected()
+
+
 def build(task, model_type, cls_name):
     import torch
     import transformers
 
-    config = transformers.AutoConfig.for_model(model_type)
+    cls = getattr(transformers, cls_name)
+    config = config_for(model_type, cls)
     shrink(config)
     torch.manual_seed(0)
-    model = getattr(transformers, cls_name)(config).eval()
+    model = cls(config).eval()
     if task == "image-classification":
         vision = getattr(config, "vision_config", config)
         size = getattr(vision, "image_size", 224)
@@ -105,21 +152,21 @@ def port_one(spec):
     row["params"] = sum(p.numel() for p in model.parameters())
     row["input"] = ", ".join(f"{k} {tuple(v.shape)}" for k, v in inputs.items())
     try:
-        with exportable(model):
-            torch.export.export(model, (), inputs, strict=False)
-        row["exportable"] = True
-    except Exception as exc:  # noqa: BLE001 - outside the goal's denominator, said why
-        row.update(ported=False, exportable=False,
-                   note=f"export fails: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:160]}")
-        row["seconds"] = round(time.perf_counter() - start, 1)
-        return row
-    try:
         result = port(model, ((), inputs), name="model")
+    except TraceFailed as exc:
+        if isinstance(exc.__cause__, TimeoutError):  # the row's time ran out inside export: no second try
+            raise exc.__cause__ from None
+        try:  # is it torch.export itself that fails (outside the goal), or msport's way of calling it?
+            with exportable(model):
+                torch.export.export(model, (), inputs, strict=False)
+        except Exception as plain:  # noqa: BLE001 - outside the goal's denominator, said why
+            row.update(ported=False, exportable=False,
+                       note=f"export fails: {type(plain).__name__}: {str(plain).strip().splitlines()[0][:160]}")
+        else:
+            row.update(ported=False, exportable=True, note="export: " + str(exc).split("; torch.export")[0])
     except UnsupportedModel as exc:
         ops = sorted({u.target for u in exc.unsupported})
         row.update(ported=False, note=f"{', '.join(ops)}: {exc.unsupported[0].where}")
-    except TraceFailed as exc:
-        row.update(ported=False, note="export: " + str(exc).split("; torch.export")[0])
     except Exception as exc:  # noqa: BLE001
         row.update(ported=False, note=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]} at "
                                       f"{failure_location(exc)}")
@@ -144,30 +191,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--models", nargs="+", help="model types to run (default: every one in the mappings)")
-    parser.add_argument("--limit", type=int, help="the first N architectures only")
-    parser.add_argument("--every", type=int, default=1, help="every Nth architecture of the mappings: a sample")
-    parser.add_argument("--timeout", type=int, default=600, help="seconds per architecture (default 600)")
-    parser.add_argument("--in-process", action="store_true", help="every architecture in this process (faster; a "
-                                                                    "crash ends the sweep)")
-    parser.add_argument("--json", help="write the rows as JSON")
-    parser.add_argument("--one", help=argparse.SUPPRESS)
+    _sweep.add_arguments(parser, "architectures", timeout=600)
     args = parser.parse_args()
-    if args.one:
-        print(json.dumps(port_one(args.one)))
-        return
-    specs = [s for s in architectures(args.tasks) if not args.models or s[1] in args.models]
-    rows = []
-    for task, model_type, cls_name in specs[::args.every][:args.limit]:
-        spec = f"{task}/{model_type}/{cls_name}"
-        rows.append(run_in_process(port_one, spec, args.timeout) if args.in_process
-                    else run_isolated(os.path.abspath(__file__), spec, args.timeout))
-        rows[-1].setdefault("family", task)
-        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-        if args.json:
-            with open(args.json, "w") as fh:
-                json.dump(rows, fh, indent=1)
-    print(table(rows, what="mapping"))
-    print(summary(rows))
+    specs = [] if args.one or args.table else [
+        f"{task}/{model_type}/{cls_name}" for task, model_type, cls_name in architectures(args.tasks)
+        if not args.models or model_type in args.models]
+    _sweep.main(args, os.path.abspath(__file__), specs, port_one, "mapping", summary=summary,
+                defaults=lambda spec: {"family": spec.split("/")[0],
+                                       "model": "{1} ({2})".format(*spec.split("/"))})
 
 
 if __name__ == "__main__":

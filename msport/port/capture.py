@@ -14,7 +14,8 @@ code generator is Core ATen plus the table's own higher-level ops.
   where the model allows it and specialises it silently where not, so the generated code reads
   ``x.shape[0]`` instead of the example's batch size wherever it can.
 * Changes msport must make to export a model are returned, and go into the report: a Hugging Face
-  config's ``use_cache`` is turned off (a ``DynamicCache`` output is not a pytree).
+  config's ``use_cache`` is turned off (a ``DynamicCache`` output is not a pytree), and a mixture of
+  experts computed by ``grouped_mm`` (an opaque custom op) is computed by ``batched_mm`` instead.
 """
 
 import contextlib
@@ -91,17 +92,38 @@ def exportable(module):
     was_training = module.training
     config = getattr(module, "config", None)
     cache = getattr(config, "use_cache", None)
+    experts = _grouped_experts(module)
     module.eval()
     try:
         if cache:
             config.use_cache = False
             changes.append("config.use_cache set to False while porting (a KV-cache output is not a pytree "
                            "torch.export can capture; the port computes the full sequence every call)")
+        if experts:
+            module.set_experts_implementation("batched_mm")
+            changes.append("experts implementation 'grouped_mm' set to 'batched_mm' while porting (grouped_mm "
+                           "is an opaque custom op over data-dependent row groups; batched_mm computes the same "
+                           "token-expert products with a gather and a batched matmul)")
         yield changes
     finally:
         module.train(was_training)
         if cache:
             config.use_cache = cache
+        if experts:
+            module.set_experts_implementation(experts)
+
+
+def _grouped_experts(module):
+    """A Hugging Face model's experts implementations (``get_experts_implementation()``) when any is
+    'grouped_mm', the default of its mixture-of-experts layers; else ``None``."""
+    get = getattr(module, "get_experts_implementation", None)
+    if get is None or not hasattr(module, "set_experts_implementation"):
+        return None
+    try:
+        current = get()
+    except (AttributeError, TypeError):
+        return None
+    return current if "grouped_mm" in current.values() else None
 
 
 @contextlib.contextmanager

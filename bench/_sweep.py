@@ -1,0 +1,118 @@
+"""The sweep both port benches share (``bench/port_timm.py``, ``bench/port_transformers.py``): their
+flags, the loop over items (each in its own process, or all in this one), the JSON written after every
+row, and the table.
+
+Items run in a spread order (every 8th first, then the ones after those...), so a sweep stopped
+early (a deadline, a loaded machine) has covered an even sample of the list, not its first letters;
+the table lists rows in the list's own order. ``--table FILE`` prints the table of a JSON file a
+sweep wrote so far.
+"""
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import time
+
+SPREAD = 8
+
+
+def add_arguments(parser, what, timeout):
+    parser.add_argument("--limit", type=int, help=f"the first N {what} only")
+    parser.add_argument("--every", type=int, default=1, help=f"every Nth {what}, in list order: a sample (default 1)")
+    parser.add_argument("--timeout", type=int, default=timeout, help=f"seconds per row (default {timeout})")
+    parser.add_argument("--in-process", action="store_true", help="every row in this process (no interpreter "
+                                                                    "start per row; a crash ends the sweep)")
+    parser.add_argument("--json", help="write the rows as JSON (after every row)")
+    parser.add_argument("--table", metavar="JSON", help="print the table of rows a sweep wrote to JSON, and stop")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+
+
+def spread(items, stride=SPREAD):
+    """``items`` reordered 0, s, 2s, ..., 1, s+1, ...: any prefix is an even sample."""
+    return [items[i] for start in range(stride) for i in range(start, len(items), stride)]
+
+
+def run_in_process(port_one, spec, timeout):
+    """``port_one(spec)`` here, stopped by SIGALRM after ``timeout`` s: no interpreter start per row (torch,
+    MindSpore and transformers take ~15 s of CPU to import), for sweeps on a loaded machine."""
+    def stop(_signum, _frame):
+        raise TimeoutError(f"timeout after {timeout} s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(timeout)
+    start = time.perf_counter()
+    try:
+        return port_one(spec)
+    except Exception as exc:  # noqa: BLE001 - a bench row, not a crash
+        return {"model": spec, "ported": False, "note": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+                "seconds": round(time.perf_counter() - start, 1)}
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_isolated(script, spec, timeout):
+    """``port_one(spec)`` of ``script`` in a fresh process; a crash or a timeout is a row too."""
+    start = time.perf_counter()
+    try:
+        done = subprocess.run([sys.executable, script, "--one", spec], capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"model": spec, "ported": False, "note": f"timeout after {timeout} s", "seconds": timeout}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode == 0 and lines:
+        return json.loads(lines[-1])
+    tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"model": spec, "ported": False, "note": f"process died (exit {done.returncode}): {tail[:200]}",
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def table(rows, what):
+    out = [f"| {what} | model | params | input | ported | norm-rel diff | max abs diff | within 1e-4 | s | failure |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        ported = r.get("ported")
+        rel = f"{r['norm_rel']:.1e}" if ported and r.get("norm_rel") is not None else "-"
+        diff = f"{r['max_abs']:.1e}" if ported and r.get("max_abs") is not None else "-"
+        ok = ("yes" if r.get("ok") else "NO") if ported else "-"
+        params = f"{r['params'] / 1e6:.1f}M" if r.get("params") else "-"
+        note = (r.get("note") or "").replace("|", "/").replace("\n", " ")
+        out.append(f"| {r.get('family', '')} | {r['model']} | {params} | {r.get('input', '-')} | "
+                   f"{'yes' if ported else 'no'} | {rel} | {diff} | {ok} | {r.get('seconds', '-')} | {note} |")
+    good = sum(1 for r in rows if r.get("ok"))
+    out += ["", f"{good} of {len(rows)} within 1e-4 ({100.0 * good / max(len(rows), 1):.0f}%)"]
+    return "\n".join(out)
+
+
+def main(args, script, specs, port_one, what, summary=None, defaults=None):
+    """Run ``port_one`` over ``specs`` (strings) as the flags say; print the table (and ``summary(rows)``).
+    ``defaults(spec)``: fields a row that timed out or crashed still shows (its family, its model)."""
+    if args.one:
+        print(json.dumps(port_one(args.one)))
+        return
+    if args.table:
+        with open(args.table) as fh:
+            rows = json.load(fh)
+    else:
+        chosen = specs[::args.every][:args.limit]
+        rows = []
+        for spec in spread(chosen):
+            row = (run_in_process(port_one, spec, args.timeout) if args.in_process
+                   else run_isolated(script, spec, args.timeout))
+            row["spec"] = spec
+            for key, value in (defaults(spec) if defaults else {}).items():
+                row.setdefault(key, value)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            if args.json:
+                with open(args.json, "w") as fh:
+                    json.dump(rows, fh, indent=1)
+        rows.sort(key=lambda r: chosen.index(r["spec"]))
+    print(table(rows, what))
+    if summary is not None:
+        print(summary(rows))
+
+
+__all__ = ["add_arguments", "main", "run_in_process", "run_isolated", "spread", "table"]
