@@ -81,8 +81,10 @@ def table(rows, what):
         note = (r.get("note") or "").replace("|", "/").replace("\n", " ")
         out.append(f"| {r.get('family', '')} | {r['model']} | {params} | {r.get('input', '-')} | "
                    f"{'yes' if ported else 'no'} | {rel} | {diff} | {ok} | {r.get('seconds', '-')} | {note} |")
-    good = sum(1 for r in rows if r.get("ok"))
-    out += ["", f"{good} of {len(rows)} within 1e-4 ({100.0 * good / max(len(rows), 1):.0f}%)"]
+    counted = [r for r in rows if not r.get("skip")]
+    good = sum(1 for r in counted if r.get("ok"))
+    skipped = f"; {len(rows) - len(counted)} rows outside the sweep's scope not counted" if len(counted) < len(rows) else ""
+    out += ["", f"{good} of {len(counted)} within 1e-4 ({100.0 * good / max(len(counted), 1):.0f}%){skipped}"]
     return "\n".join(out)
 
 

@@ -65,7 +65,8 @@ def port_family(spec):
     if not name:
         chosen = representative(family, CANDIDATES)
         if chosen is None:
-            return {"family": family, "model": "-", "ported": False, "note": "no model of at most 30M parameters"}
+            return {"family": family, "model": "-", "ported": False, "skip": True,
+                    "note": "no model of at most 30M parameters"}
         name = chosen[0]
     row = port_one(name)
     row["family"] = family

@@ -40,7 +40,7 @@ class _Lazy(dict):
 
 
 def op(name, targets, emit, kind="expr", imports=(), doc=""):
-    targets = tuple(f"aten.{t}" if not t.startswith(("aten.", "operator.", "_operator.")) else t
+    targets = tuple(f"aten.{t}" if not t.startswith(("aten.", "operator.", "_operator.", "msport.")) else t
                     for t in targets.split())
     add(Op(name, targets, _t(emit) if isinstance(emit, str) else emit, kind, tuple(imports), doc))
 
@@ -343,9 +343,10 @@ op("sdpa", "scaled_dot_product_attention.default",
    "support.scaled_dot_product_attention({query}, {key}, {value}, {attn_mask}, {dropout_p}, {is_causal}, "
    "{scale}, {enable_gqa}, self.training)", imports=_S,
    doc="softmax(q k^T * scale + mask) v, written out; dropout follows the cell's training flag")
-op("dropout", "dropout.default native_dropout.default", lambda a: (
+op("dropout", "dropout.default native_dropout.default msport.dropout.default", lambda a: (
     f"support.dropout({a.input}, {a.p}, self.training{', True' if 'native' in str(a.target) else ''})"),
-   imports=_S, doc="follows the cell's training flag, not the flag the trace saw")
+   imports=_S, doc="follows the cell's training flag, not the flag the trace saw (msport.dropout: the eval-mode "
+                   "dropout :mod:`msport.port.capture` keeps from the decomposition)")
 
 # --- symbolic sizes and Python on them ------------------------------------------------------------
 

@@ -97,7 +97,7 @@ def port(module, example_inputs, *, name=None, concrete_args=None, check=True, w
     args, kwargs = as_inputs(example_inputs)
     kwargs.update(concrete_args or {})
     with exportable(module) as changes:
-        program = export(module, args, kwargs, kept_ops(), name=type(module).__name__, changes=changes)
+        program = export(module, args, kwargs, kept_ops(), name=type(module).__name__)
         timings["export_s"] = time.perf_counter() - start
         source, writer = generate(program, module, class_name, f"{name}_ms", f"{name}.ckpt", f"{name}_init.ckpt",
                                   model_label=name if name == type(module).__name__

@@ -149,11 +149,10 @@ def _quiet_torch():
             handler.removeFilter(keep)
 
 
-def export(module, args, kwargs, keep, name=None, changes=None):
+def export(module, args, kwargs, keep, name=None):
     """The decomposed ``ExportedProgram`` of ``module`` on ``(args, kwargs)`` (eval mode, inside
-    :func:`exportable`); ``keep``: ATen overloads not to decompose (the op table's). What the port
-    loses is appended to ``changes`` (a list)."""
-    changes = [] if changes is None else changes
+    :func:`exportable`); ``keep``: ATen overloads not to decompose (the op table's). Dropout stays
+    (:func:`_keep_dropout`)."""
     name = name or type(module).__name__
     dynamic = _dynamic_shapes(module, args, kwargs)
     try:
@@ -170,16 +169,37 @@ def export(module, args, kwargs, keep, name=None, changes=None):
     for op in keep:
         if op in table:
             del table[op]
-    dropped = [n for n in program.graph.nodes if n.op == "call_function" and "dropout" in str(n.target)
-               and len(n.args) > 1 and isinstance(n.args[1], float) and n.args[1] > 0]
+    _keep_dropout(program)
     with _quiet_torch():
         program = program.run_decompositions(table)
-    if dropped and not any("dropout" in str(n.target) for n in program.graph.nodes):
-        rates = sorted({n.args[1] for n in dropped})
-        changes.append(f"{len(dropped)} dropout call(s) (p={', '.join(f'{r:g}' for r in rates)}) are not in the "
-                       f"port: an eval-mode export drops them, so the port trains without dropout (add it to the "
-                       f"generated source, or train with dropout off in both frameworks)")
     return program
+
+
+@torch.library.custom_op("msport::dropout", mutates_args=())
+def _dropout(input: torch.Tensor, p: float) -> torch.Tensor:  # noqa: A002 - the name aten.dropout's schema uses
+    """A dropout the decomposition keeps: identity in torch (the export is in eval mode), and in the port
+    a dropout that follows the cell's training flag (``nn.Dropout`` modules become the registry's layer)."""
+    return input.clone()
+
+
+@_dropout.register_fake
+def _dropout_fake(input, p):  # noqa: A002
+    return torch.empty_like(input)
+
+
+def _keep_dropout(program):
+    """Every ``aten.dropout(x, p > 0, train=False)`` of the eval-mode training IR becomes ``msport::dropout``:
+    the decomposition would drop it (it is the identity in eval), and a port trained from scratch would
+    then train without the dropout torch trains with."""
+    changed = False
+    for node in program.graph.nodes:
+        if (node.op == "call_function" and node.target == torch.ops.aten.dropout.default and len(node.args) > 1
+                and isinstance(node.args[1], float) and node.args[1] > 0):
+            node.target = torch.ops.msport.dropout.default
+            node.args = node.args[:2]
+            changed = True
+    if changed:
+        program.graph_module.recompile()
 
 
 _FRAMEWORK_DIRS = tuple(os.path.dirname(m.__file__) + os.sep for m in (torch,))
