@@ -168,11 +168,14 @@ def import_source(path):
 
 
 def _array(tensor):
-    import torch
+    """A torch tensor's values as the checkpoint writer takes them, in its own dtype: numpy for all but
+    bfloat16, which numpy 1.x lacks, so its bits go as msport.checkpoints' bfloat16 entry (not widened
+    to float32: a bfloat16 model's plain tensors stay bfloat16 in the port's files)."""
+    from msport.checkpoints import as_entries
 
     tensor = tensor.detach().cpu()
-    if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16
-        tensor = tensor.float()
+    if str(tensor.dtype) == "torch.bfloat16":
+        return as_entries({"": tensor})[0]
     return tensor.numpy()
 
 
@@ -217,9 +220,12 @@ def convert_weights(writer, cell, root=None):
 def load_into(cell, params):
     from msport._mindspore import ms
 
+    from msport.convert.rules import _numbers
+
     for p in cell.get_parameters():
-        value = params[p.name]
-        p.set_data(ms.Tensor(np.ascontiguousarray(value).reshape(np.shape(value))))  # keeps a 0-d tensor 0-d
+        value = _numbers(params[p.name])  # a bfloat16 entry as float32, which holds it exactly
+        # the parameter's own dtype (bfloat16 stays bfloat16); reshape keeps a 0-d tensor 0-d
+        p.set_data(ms.Tensor(np.ascontiguousarray(value).reshape(np.shape(value)), dtype=p.dtype))
 
 
 def class_name_for(name):
