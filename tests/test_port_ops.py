@@ -203,6 +203,13 @@ DYNAMIC = {
     "py_add": lambda x: (torch.zeros(x.shape[0] + 1),),
     "py_sub": lambda x: (x[: x.shape[0] - 1],),
     "py_mod": lambda x: (torch.ones(x.shape[0] % 4 + 1),),
+    "py_neg": lambda x: (x[-(x.shape[0] // 2):],),
+    "py_ge": lambda x: (torch.full((2,), x.shape[0] >= 5),),
+    "py_gt": lambda x: (x * (x.shape[0] > 2),),
+    "py_lt": lambda x: (x * (x.shape[0] < 5),),
+    "py_le": lambda x: (torch.full((2,), x.shape[0] <= 5),),
+    "py_eq": lambda x: (x * (x.shape[0] == 6),),
+    "py_ne": lambda x: (x * (x.shape[0] != 6),),
 }
 
 
@@ -313,6 +320,14 @@ def test_every_mapped_core_op_is_exported_by_a_case(ported, dynamic):
     mapped, _missing = coverage.coverage()
     untested = sorted(name for name in mapped if name not in exported)
     assert not untested, f"mapped Core ATen ops no case exports (so not tested): {untested}"
+
+
+def test_every_python_size_op_is_exported_by_a_case(dynamic):
+    from msport.port.ops import PYTHON_SIGNATURES, key_of
+
+    exported = {key_of(n.target) for n in dynamic.program.graph.nodes if n.op == "call_function"}
+    untested = sorted(k for k in PYTHON_SIGNATURES if k not in exported and k != "operator.getitem")
+    assert not untested, f"Python ops on sizes no DYNAMIC case exports (so not tested): {untested}"
 
 
 def test_every_unmapped_core_op_has_a_reason():

@@ -353,4 +353,7 @@ op("dropout", "dropout.default native_dropout.default msport.dropout.default", l
 op("sym_size", "sym_size.int", "{self}.shape[{dim}]")
 for _name, _symbol in (("add", "+"), ("sub", "-"), ("mul", "*"), ("floordiv", "//"), ("mod", "%")):
     op(f"py_{_name}", f"operator.{_name}", f"{{input}} {_symbol} {{other}}")
+for _name, _symbol in (("eq", "=="), ("ne", "!="), ("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">=")):
+    op(f"py_{_name}", f"operator.{_name}", f"{{input}} {_symbol} {{other}}", doc="a size comparison, a Python bool")
+op("py_neg", "operator.neg", "-{input}")
 op("getitem", "operator.getitem", "{input}[{idx}]", doc="an element of a tuple an op returned")

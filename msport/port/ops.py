@@ -48,7 +48,9 @@ class Op:
 #: Python functions an exported graph calls on symbolic sizes and tuples, with their argument names.
 PYTHON_SIGNATURES = {"operator.getitem": ("input", "idx"), "operator.add": ("input", "other"),
                      "operator.sub": ("input", "other"), "operator.mul": ("input", "other"),
-                     "operator.floordiv": ("input", "other"), "operator.mod": ("input", "other")}
+                     "operator.floordiv": ("input", "other"), "operator.mod": ("input", "other"),
+                     "operator.neg": ("input",), **{f"operator.{name}": ("input", "other")
+                                                    for name in ("eq", "ne", "lt", "le", "gt", "ge")}}
 
 
 def key_of(target):
