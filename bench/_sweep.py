@@ -46,7 +46,7 @@ def run_in_process(port_one, spec, timeout):
     try:
         return port_one(spec)
     except Exception as exc:  # noqa: BLE001 - a bench row, not a crash
-        return {"model": spec, "ported": False, "note": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+        return {"ported": False, "note": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
                 "seconds": round(time.perf_counter() - start, 1)}
     finally:
         signal.alarm(0)
@@ -60,12 +60,12 @@ def run_isolated(script, spec, timeout):
         done = subprocess.run([sys.executable, script, "--one", spec], capture_output=True, text=True,
                               timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"model": spec, "ported": False, "note": f"timeout after {timeout} s", "seconds": timeout}
+        return {"ported": False, "note": f"timeout after {timeout} s", "seconds": timeout}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode == 0 and lines:
         return json.loads(lines[-1])
     tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"model": spec, "ported": False, "note": f"process died (exit {done.returncode}): {tail[:200]}",
+    return {"ported": False, "note": f"process died (exit {done.returncode}): {tail[:200]}",
             "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -104,7 +104,7 @@ def main(args, script, specs, port_one, what, summary=None, defaults=None):
             row = (run_in_process(port_one, spec, args.timeout) if args.in_process
                    else run_isolated(script, spec, args.timeout))
             row["spec"] = spec
-            for key, value in (defaults(spec) if defaults else {}).items():
+            for key, value in (defaults(spec) if defaults else {"model": spec}).items():
                 row.setdefault(key, value)
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
