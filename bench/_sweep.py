@@ -53,11 +53,12 @@ def run_in_process(port_one, spec, timeout):
         signal.signal(signal.SIGALRM, previous)
 
 
-def run_isolated(script, spec, timeout):
-    """``port_one(spec)`` of ``script`` in a fresh process; a crash or a timeout is a row too."""
+def run_isolated(script, spec, timeout, child_args=()):
+    """``port_one(spec)`` of ``script`` in a fresh process (given ``child_args``, the bench's own flags);
+    a crash or a timeout is a row too."""
     start = time.perf_counter()
     try:
-        done = subprocess.run([sys.executable, script, "--one", spec], capture_output=True, text=True,
+        done = subprocess.run([sys.executable, script, "--one", spec, *child_args], capture_output=True, text=True,
                               timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"ported": False, "note": f"timeout after {timeout} s", "seconds": timeout}
@@ -88,9 +89,10 @@ def table(rows, what):
     return "\n".join(out)
 
 
-def main(args, script, specs, port_one, what, summary=None, defaults=None):
+def main(args, script, specs, port_one, what, summary=None, defaults=None, child_args=()):
     """Run ``port_one`` over ``specs`` (strings) as the flags say; print the table (and ``summary(rows)``).
-    ``defaults(spec)``: fields a row that timed out or crashed still shows (its family, its model)."""
+    ``defaults(spec)``: fields a row that timed out or crashed still shows (its family, its model);
+    ``child_args``: the bench's own flags a row in its own process needs."""
     if args.one:
         print(json.dumps(port_one(args.one)))
         return
@@ -102,7 +104,7 @@ def main(args, script, specs, port_one, what, summary=None, defaults=None):
         rows = []
         for spec in spread(chosen):
             row = (run_in_process(port_one, spec, args.timeout) if args.in_process
-                   else run_isolated(script, spec, args.timeout))
+                   else run_isolated(script, spec, args.timeout, child_args))
             row["spec"] = spec
             for key, value in (defaults(spec) if defaults else {"model": spec}).items():
                 row.setdefault(key, value)

@@ -125,7 +125,8 @@ def main():
 
         families = sorted(timm.list_modules())
     _sweep.main(args, os.path.abspath(__file__), families or [], port_family, "timm family",
-                defaults=lambda spec: {"family": spec.partition(":")[0], "model": spec.partition(":")[2] or "-"})
+                defaults=lambda spec: {"family": spec.partition(":")[0], "model": spec.partition(":")[2] or "-"},
+                child_args=("--candidates", str(CANDIDATES)))
 
 
 if __name__ == "__main__":

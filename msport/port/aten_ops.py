@@ -264,6 +264,9 @@ op("copy", "copy.default", "ops.cast(ops.broadcast_to({src}, {self}.shape), {sel
 op("tril", "tril.default", "ops.tril({self}, {diagonal})")
 op("triu", "triu.default", "ops.triu({self}, {diagonal})")
 op("constant_pad_nd", "constant_pad_nd.default", "ops.pad({self}, {pad}, value={value})")
+op("reflection_pad", "reflection_pad1d.default reflection_pad2d.default",
+   "ops.pad({self}, {padding}, mode='reflect')")
+op("replication_pad", "replication_pad2d.default", "ops.pad({self}, {padding}, mode='replicate')")
 op("embedding", "embedding.default", "ops.gather({weight}, {indices}, 0)",
    doc="a lookup; padding_idx only matters to the gradient, which nn.Embedding's twin handles")
 
@@ -332,6 +335,17 @@ op("avg_pool2d", "avg_pool2d.default", lambda a: (
     f"ceil_mode={a.ceil_mode}, count_include_pad={a.count_include_pad}, "
     f"divisor_override={0 if a.raw('divisor_override') is None else a.divisor_override})"),
    doc="torch's stride defaults to the kernel size, MindSpore's to 1")
+op("avg_pool1d", "avg_pool1d.default", lambda a: (
+    f"ops.avg_pool1d({a.self}, {a.raw('kernel_size')[0]}, {(a.raw('stride') or a.raw('kernel_size'))[0]}, "
+    f"{a.raw('padding')[0]}, {a.ceil_mode}, {a.count_include_pad})"), doc="stride defaults to the kernel size")
+op("adaptive_avg_pool1d", "adaptive_avg_pool1d.default",
+   "ops.squeeze(ops.adaptive_avg_pool2d(ops.expand_dims({self}, -2), (1, {output_size}[0])), -2)",
+   doc="a 2-D pool of height 1 (ops.adaptive_avg_pool1d takes only lengths its output size divides)")
+op("grid_sampler_2d", "grid_sampler_2d.default", lambda a: (
+    f"ops.grid_sample({a.input}, {a.grid}, {['bilinear', 'nearest', 'bicubic'][a.raw('interpolation_mode')]!r}, "
+    f"{['zeros', 'border', 'reflection'][a.raw('padding_mode')]!r}, {a.align_corners})"),
+   doc="the schema's integer modes by name")
+op("cdist", "_cdist_forward.default", "ops.cdist({x1}, {x2}, float({p}))")
 op("adaptive_avg_pool2d", "adaptive_avg_pool2d.default _adaptive_avg_pool2d.default",
    "ops.adaptive_avg_pool2d({self}, {output_size})")
 op("upsample_nearest2d", "upsample_nearest2d.vec",
