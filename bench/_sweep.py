@@ -85,8 +85,16 @@ def table(rows, what):
     counted = [r for r in rows if not r.get("skip")]
     good = sum(1 for r in counted if r.get("ok"))
     skipped = f"; {len(rows) - len(counted)} rows outside the sweep's scope not counted" if len(counted) < len(rows) else ""
-    out += ["", f"{good} of {len(counted)} within 1e-4 ({100.0 * good / max(len(counted), 1):.0f}%){skipped}"]
+    out += ["", f"{good} of {len(counted)} within 1e-4 ({100.0 * good / max(len(counted), 1):.0f}%){skipped}"
+                f"{timeouts(counted)}"]
     return "\n".join(out)
+
+
+def timeouts(rows):
+    """``; N of the M counted timed out`` (a row stopped by the clock shows no op failure: on a loaded machine it
+    says more about the load than about the port), or nothing."""
+    n = sum(1 for r in rows if "timeout after" in (r.get("note") or ""))
+    return f"; {n} of the {len(rows)} counted timed out" if n else ""
 
 
 def main(args, script, specs, port_one, what, summary=None, defaults=None, child_args=()):
@@ -119,4 +127,4 @@ def main(args, script, specs, port_one, what, summary=None, defaults=None, child
         print(summary(rows))
 
 
-__all__ = ["add_arguments", "main", "run_in_process", "run_isolated", "spread", "table"]
+__all__ = ["add_arguments", "main", "run_in_process", "run_isolated", "spread", "table", "timeouts"]

@@ -187,7 +187,7 @@ def summary(rows):
     good = [r for r in exportable if r.get("ok")]
     return (f"{len(good)} of {len(exportable)} architectures torch.export can export are within 1e-4 "
             f"({100.0 * len(good) / max(len(exportable), 1):.0f}%); {len(rows) - len(exportable)} of {len(rows)} "
-            f"do not export (or build) at all")
+            f"do not export (or build) at all{_sweep.timeouts(exportable)}")
 
 
 def main():
