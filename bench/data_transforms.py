@@ -16,12 +16,14 @@ horizontal flip, ColorJitter 0.4, ToTensor, Normalize), each built three ways:
   transform), equal to torchvision's output.
 
 They are timed in turn, ``--rounds`` times each, so a change in the machine's load hits all of them;
-ratios are of the medians. Goal (issue 19): twins at least 0.8x ``ms``. ``--processes`` runs the
-twins' workers as processes (``python_multiprocessing=True``) instead of threads.
+ratios are of the medians. Goal (issue 19): twins at least 0.8x ``ms`` in images per second. Each
+way also prints its CPU ms per image (this process, all threads), which moves far less with other
+jobs' load than wall time. ``--processes`` runs the twins' workers as processes
+(``python_multiprocessing=True``) instead of threads.
 
 ``--profile`` says where the time goes: for ``ms`` and ``twins`` it times every prefix of each
 pipeline (the first k ops; for the twins, one fused op of the first k twins) in the same way,
-side by side, and prints what each stage adds, in milliseconds of wall time per image with
+side by side, and prints what each stage adds, in wall and CPU milliseconds per image with
 ``--workers`` workers; ``source`` is the GeneratorDataset and iterator alone.
 """
 
