@@ -24,7 +24,9 @@ jobs' load than wall time. ``--processes`` runs the twins' workers as processes
 ``--profile`` says where the time goes: for ``ms`` and ``twins`` it times every prefix of each
 pipeline (the first k ops; for the twins, one fused op of the first k twins) in the same way,
 side by side, and prints what each stage adds, in wall and CPU milliseconds per image with
-``--workers`` workers; ``source`` is the GeneratorDataset and iterator alone.
+``--workers`` workers; ``source`` is the GeneratorDataset and iterator alone. It first times what
+any Python op pays on these photos: the PyFunc boundary (an op returning its input) and the
+numpy -> PIL -> numpy round trip a fused twin op makes once.
 """
 
 import argparse
@@ -110,10 +112,29 @@ def timed(ways, args, processes=()):
     return {way: tuple(statistics.median(column) for column in zip(*r)) for way, r in runs.items()}
 
 
+def returned(image):
+    """A Python op that does nothing: what the PyFunc boundary itself costs."""
+    return image
+
+
+def pil_round_trip(image):
+    """numpy -> PIL -> numpy, which a fused twin op pays once."""
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image))
+
+
 def profile(args):
     """What each stage adds, in wall and CPU ms per image: differences of the prefixes' timings."""
     from msport.data.transforms import Fused
 
+    base = {way: (1e3 / rate, cpu) for way, (rate, cpu) in
+            timed({"source": [], "python op": [returned], "PIL round trip": [pil_round_trip]}, args).items()}
+    print("a 427x640 photo (ms per image, wall / CPU): source {0[0]:.3f} / {0[1]:.3f}, a Python op returning it "
+          "+{1:.3f} / +{2:.3f}, numpy -> PIL -> numpy in it +{3:.3f} / +{4:.3f} more".format(
+              base["source"], base["python op"][0] - base["source"][0], base["python op"][1] - base["source"][1],
+              base["PIL round trip"][0] - base["python op"][0], base["PIL round trip"][1] - base["python op"][1]))
     for name, ways in pipelines(fuse=False).items():
         names = {side: [type(op).__name__ for op in ways[side]] for side in ("ms", "twins")}
         prefixes = {"source": []}
