@@ -82,7 +82,8 @@ CASES = {
     "copy": lambda x, i, b: (aten.copy(x, x[:, :1] * 2),),
     "where": lambda x, i, b: (torch.where(b, x, x * 2),),
     "clamp": lambda x, i, b: (x.clamp(-0.5, 0.5), x.clamp(min=0.1), torch.clamp(x, x * 0.5, x * 0.5 + 1)),
-    "masked_fill": lambda x, i, b: (x.masked_fill(b, -1.0), x.masked_fill(b, torch.tensor(2.0))),
+    "masked_fill": lambda x, i, b: (x.masked_fill(b, -1.0), x.masked_fill(b, torch.tensor(2.0)),
+                                    i.masked_fill(i > 1, 7), b.masked_fill(x > 0, False)),
     **{name: (lambda fn: lambda x, i, b: (fn(x),))(fn) for name, fn in {
         "abs": torch.abs, "exp": torch.exp, "expm1": torch.expm1, "log": lambda x: torch.log(x.abs() + 0.1),
         "log1p": lambda x: torch.log1p(x.abs()), "log2": lambda x: torch.log2(x.abs() + 0.1),

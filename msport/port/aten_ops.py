@@ -88,7 +88,8 @@ op("bitwise_xor", "bitwise_xor.Tensor bitwise_xor.Scalar", "support.bitwise_xor(
 op("bitwise_not", "bitwise_not.default", "support.bitwise_not({self})", imports=_S)
 op("where", "where.self", "ops.where({condition}, {self}, {other})")
 op("clamp", "clamp.default clamp.Tensor", "ops.clamp({self}, {min}, {max})")
-op("masked_fill", "masked_fill.Scalar masked_fill.Tensor", "ops.masked_fill({self}, {mask}, {value})")
+op("masked_fill", "masked_fill.Scalar masked_fill.Tensor", "support.masked_fill({self}, {mask}, {value})", imports=_S,
+   doc="MindSpore's CPU MaskedFill takes floating-point tensors only: a where for the others")
 
 # --- elementwise functions --------------------------------------------------------------------------
 

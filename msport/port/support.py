@@ -129,6 +129,14 @@ def elu(x, alpha=1.0, scale=1.0, input_scale=1.0):
     return scale * ops.where(x > 0, x, alpha * (ops.exp(x * input_scale) - 1))
 
 
+def masked_fill(x, mask, value):
+    """``Tensor.masked_fill``: MindSpore's CPU MaskedFill kernel takes floating-point tensors only, so an
+    integer or bool tensor is filled by a where (the value cast to the tensor's dtype, as torch does)."""
+    if x.dtype in (ms.float16, ms.bfloat16, ms.float32, ms.float64):
+        return ops.masked_fill(x, mask, value)
+    return ops.where(mask, ops.cast(ms.Tensor(value) if isinstance(value, (int, float, bool)) else value, x.dtype), x)
+
+
 def bitwise_and(x, y):
     """``&``: logical on bool tensors (MindSpore's BitwiseAnd takes integers only)."""
     return ops.logical_and(x, y) if x.dtype == ms.bool_ else ops.bitwise_and(x, y)
@@ -245,5 +253,5 @@ def load_initial(net, path):
 
 
 __all__ = ["Block", "batch_norm", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "conv", "dropout", "elu", "group_norm", "index_put",
-           "layer_norm", "linear", "load_checkpoint", "load_initial", "max_pool2d", "native_layer_norm", "roll",
+           "layer_norm", "linear", "load_checkpoint", "load_initial", "masked_fill", "max_pool2d", "native_layer_norm", "roll",
            "scaled_dot_product_attention", "squeeze"]
