@@ -5,11 +5,14 @@ row, and the table.
 Items run in a spread order (every 8th first, then the ones after those...), so a sweep stopped
 early (a deadline, a loaded machine) has covered an even sample of the list, not its first letters;
 the table lists rows in the list's own order. ``--table FILE`` prints the table of a JSON file a
-sweep wrote so far.
+sweep wrote so far; ``--resume`` continues one. A row is in the file before it starts, so one that
+ends the process (in ``--in-process``, a timeout raised inside a C++ callback terminates it) stays a
+failure and is not rerun.
 """
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -25,6 +28,8 @@ def add_arguments(parser, what, timeout):
     parser.add_argument("--in-process", action="store_true", help="every row in this process (no interpreter "
                                                                     "start per row; a crash ends the sweep)")
     parser.add_argument("--json", help="write the rows as JSON (after every row)")
+    parser.add_argument("--resume", action="store_true", help="keep the rows already in --json and run the rest "
+                                                                "(a row the sweep process died in stays a failure)")
     parser.add_argument("--table", metavar="JSON", help="print the table of rows a sweep wrote to JSON, and stop")
     parser.add_argument("--one", help=argparse.SUPPRESS)
 
@@ -90,6 +95,19 @@ def table(rows, what):
     return "\n".join(out)
 
 
+def _row(spec, row, defaults):
+    row["spec"] = spec
+    for key, value in (defaults(spec) if defaults else {"model": spec}).items():
+        row.setdefault(key, value)
+    return row
+
+
+def _write(path, rows):
+    if path:
+        with open(path, "w") as fh:
+            json.dump(rows, fh, indent=1)
+
+
 def timeouts(rows):
     """``; N of the M counted timed out`` (a row stopped by the clock shows no op failure: on a loaded machine it
     says more about the load than about the port), or nothing."""
@@ -110,17 +128,21 @@ def main(args, script, specs, port_one, what, summary=None, defaults=None, child
     else:
         chosen = specs[::args.every][:args.limit]
         rows = []
+        if args.resume and args.json and os.path.exists(args.json):
+            with open(args.json) as fh:
+                rows = [r for r in json.load(fh) if r.get("spec") in chosen]
+        done = {r["spec"] for r in rows}
         for spec in spread(chosen):
-            row = (run_in_process(port_one, spec, args.timeout) if args.in_process
-                   else run_isolated(script, spec, args.timeout, child_args))
-            row["spec"] = spec
-            for key, value in (defaults(spec) if defaults else {"model": spec}).items():
-                row.setdefault(key, value)
+            if spec in done:
+                continue
+            # written first: a crash that ends the process (a timeout raised inside a C++ callback) leaves a row
+            _write(args.json, rows + [_row(spec, {"ported": False, "note": "the sweep process died in this row"},
+                                           defaults)])
+            row = _row(spec, run_in_process(port_one, spec, args.timeout) if args.in_process
+                       else run_isolated(script, spec, args.timeout, child_args), defaults)
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
-            if args.json:
-                with open(args.json, "w") as fh:
-                    json.dump(rows, fh, indent=1)
+            _write(args.json, rows)
         rows.sort(key=lambda r: chosen.index(r["spec"]))
     print(table(rows, what))
     if summary is not None:
