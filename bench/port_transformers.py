@@ -135,6 +135,10 @@ def build(task, model_type, cls_name):
     ids = torch.randint(0, 128, (2, 8), generator=torch.Generator().manual_seed(1))
     mask = torch.ones(2, 8, dtype=torch.int64)
     mask[1, 6:] = 0
+    eos = getattr(getattr(config, "text_config", config), "eos_token_id", None)
+    if isinstance(eos, int) and 0 <= eos < 128:  # one end token per sequence, at its end (BART-style pooling)
+        ids[ids == eos] = (eos + 1) % 128
+        ids[0, 7] = ids[1, 5] = eos
     return model, {"input_ids": ids, "attention_mask": mask}
 
 

@@ -89,7 +89,7 @@ op("bitwise_not", "bitwise_not.default", "support.bitwise_not({self})", imports=
 op("where", "where.self", "ops.where({condition}, {self}, {other})")
 op("clamp", "clamp.default clamp.Tensor", "ops.clamp({self}, {min}, {max})")
 op("masked_fill", "masked_fill.Scalar masked_fill.Tensor", "support.masked_fill({self}, {mask}, {value})", imports=_S,
-   doc="MindSpore's CPU MaskedFill takes floating-point tensors only: a where for the others")
+   doc="a where: MindSpore's CPU MaskedFill refuses integer and bool tensors and a value of another dtype")
 
 # --- elementwise functions --------------------------------------------------------------------------
 

@@ -130,11 +130,10 @@ def elu(x, alpha=1.0, scale=1.0, input_scale=1.0):
 
 
 def masked_fill(x, mask, value):
-    """``Tensor.masked_fill``: MindSpore's CPU MaskedFill kernel takes floating-point tensors only, so an
-    integer or bool tensor is filled by a where (the value cast to the tensor's dtype, as torch does)."""
-    if x.dtype in (ms.float16, ms.bfloat16, ms.float32, ms.float64):
-        return ops.masked_fill(x, mask, value)
-    return ops.where(mask, ops.cast(ms.Tensor(value) if isinstance(value, (int, float, bool)) else value, x.dtype), x)
+    """``Tensor.masked_fill`` as a where, the value cast to the tensor's dtype as torch does: MindSpore's
+    CPU MaskedFill kernel refuses integer and bool tensors, and a value whose dtype is not the tensor's."""
+    value = ms.Tensor(value) if isinstance(value, (int, float, bool)) else value
+    return ops.where(mask, ops.cast(value, x.dtype), x)
 
 
 def bitwise_and(x, y):
