@@ -11,7 +11,9 @@ ways, each justified by something both sides share:
 ``"parameters"``
     a leaf layer (no submodules, or a registered layer type) whose parameters
     all pair (:mod:`msport.diagnose.pairing`) with all of one leaf's on the
-    other side, of the same registry type where both types are known;
+    other side, of the same registry type where both types are known (an
+    optional parameter one of the two lacks, a bias, is a setting the audit
+    reports, not a reason to leave the layers unpaired);
 ``"position"``
     a parameter-free leaf (pool, activation, dropout, flatten, identity) by
     its type (registry entry, else class name) and its place between two
@@ -154,11 +156,28 @@ def align(torch_module, ms_cell, pairing, torch_capture, ms_capture, loose_rtol=
     return result
 
 
+def layer_twins(alignment, pairing):
+    """``{torch layer: MindSpore layer}`` as every tool pairs layers (the audit reads this): each torch module's
+    first call's twin in the run the alignment was made from; a module that run did not pair keeps the layer
+    its own parameters pair with (:attr:`Pairing.layers` made by the parameters or the name map), never one
+    that only shares its path (mindcv's ``features.1.conv`` holds other layers than torchvision's)."""
+    twins = OrderedDict()
+    for t_call, m_call in alignment.pairs.items():
+        twins.setdefault(_base(t_call), _base(m_call))
+    for name, ms_name in pairing.layers.items():
+        how = pairing.layer_how.get(name)
+        holds = any(p.startswith(name + ".") for p in pairing.params)
+        if name not in twins and (how == "map" or (how == "parameters" and holds)):
+            twins[name] = ms_name
+    return twins
+
+
 def _leaves_by_parameters(t, m, pairing):
     """``(torch leaf, MindSpore leaf)`` whose parameters pair all with all, types agreeing where known."""
     out = []
+    lacking_t, lacking_m = set(pairing.lacking_torch), set(pairing.lacking_ms)
     for leaf in sorted(t.leaves):
-        mine = t.held(leaf)
+        mine = [p for p in t.held(leaf) if p not in lacking_t]  # a bias the twin lacks: a setting, not a name
         images = [pairing.params.get(p) for p in mine]
         if not mine or None in images:
             continue
@@ -166,7 +185,7 @@ def _leaves_by_parameters(t, m, pairing):
         if len(holders) != 1 or None in holders:
             continue
         twin = holders.pop()
-        if set(m.held(twin)) != set(images):
+        if set(m.held(twin)) - lacking_m != set(images):
             continue
         known = leaf in t.layers and twin in m.layers
         if known and t.layers[leaf].name != m.layers[twin].name:
@@ -263,8 +282,8 @@ def _distance(a, b):
 
 
 def _params_pair(torch_params, ms_params, pairing):
-    images = [pairing.params.get(p) for p in torch_params]
-    return None not in images and set(images) == set(ms_params)
+    images = [pairing.params.get(p) for p in torch_params if p not in pairing.lacking_torch]
+    return None not in images and set(images) == set(ms_params) - set(pairing.lacking_ms)
 
 
-__all__ = ["Alignment", "HOW", "align"]
+__all__ = ["Alignment", "HOW", "align", "layer_twins"]

@@ -57,6 +57,17 @@ class Pairing:
     only_ms: list = field(default_factory=list)
     structural: list = field(default_factory=list)            # [(torch layer, ms layer, type)]
     ignored: list = field(default_factory=list)               # torch-only state, e.g. num_batches_tracked
+    lacking_torch: list = field(default_factory=list)         # leftovers a paired twin layer does not hold
+    lacking_ms: list = field(default_factory=list)            # (see _lacking): a subset of only_torch / only_ms
+
+    @property
+    def unresolved_torch(self):
+        """Leftovers a name map would have to pair: ``only_torch`` without the ones a twin layer lacks."""
+        return [n for n in self.only_torch if n not in self.lacking_torch]
+
+    @property
+    def unresolved_ms(self):
+        return [n for n in self.only_ms if n not in self.lacking_ms]
 
     @property
     def ms_to_torch(self):
@@ -78,13 +89,18 @@ class Pairing:
             out.append(f"  no MindSpore twin ({len(self.only_torch)}): {few(self.only_torch, 8)}")
         if self.only_ms:
             out.append(f"  no torch twin ({len(self.only_ms)}): {few(self.only_ms, 8)}")
-        if self.only_torch or self.only_ms:
+        lacking = self.lacking_torch + self.lacking_ms
+        if lacking:
+            out.append(f"  of these, {len(lacking)} are optional parameters (a bias) the paired twin layer does not "
+                       f"hold: a configuration difference, not a name; the layers are compared: {few(lacking, 4)}")
+        if self.unresolved_torch or self.unresolved_ms:
             out.append("  give a name map (--name-map FILE: lines 'torch_name mindspore_name') for these")
         return out
 
     def summary(self):
         return OrderedDict([("paired", len(self.params)), *((f"paired_by_{h}", n) for h, n in self.counts().items()),
-                            ("unpaired_torch", list(self.only_torch)), ("unpaired_mindspore", list(self.only_ms))])
+                            ("unpaired_torch", list(self.only_torch)), ("unpaired_mindspore", list(self.only_ms)),
+                            ("lacking_torch", list(self.lacking_torch)), ("lacking_mindspore", list(self.lacking_ms))])
 
 
 
@@ -177,7 +193,34 @@ def pair_names(torch_shapes, ms_shapes, torch_layers=None, ms_layers=None, name_
 
     pairing.only_torch = [n for n in torch_shapes if n not in pairing.params]
     pairing.only_ms = list(free_ms)
+    if torch_layers is not None and ms_layers is not None:
+        pairing.lacking_torch = _lacking(pairing, pairing.only_torch, torch_layers, ms_layers, ms_shapes, "torch")
+        pairing.lacking_ms = _lacking(pairing, pairing.only_ms, ms_layers, torch_layers, torch_shapes, "ms")
     return pairing
+
+
+def _lacking(pairing, leftovers, layers, other_layers, other_names, side):
+    """The ``leftovers`` of ``side`` that are an optional parameter (the registry's ``Param.optional``: a bias)
+    of a layer whose other parameters all pair with one layer of the same type on the other side, which
+    holds no such parameter: mindcv's ``nn.Conv2d`` without a bias where torchvision's has one. No name
+    map can pair them; the layers still pair, and the audit reports the bias."""
+    twins = {}
+    for torch_name, ms_name in pairing.params.items():
+        mine, other = (torch_name, ms_name) if side == "torch" else (ms_name, torch_name)
+        twins.setdefault(_owner(mine, layers)[0], set()).add(_owner(other, other_layers)[0])
+    out = []
+    for name in leftovers:
+        layer, relative, entry = _owner(name, layers)
+        twin = twins.get(layer, ())
+        rule = entry.param_for(relative, side) if entry is not None else None
+        if rule is None or not rule.optional or len(twin) != 1:
+            continue
+        other = next(iter(twin))
+        other_entry = other_layers.get(other)
+        if other_entry is not None and other_entry.name == entry.name \
+                and join_name(other, rule.target(relative, side)) not in other_names:
+            out.append(name)
+    return out
 
 
 def _check_map_names(lookup, torch_names, torch_modules):
