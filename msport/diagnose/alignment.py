@@ -39,6 +39,7 @@ where the ports differ, and the verdict names it as a suspect.
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from msport import registry
 from msport.convert import layer_map
@@ -126,8 +127,13 @@ def align(torch_module, ms_cell, pairing, torch_capture, ms_capture, loose_rtol=
     see :func:`_pair_containers`."""
     t = _Side(OrderedDict((n, m) for n, m in torch_module.named_modules() if n), layer_map(torch_module),
               [n for n in torch_module.state_dict() if n not in pairing.ignored], torch_capture.spans, "torch")
+    # cells are called by path; a parameter's name can differ from its path (a CellList's): pair by paths
+    paths = registry.ms_parameter_paths(ms_cell)
     m = _Side(OrderedDict((n, c) for n, c in ms_cell.cells_and_names() if n), registry.ms_layers(ms_cell),
-              [p.name for p in ms_cell.get_parameters()], ms_capture.spans, "ms")
+              list(paths.values()), ms_capture.spans, "ms")
+    by_path = SimpleNamespace(params={k: paths.get(v, v) for k, v in pairing.params.items()},
+                              lacking_torch=pairing.lacking_torch,
+                              lacking_ms=[paths.get(n, n) for n in pairing.lacking_ms])
     pairs, how = OrderedDict(), OrderedDict()
 
     def pair_calls(t_name, m_name, kind):
@@ -140,10 +146,10 @@ def align(torch_module, ms_cell, pairing, torch_capture, ms_capture, loose_rtol=
     for t_name, how_made in pairing.layer_how.items():
         if how_made == "map" and t_name in t.modules and pairing.layers[t_name] in m.modules:
             pair_calls(t_name, pairing.layers[t_name], "map")
-    for t_leaf, m_leaf in _leaves_by_parameters(t, m, pairing):
+    for t_leaf, m_leaf in _leaves_by_parameters(t, m, by_path):
         pair_calls(t_leaf, m_leaf, "parameters")
     _pair_by_position(t, m, pairs, how)
-    _pair_containers(t, m, pairing, pairs, how, (torch_capture.outputs, ms_capture.outputs), loose_rtol)
+    _pair_containers(t, m, by_path, pairs, how, (torch_capture.outputs, ms_capture.outputs), loose_rtol)
 
     result = Alignment(leaves_torch=list(t.leaf_calls), leaves_ms=list(m.leaf_calls))
     for call in sorted(pairs, key=lambda c: t.spans[c][1]):

@@ -393,10 +393,12 @@ def _lcs(a, b, same):
         if same(a[i], b[j]) and table[i][j] == table[i + 1][j + 1] + 1:
             pairs.append((i, j))
             i, j = i + 1, j + 1
-        elif table[i + 1][j] >= table[i][j + 1]:
-            i += 1
+        elif table[i + 1][j] != table[i][j + 1]:
+            i, j = (i + 1, j) if table[i + 1][j] > table[i][j + 1] else (i, j + 1)
+        elif not any(same(a[k], b[j]) for k in range(i + 1, n)):
+            j += 1  # a tie: skip what pairs with nothing ahead, so a[i] can still pair with what follows b[j]
         else:
-            j += 1
+            i += 1
     return pairs
 
 
@@ -412,13 +414,18 @@ def pair_models(torch_module, ms_cell, name_map=None):
     torch_names = [n for n, _ in torch_module.named_modules() if n]
     pairing = pair_names(torch_shapes, ms_shapes, torch_layers, ms_layers, name_map, torch_names)
     ms_names = [n for n, _ in ms_cell.cells_and_names() if n]
-    pair_layers(pairing, torch_names, ms_names, torch_layers, ms_layers, name_map)
+    paths = OrderedDict((name.rpartition(".")[0], path.rpartition(".")[0])
+                        for name, path in registry.ms_parameter_paths(ms_cell).items())
+    pair_layers(pairing, torch_names, ms_names, torch_layers, ms_layers, name_map, paths)
     return pairing
 
 
-def pair_layers(pairing, torch_names, ms_names, torch_layers=None, ms_layers=None, name_map=None):
-    """Fill ``pairing.layers``: by the user's map, by the parameter pairs' layers and prefixes, by equal name."""
+def pair_layers(pairing, torch_names, ms_names, torch_layers=None, ms_layers=None, name_map=None, ms_paths=None):
+    """Fill ``pairing.layers``: by the user's map, by the parameter pairs' layers and prefixes, by equal name.
+    ``ms_paths``: a MindSpore layer as its parameters are named -> its cell's path, where they differ
+    (:func:`msport.registry.ms_parameter_paths`); the layers are named by path."""
     ms_set = set(ms_names)
+    ms_paths = ms_paths or {}
     lookup = map_function(name_map)
     prefixes = OrderedDict()
     for torch_name, ms_name in pairing.params.items():
@@ -445,6 +452,7 @@ def pair_layers(pairing, torch_names, ms_names, torch_layers=None, ms_layers=Non
         how = "map"
         if mapped is None:
             mapped, how = translate(name), "parameters"
+            mapped = mapped if mapped is None or mapped in ms_set else ms_paths.get(mapped, mapped)
         if (mapped is None or mapped not in ms_set) and name in ms_set:
             mapped, how = name, "name"
         if mapped is not None and mapped in ms_set:
