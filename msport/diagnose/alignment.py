@@ -43,7 +43,7 @@ from types import SimpleNamespace
 
 from msport import registry
 from msport.convert import layer_map
-from msport.diagnose.pairing import _lcs
+from msport.diagnose.structure import lcs
 from msport.tolerances import norm_rel
 
 LOOSE = "contents, outputs agree"
@@ -213,7 +213,7 @@ def _pair_by_position(t, m, pairs, how):
         gap_m = [c for c in m.leaf_calls[m0 + 1:m1] if c not in taken and not m.held(_base(c))]
         kinds_t = [t.type_of(_base(c)) for c in gap_t]
         kinds_m = [m.type_of(_base(c)) for c in gap_m]
-        for i, j in _lcs(kinds_t, kinds_m, lambda a, b: a == b):
+        for i, j in lcs(kinds_t, kinds_m, lambda a, b: a == b):
             pairs[gap_t[i]], how[gap_t[i]] = gap_m[j], "position"
             taken.add(gap_m[j])
 
