@@ -11,7 +11,8 @@ pair: weights copied (all, or how many left unpaired per side), the logits' rela
 verdict, the culprits in isolation and their reasons, the suspects, and the seconds it took. Then
 it checks the sweep's goals:
 
-* the verdict agrees with the outputs: ``incomplete`` where parameters are left unpaired, else
+* the verdict agrees with the outputs: ``incomplete`` where parameters are left that a name map would
+  have to pair (a bias the twin layer lacks is a setting, not one of them), else
   ``clean`` exactly where the logits agree within ``LAYER_DIFF_EVAL_NORM_REL`` and no paired layer
   differs on torch's input (random weights can shrink a real difference below the logits' tolerance);
 * every culprit differs in isolation, and no paired call that differs alone goes unnamed (each is
