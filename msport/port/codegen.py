@@ -220,7 +220,7 @@ class Writer:
 
     # -- nodes
     def write(self):
-        self.checks_only = _checks_only(self.graph)
+        self.checks_only = op_table.checks_only(self.graph)
         placeholders = []
         for node in self.graph.nodes:
             try:
@@ -373,21 +373,6 @@ kept in {initial}.
     net = create("{checkpoint}")
 """
 '''
-
-
-def _checks_only(graph):
-    """The nodes whose values only the checks the port drops read (``torch._check(unique(x).numel() == 1)``),
-    directly or through other such nodes: GRAPH_MODE cannot raise, so they need not be computed, and an op
-    the table lacks there (``unique_consecutive``) does not stop the port."""
-    def is_check(user):
-        op = op_table.lookup(user.target) if user.op == "call_function" else None
-        return op is not None and op.kind == "drop"
-
-    out = set()
-    for node in reversed(list(graph.nodes)):
-        if node.op == "call_function" and node.users and all(is_check(u) or u in out for u in node.users):
-            out.add(node)
-    return out
 
 
 def generate(program, root, class_name, module_name, checkpoint, initial, model_label=None):

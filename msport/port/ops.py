@@ -177,6 +177,21 @@ def unregister_op(op):
                     _BY_KEY[target] = other
 
 
+def checks_only(graph):
+    """The nodes whose values only the checks the port drops read (``torch._check(unique(x).numel() == 1)``),
+    directly or through other such nodes: GRAPH_MODE cannot raise, so they need not be computed, and an op
+    the table lacks there (``unique_consecutive``) does not stop the port."""
+    def is_check(user):
+        op = lookup(user.target) if user.op == "call_function" else None
+        return op is not None and op.kind == "drop"
+
+    out = set()
+    for node in reversed(list(graph.nodes)):
+        if node.op == "call_function" and node.users and all(is_check(u) or u in out for u in node.users):
+            out.add(node)
+    return out
+
+
 __all__ = [
     "OPS",
     "PYTHON_SIGNATURES",
@@ -185,6 +200,7 @@ __all__ = [
     "UnsupportedOp",
     "add",
     "bind",
+    "checks_only",
     "holds_node",
     "key_of",
     "lookup",
