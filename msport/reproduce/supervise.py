@@ -47,15 +47,36 @@ def run_all(cfg, launch=Launch()):
     states = [run_state(run) for run in runs]  # every folder checked before anything trains
     _note_shared_cores(runs, launch)
     slots, stop, failures = Slots(launch.parallel_runs), threading.Event(), []
+    positions = shard_positions(runs)
+    ended = {(run.arm.name, run.seed): threading.Event() for run in runs}
 
     def one(number, run, state):
+        try:
+            return _one(number, run, state)
+        finally:
+            ended[run.arm.name, run.seed].set()
+
+    def _one(number, run, state):
         tag = f"[{number}/{len(runs)}] {run.label}"
         if state == FINISHED:
             outcome = read_outcome(run)
             say(f"{tag}: finished earlier, best {outcome.best_val_acc:.2f}% at epoch {outcome.best_epoch}; skipped")
             return outcome
-        if not in_shard(number - 1, launch) or stop.is_set():
+        if not in_shard(positions[number - 1], launch) or stop.is_set():
             return None
+        if run.arm.start_from:
+            source = ended.get((run.arm.start_from, run.seed))
+            if source is not None:
+                source.wait()  # an earlier run of the plan, started before this one whatever --parallel-runs
+            if stop.is_set():
+                return None
+            if not os.path.isfile(run.config.init_from):
+                stop.set()
+                failures.append(UserError(
+                    f"run {run.label} starts from the {run.arm.start_from} run's initial weights, "
+                    f"{run.config.init_from}, which do not exist: train that arm too (--arms {run.arm.start_from} "
+                    f"{run.arm.name})"))
+                return None
         log = os.path.join(run.path, "train.log")
         done = len(run.folder().completed_epochs()) if state == INTERRUPTED else 0
         say(f"{tag}: " + (f"resuming after epoch {done}" if state == INTERRUPTED else "training") +
@@ -80,6 +101,17 @@ def run_all(cfg, launch=Launch()):
     if failures:
         raise failures[0]
     return [o for o in outcomes if o is not None]
+
+
+def shard_positions(runs):
+    """Each run's plan position for ``--shard``, a run that starts from another's weights taking its source's,
+    so the two always train in one invocation, in plan order."""
+    index = {(run.arm.name, run.seed): i for i, run in enumerate(runs)}
+    positions = []
+    for run in runs:
+        source = (run.arm.start_from, run.seed)
+        positions.append(positions[index[source]] if source in index else len(positions))
+    return positions
 
 
 def _note_shared_cores(runs, launch):
