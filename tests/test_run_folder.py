@@ -296,8 +296,8 @@ def test_a_mindspore_trainer_killed_at_its_first_commit_restarts_and_finishes(tm
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert os.listdir(out / "checkpoint") == ["train_resnet10_w16_digits-1_12.ckpt"]
-    assert sorted(os.listdir(out)) == [".lock", "best.json", "checkpoint", "config.yaml", "environment.json", "metrics.csv",
-                                       "resume-1.ckpt"]
+    assert sorted(os.listdir(out)) == [".lock", "best.json", "checkpoint", "config.yaml", "environment.json",
+                                       "initial.ckpt", "metrics.csv", "resume-1.ckpt"]
 
 
 # ---- msport reproduce: a trainer whose parent dies stops ----------------------------------------------
