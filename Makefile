@@ -22,11 +22,14 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/msport reproduce --config configs/reproduce_digits.yaml
 
+# Two pytest workers, one per core of the 2-core machines we test on; set TEST_WORKERS=0 to run serially.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check msport reference_torch tests bench examples train_torch.py train_ms.py

@@ -25,6 +25,8 @@ def load_images(folder=None, limit=None):
         folder = os.path.join(os.path.dirname(sklearn.datasets.__file__), "images")
         paths = sorted(glob.glob(os.path.join(folder, "*.jpg")))
     else:
+        if os.path.isfile(folder):
+            raise UserError(f"--images {folder}: a file, not a folder; give the folder that holds the images")
         if not os.path.isdir(folder):
             raise UserError(f"--images {folder}: no such folder")
         paths = sorted(p for p in glob.glob(os.path.join(folder, "*")) if p.lower().endswith(IMAGE_EXTENSIONS))
