@@ -211,10 +211,14 @@ def _check(cfg, path):
         per_run = sorted((set(arm.train) & set(PER_RUN_KEYS)) - set(ARM_SETS))
         need(not per_run, f"arms: {name}: train: {', '.join(per_run)} set by reproduce for each run (start_from "
                           f"sets init_from)")
-        try:
-            check_model(from_mapping(arm_train(cfg, name)), arm.framework)
+        try:  # the shared train: passed above, so a failure here is the arm's own keys
+            merged = from_mapping(arm_train(cfg, name))
         except UserError as exc:
             need(False, f"arms: {name}: train: {exc}")
+        try:
+            check_model(merged, arm.framework)
+        except UserError as exc:  # named where the model was written: the arm's train or the shared one
+            need(False, f"{f'arms: {name}: ' if 'model' in arm.train else ''}train: {exc}")
 
 
 def arm_train(cfg, name):
