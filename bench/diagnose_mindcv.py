@@ -1,7 +1,7 @@
 """Sweep layer-diff over mindcv's ports of torchvision's models: is each verdict right on a real zoo?
 
     nice python bench/diagnose_mindcv.py [--models resnet18 mobilenet_v2 ...] [--size 224] [--batch 1]
-                                         [--markdown docs/diagnosis_table.md]
+                                         [--markdown FILE] [--json FILE]
 
 For every torchvision model that mindcv 0.3.0 ports (same name, or the aliases in ``ALIASES``): torch
 weights drawn at random (``torch.manual_seed(0)``) with every BatchNorm's running statistics and
@@ -11,17 +11,21 @@ pair: weights copied (all, or how many left unpaired per side), the logits' rela
 verdict, the culprits in isolation and their reasons, the suspects, and the seconds it took. Then
 it checks the sweep's goals:
 
-* the verdict agrees with the outputs: ``incomplete`` where parameters are left unpaired, else
+* the verdict agrees with the outputs: ``incomplete`` where parameters are left that a name map would
+  have to pair (a bias the twin layer lacks is a setting, not one of them), else
   ``clean`` exactly where the logits agree within ``LAYER_DIFF_EVAL_NORM_REL`` and no paired layer
   differs on torch's input (random weights can shrink a real difference below the logits' tolerance);
 * every culprit differs in isolation, and no paired call that differs alone goes unnamed (each is
-  a culprit or holds one).
+  a culprit or holds one);
+* every culprit of a type the registry knows gets the audit's reason: its reading of the two layers
+  (settings, a probe on the same input) finds the difference (``cause_known``).
 
 Needs ``pip install --no-deps mindcv==0.3.0``. 224x224 on a shared 2-core machine is slow: batch 1,
 and ``--models`` to pick. Exit status 1 when a goal fails.
 """
 
 import argparse
+import json
 import sys
 import time
 
@@ -95,7 +99,8 @@ def diagnose(tv_name, mc_name, size, batch):
 
     logits = summary["logits_rel_diff"]
     logits_agree = logits is not None and logits <= LAYER_DIFF_EVAL_NORM_REL
-    unpaired = len(pairing.only_torch), len(pairing.only_ms)
+    unpaired = len(pairing.unresolved_torch), len(pairing.unresolved_ms)
+    lacking = len(pairing.lacking_torch) + len(pairing.lacking_ms)
     # a port is faithful when its logits agree and no paired layer computes something else on torch's input:
     # at random weights a real difference can shrink below the logits' tolerance on its way down
     faithful = logits_agree and not differing_alone
@@ -104,10 +109,12 @@ def diagnose(tv_name, mc_name, size, batch):
         "verdict agrees": summary["verdict"] == expected,
         "culprits differ alone": all(alone.get(c, 0) > LAYER_DIFF_EVAL_NORM_REL for c in culprits),
         "none unnamed": all(explained(n) for n in differing_alone),
+        "reasons given": all(by_name[c].get("cause_known") is not False for c in culprits),
     }
     return {
         "pair": f"{tv_name} / {mc_name}",
-        "weights": "all" if unpaired == (0, 0) else f"{unpaired[0]} torch / {unpaired[1]} MindSpore unpaired",
+        "weights": ("all" if unpaired == (0, 0) else f"{unpaired[0]} torch / {unpaired[1]} MindSpore unpaired")
+        + (f" (+{lacking} optional the twin layer lacks)" if lacking else ""),
         "logits": logits,
         "verdict": summary["verdict"],
         "culprits": culprits,
@@ -138,11 +145,12 @@ def main():
     parser.add_argument("--models", nargs="+", help="torchvision names (default: every pair)")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--markdown", help="also write the table to this file")
+    parser.add_argument("--markdown", help="also write the table to this file (row by row, as pairs finish)")
+    parser.add_argument("--json", help="also write every pair's findings, reasons in full, to this file")
     args = parser.parse_args()
     known = dict(pairs())
     chosen = args.models or list(known)
-    lines, ok = [HEADER], True
+    lines, ok, found_all = [HEADER], True, []
     print(HEADER, flush=True)
     for name in chosen:
         if name not in known:
@@ -153,18 +161,24 @@ def main():
             found = diagnose(name, known[name], args.size, args.batch)
         except Exception as exc:  # noqa: BLE001 - report the pair, go on with the sweep
             line = f"| {name} / {known[name]} | failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]} |"
+            ok = False
         else:
-            line = row(found, time.perf_counter() - start)
+            found["seconds"] = time.perf_counter() - start
+            line = row(found, found["seconds"])
             ok &= all(found["goals"].values())
+            found_all.append(found)
             for culprit, why in zip(found["culprits"], found["reasons"]):
                 print(f"  culprit {culprit}: {why}", file=sys.stderr)
             if found["suspects"]:
                 print(f"  suspects: {', '.join(found['suspects'][:8])}", file=sys.stderr)
         lines.append(line)
         print(line, flush=True)
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(lines) + "\n")
+        if args.markdown:  # after every pair: a sweep cut short keeps what it found
+            with open(args.markdown, "w", encoding="utf-8") as handle:
+                handle.write("\n".join(lines) + "\n")
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as handle:
+                json.dump(found_all, handle, indent=1, default=str)
     return 0 if ok else 1
 
 

@@ -68,18 +68,19 @@ def test_each_planted_trap_is_named_by_audit_and_placed_by_layer_diff(name, trap
     assert diff.summary["first_divergence"] == first, [(r["name"], r["reason"]) for r in diff.flagged][:3]
 
 
-def test_a_port_under_mindcvs_names_is_lined_up_by_structure_and_the_rest_by_a_name_map():
+def test_a_port_under_mindcvs_names_is_lined_up_by_structure_and_position_or_by_a_name_map():
     inputs = resnet18_torchvision.example_input(batch=2, size=32)
     result = audit(resnet18_torchvision.build_torch(), resnet18_torchvision.build_ms_mindcv_names(), inputs=inputs)
     assert result.flagged == [] and result.summary["unpaired_torch"] == []
     assert result.summary["paired_by_structure"] == 17  # three downsample convs + BNs (4 tensors each), fc
     assert "  by structure: fc <-> classifier (Linear)" in result.notes
-    # parameter-less layers have no shapes to match: listed, and paired through a name map
-    assert result.summary["layers_without_twin"] == ["maxpool (MaxPool2d)", "avgpool (AdaptiveAvgPool2d)"]
+    # parameter-less layers have no shapes to match: paired by type and position, as layer-diff pairs them
+    assert result.summary["layers_without_twin"] == []
 
     torch_model = resnet18_torchvision.build_torch()
     ported = resnet18_torchvision.build_ms_mindcv_names(trap="maxpool-same")
     copy_torch_weights(torch_model, ported)
+    assert [r["name"] for r in audit(torch_model, ported, inputs=inputs).flagged] == ["maxpool"]
     names = {"maxpool": "max_pool", "avgpool": "pool"}
     assert [r["name"] for r in audit(torch_model, ported, inputs=inputs, name_map=names).flagged] == ["maxpool"]
     result = layer_diff(torch_model, ported, inputs, name_map=names)

@@ -83,10 +83,13 @@ def build_model_pair(args):
 def copied_text(pairing):
     """What --copy-weights did: how many tensors were copied, and how many on each side were not."""
     text = f"{len(pairing.params)} torch tensors copied into MindSpore through the name pairing"
-    if pairing.only_torch or pairing.only_ms:
-        text += (f"; NOT copied: {len(pairing.only_torch)} torch tensors without a MindSpore twin, "
-                 f"{len(pairing.only_ms)} MindSpore parameters keep their own values (the pairing notes list "
+    if pairing.unresolved_torch or pairing.unresolved_ms:
+        text += (f"; NOT copied: {len(pairing.unresolved_torch)} torch tensors without a MindSpore twin, "
+                 f"{len(pairing.unresolved_ms)} MindSpore parameters keep their own values (the pairing notes list "
                  f"them; a --name-map pairs them)")
+    if pairing.lacking_torch or pairing.lacking_ms:
+        text += (f"; {len(pairing.lacking_torch) + len(pairing.lacking_ms)} optional parameters (a bias) that the "
+                 f"twin layer does not hold are not copied either: the layers differ in that setting")
     return text
 
 

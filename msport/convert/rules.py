@@ -107,7 +107,7 @@ def layer_map(model):
     to know each layer's type rather than infer it from names)."""
     if hasattr(model, "named_modules"):
         return registry.torch_layers(model)
-    return registry.ms_layers(model)
+    return registry.ms_layers_by_parameter_names(model)  # keyed as its parameters are named, not as its cells
 
 
 def owner(key, layers):

@@ -11,7 +11,9 @@ ways, each justified by something both sides share:
 ``"parameters"``
     a leaf layer (no submodules, or a registered layer type) whose parameters
     all pair (:mod:`msport.diagnose.pairing`) with all of one leaf's on the
-    other side, of the same registry type where both types are known;
+    other side, of the same registry type where both types are known (an
+    optional parameter one of the two lacks, a bias, is a setting the audit
+    reports, not a reason to leave the layers unpaired);
 ``"position"``
     a parameter-free leaf (pool, activation, dropout, flatten, identity) by
     its type (registry entry, else class name) and its place between two
@@ -37,10 +39,11 @@ where the ports differ, and the verdict names it as a suspect.
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from msport import registry
 from msport.convert import layer_map
-from msport.diagnose.pairing import _lcs
+from msport.diagnose.structure import lcs
 from msport.tolerances import norm_rel
 
 LOOSE = "contents, outputs agree"
@@ -124,8 +127,13 @@ def align(torch_module, ms_cell, pairing, torch_capture, ms_capture, loose_rtol=
     see :func:`_pair_containers`."""
     t = _Side(OrderedDict((n, m) for n, m in torch_module.named_modules() if n), layer_map(torch_module),
               [n for n in torch_module.state_dict() if n not in pairing.ignored], torch_capture.spans, "torch")
+    # cells are called by path; a parameter's name can differ from its path (a CellList's): pair by paths
+    paths = registry.ms_parameter_paths(ms_cell)
     m = _Side(OrderedDict((n, c) for n, c in ms_cell.cells_and_names() if n), registry.ms_layers(ms_cell),
-              [p.name for p in ms_cell.get_parameters()], ms_capture.spans, "ms")
+              list(paths.values()), ms_capture.spans, "ms")
+    by_path = SimpleNamespace(params={k: paths.get(v, v) for k, v in pairing.params.items()},
+                              lacking_torch=pairing.lacking_torch,
+                              lacking_ms=[paths.get(n, n) for n in pairing.lacking_ms])
     pairs, how = OrderedDict(), OrderedDict()
 
     def pair_calls(t_name, m_name, kind):
@@ -138,10 +146,10 @@ def align(torch_module, ms_cell, pairing, torch_capture, ms_capture, loose_rtol=
     for t_name, how_made in pairing.layer_how.items():
         if how_made == "map" and t_name in t.modules and pairing.layers[t_name] in m.modules:
             pair_calls(t_name, pairing.layers[t_name], "map")
-    for t_leaf, m_leaf in _leaves_by_parameters(t, m, pairing):
+    for t_leaf, m_leaf in _leaves_by_parameters(t, m, by_path):
         pair_calls(t_leaf, m_leaf, "parameters")
     _pair_by_position(t, m, pairs, how)
-    _pair_containers(t, m, pairing, pairs, how, (torch_capture.outputs, ms_capture.outputs), loose_rtol)
+    _pair_containers(t, m, by_path, pairs, how, (torch_capture.outputs, ms_capture.outputs), loose_rtol)
 
     result = Alignment(leaves_torch=list(t.leaf_calls), leaves_ms=list(m.leaf_calls))
     for call in sorted(pairs, key=lambda c: t.spans[c][1]):
@@ -154,11 +162,28 @@ def align(torch_module, ms_cell, pairing, torch_capture, ms_capture, loose_rtol=
     return result
 
 
+def layer_twins(alignment, pairing):
+    """``{torch layer: MindSpore layer}`` as every tool pairs layers (the audit reads this): each torch module's
+    first call's twin in the run the alignment was made from; a module that run did not pair keeps the layer
+    its own parameters pair with (:attr:`Pairing.layers` made by the parameters or the name map), never one
+    that only shares its path (mindcv's ``features.1.conv`` holds other layers than torchvision's)."""
+    twins = OrderedDict()
+    for t_call, m_call in alignment.pairs.items():
+        twins.setdefault(_base(t_call), _base(m_call))
+    for name, ms_name in pairing.layers.items():
+        how = pairing.layer_how.get(name)
+        holds = any(p.startswith(name + ".") for p in pairing.params)
+        if name not in twins and (how == "map" or (how == "parameters" and holds)):
+            twins[name] = ms_name
+    return twins
+
+
 def _leaves_by_parameters(t, m, pairing):
     """``(torch leaf, MindSpore leaf)`` whose parameters pair all with all, types agreeing where known."""
     out = []
+    lacking_t, lacking_m = set(pairing.lacking_torch), set(pairing.lacking_ms)
     for leaf in sorted(t.leaves):
-        mine = t.held(leaf)
+        mine = [p for p in t.held(leaf) if p not in lacking_t]  # a bias the twin lacks: a setting, not a name
         images = [pairing.params.get(p) for p in mine]
         if not mine or None in images:
             continue
@@ -166,7 +191,7 @@ def _leaves_by_parameters(t, m, pairing):
         if len(holders) != 1 or None in holders:
             continue
         twin = holders.pop()
-        if set(m.held(twin)) != set(images):
+        if set(m.held(twin)) - lacking_m != set(images):
             continue
         known = leaf in t.layers and twin in m.layers
         if known and t.layers[leaf].name != m.layers[twin].name:
@@ -188,7 +213,7 @@ def _pair_by_position(t, m, pairs, how):
         gap_m = [c for c in m.leaf_calls[m0 + 1:m1] if c not in taken and not m.held(_base(c))]
         kinds_t = [t.type_of(_base(c)) for c in gap_t]
         kinds_m = [m.type_of(_base(c)) for c in gap_m]
-        for i, j in _lcs(kinds_t, kinds_m, lambda a, b: a == b):
+        for i, j in lcs(kinds_t, kinds_m, lambda a, b: a == b):
             pairs[gap_t[i]], how[gap_t[i]] = gap_m[j], "position"
             taken.add(gap_m[j])
 
@@ -263,8 +288,8 @@ def _distance(a, b):
 
 
 def _params_pair(torch_params, ms_params, pairing):
-    images = [pairing.params.get(p) for p in torch_params]
-    return None not in images and set(images) == set(ms_params)
+    images = [pairing.params.get(p) for p in torch_params if p not in pairing.lacking_torch]
+    return None not in images and set(images) == set(ms_params) - set(pairing.lacking_ms)
 
 
-__all__ = ["Alignment", "HOW", "align"]
+__all__ = ["Alignment", "HOW", "align", "layer_twins"]

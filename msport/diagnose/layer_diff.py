@@ -71,7 +71,10 @@ class LayerDiffResult(DiagnosisResult):
         text = super().verdict()
         if self.summary.get("verdict") != "incomplete":
             return text
-        unpaired = f"{len(self.summary['unpaired_torch'])} torch / {len(self.summary['unpaired_mindspore'])} MindSpore"
+        summary = self.summary
+        torch_left = len(summary["unpaired_torch"]) - len(summary.get("lacking_torch", ()))
+        ms_left = len(summary["unpaired_mindspore"]) - len(summary.get("lacking_mindspore", ()))
+        unpaired = f"{torch_left} torch / {ms_left} MindSpore"
         return (f"INCOMPLETE: {unpaired} parameters pair with nothing (not compared, not copied); no values "
                 f"verdict until --name-map pairs them ({text})")
 
@@ -183,7 +186,8 @@ def weights_match(torch_module, ms_cell, atol=SAME_WEIGHTS_MAX_ABS, pairing=None
     torch_state, ms_state = model_states(torch_module, ms_cell, pairing)
     if not ms_state:
         return False, "no parameter pairs up by name or structure", []
-    informative = [k for k, v in torch_state.items() if v.size > 1 and np.ptp(v) > 0]
+    # a bias the twin layer lacks is a setting (the culprit's reason), not a sign of independent weights
+    informative = [k for k, v in torch_state.items() if v.size > 1 and np.ptp(v) > 0 and k not in pairing.lacking_torch]
     differing = [k for k in informative
                  if k not in ms_state or ms_state[k].shape != torch_state[k].shape
                  or not np.allclose(ms_state[k].astype(np.float64), torch_state[k].astype(np.float64),

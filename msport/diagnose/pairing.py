@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from msport import registry
-from msport.convert import join_name, owner, split_name
+from msport.convert import join_name, split_name
 from msport.diagnose.name_map import NameMapError, load_name_map, map_function
+from msport.diagnose.structure import pair_by_structure, param_owner, torch_layout
 from msport.errors import few
 
 HOW = ("map", "registry", "structure")
@@ -57,6 +58,17 @@ class Pairing:
     only_ms: list = field(default_factory=list)
     structural: list = field(default_factory=list)            # [(torch layer, ms layer, type)]
     ignored: list = field(default_factory=list)               # torch-only state, e.g. num_batches_tracked
+    lacking_torch: list = field(default_factory=list)         # leftovers a paired twin layer does not hold
+    lacking_ms: list = field(default_factory=list)            # (see _lacking): a subset of only_torch / only_ms
+
+    @property
+    def unresolved_torch(self):
+        """Leftovers a name map would have to pair: ``only_torch`` without the ones a twin layer lacks."""
+        return [n for n in self.only_torch if n not in self.lacking_torch]
+
+    @property
+    def unresolved_ms(self):
+        return [n for n in self.only_ms if n not in self.lacking_ms]
 
     @property
     def ms_to_torch(self):
@@ -78,32 +90,20 @@ class Pairing:
             out.append(f"  no MindSpore twin ({len(self.only_torch)}): {few(self.only_torch, 8)}")
         if self.only_ms:
             out.append(f"  no torch twin ({len(self.only_ms)}): {few(self.only_ms, 8)}")
-        if self.only_torch or self.only_ms:
+        lacking = self.lacking_torch + self.lacking_ms
+        if lacking:
+            out.append(f"  of these, {len(lacking)} are optional parameters (a bias) the paired twin layer does not "
+                       f"hold: a configuration difference, not a name; the layers are compared: {few(lacking, 4)}")
+        if self.unresolved_torch or self.unresolved_ms:
             out.append("  give a name map (--name-map FILE: lines 'torch_name mindspore_name') for these")
         return out
 
     def summary(self):
         return OrderedDict([("paired", len(self.params)), *((f"paired_by_{h}", n) for h, n in self.counts().items()),
-                            ("unpaired_torch", list(self.only_torch)), ("unpaired_mindspore", list(self.only_ms))])
+                            ("unpaired_torch", list(self.only_torch)), ("unpaired_mindspore", list(self.only_ms)),
+                            ("lacking_torch", list(self.lacking_torch)), ("lacking_mindspore", list(self.lacking_ms))])
 
 
-
-
-def _owner(name, layers):
-    """``(layer, relative name, entry)`` of a parameter: the deepest registered layer that holds it
-    (``bn.bn2d.gamma`` belongs to the BatchNorm ``bn`` even where ``bn2d`` is a cell of its own), found
-    as conversion finds it (:func:`msport.convert.owner`); without a registered one, its own module."""
-    if layers is None:
-        return (*split_name(name), None)
-    layer, suffix = owner(name, layers)
-    return layer, suffix, layers.get(layer)
-
-
-def _torch_layout(entry, relative, ms_shape, side="ms"):
-    if entry is None:
-        return tuple(ms_shape)
-    rule = entry.param_for(relative, side)
-    return registry.torch_layout_shape(rule, ms_shape) if rule is not None else tuple(ms_shape)
 
 
 def pair_names(torch_shapes, ms_shapes, torch_layers=None, ms_layers=None, name_map=None, torch_modules=()):
@@ -128,10 +128,10 @@ def pair_names(torch_shapes, ms_shapes, torch_layers=None, ms_layers=None, name_
     def fits(torch_name, ms_name):
         if ms_name not in free_ms:
             return False
-        layer, relative, entry = _owner(ms_name, ms_layers)
+        layer, relative, entry = param_owner(ms_name, ms_layers)
         if entry is None and ms_layers is None:
-            entry = _owner(torch_name, torch_layers)[2]
-        return _torch_layout(entry, relative, free_ms[ms_name]) == torch_shapes[torch_name] \
+            entry = param_owner(torch_name, torch_layers)[2]
+        return torch_layout(entry, relative, free_ms[ms_name]) == torch_shapes[torch_name] \
             or free_ms[ms_name] == torch_shapes[torch_name]
 
     def take(torch_name, ms_name, how):
@@ -146,7 +146,7 @@ def pair_names(torch_shapes, ms_shapes, torch_layers=None, ms_layers=None, name_
         for name in torch_shapes:
             target = lookup(name)
             if target is None:
-                layer, suffix, entry = _owner(name, torch_layers)
+                layer, suffix, entry = param_owner(name, torch_layers)
                 prefix_layer = layer
                 while prefix_layer and target is None:
                     mapped_layer = lookup(prefix_layer)
@@ -173,11 +173,38 @@ def pair_names(torch_shapes, ms_shapes, torch_layers=None, ms_layers=None, name_
     # 3. structure: align the remaining parameterised layers of both sides
     left = [n for n in torch_shapes if n not in pairing.params]
     if left and free_ms:
-        _pair_by_structure(left, torch_shapes, free_ms, torch_layers, ms_layers, pairing, take)
+        pair_by_structure(left, torch_shapes, free_ms, torch_layers, ms_layers, pairing, take)
 
     pairing.only_torch = [n for n in torch_shapes if n not in pairing.params]
     pairing.only_ms = list(free_ms)
+    if torch_layers is not None and ms_layers is not None:
+        pairing.lacking_torch = _lacking(pairing, pairing.only_torch, torch_layers, ms_layers, ms_shapes, "torch")
+        pairing.lacking_ms = _lacking(pairing, pairing.only_ms, ms_layers, torch_layers, torch_shapes, "ms")
     return pairing
+
+
+def _lacking(pairing, leftovers, layers, other_layers, other_names, side):
+    """The ``leftovers`` of ``side`` that are an optional parameter (the registry's ``Param.optional``: a bias)
+    of a layer whose other parameters all pair with one layer of the same type on the other side, which
+    holds no such parameter: mindcv's ``nn.Conv2d`` without a bias where torchvision's has one. No name
+    map can pair them; the layers still pair, and the audit reports the bias."""
+    twins = {}
+    for torch_name, ms_name in pairing.params.items():
+        mine, other = (torch_name, ms_name) if side == "torch" else (ms_name, torch_name)
+        twins.setdefault(param_owner(mine, layers)[0], set()).add(param_owner(other, other_layers)[0])
+    out = []
+    for name in leftovers:
+        layer, relative, entry = param_owner(name, layers)
+        twin = twins.get(layer, ())
+        rule = entry.param_for(relative, side) if entry is not None else None
+        if rule is None or not rule.optional or len(twin) != 1:
+            continue
+        other = next(iter(twin))
+        other_entry = other_layers.get(other)
+        if other_entry is not None and other_entry.name == entry.name \
+                and join_name(other, rule.target(relative, side)) not in other_names:
+            out.append(name)
+    return out
 
 
 def _check_map_names(lookup, torch_names, torch_modules):
@@ -216,147 +243,6 @@ def _registry_targets(names, shapes, layers, map_names, error_type):
     return out
 
 
-def _groups(names, shapes, layers, side):
-    """``[(layer, entry name or None, ((relative, torch-layout shape), ...))]`` in first-appearance order."""
-    groups = OrderedDict()
-    for name in names:
-        layer, relative, entry = _owner(name, layers)
-        groups.setdefault(layer, [entry, []])[1].append((relative, name))
-    out = []
-    for layer, (entry, members) in groups.items():
-        if entry is None and layers is None:  # no model: the names tell a BatchNorm, a LayerNorm... where they can
-            entry = registry.infer_from_names({rel: shapes[full] for rel, full in members}, side)
-        signature = tuple(sorted(_signature_shape(entry, rel, shapes[full], side) for rel, full in members))
-        out.append((layer, entry.name if entry is not None else None, signature, members, entry))
-    return out
-
-
-def _signature_shape(entry, relative, shape, side):
-    """A parameter's shape as structure compares it: torch's layout for a registered layer; for anything
-    else without its axes of length 1, which ports drop or add freely (torchvision's ConvNeXt
-    ``layer_scale`` is (C, 1, 1), mindcv's ``gamma_`` is (C,)); conversion reshapes between them."""
-    if entry is not None:
-        return _torch_layout(entry, relative, shape, side)
-    return _squeezed(shape)
-
-
-def _squeezed(shape):
-    return tuple(d for d in shape if d != 1)
-
-
-def _pair_by_structure(left, torch_shapes, free_ms, torch_layers, ms_layers, pairing, take):
-    """Align layers by (type, shapes) in module order, in three passes:
-
-    1. blocks (runs of layers under one parent module) whose whole sequence of layers agrees, so a BatchNorm
-       is not lined up with the BatchNorm of another branch;
-    2. single layers, in each gap the aligned ones leave, until nothing more pairs;
-    3. blocks still left whose sequence agrees with exactly one left on the other side under a parent the
-       pairs so far line up: a block whose two branches are declared in the opposite order (``branch1`` /
-       ``branch2`` against ``branch_main`` / ``branch_proj``) cannot pair in order.
-    """
-    torch_groups = _groups(left, torch_shapes, torch_layers, "torch")
-    ms_groups = _groups(list(free_ms), free_ms, ms_layers, "ms")
-
-    def same(a, b):
-        kinds_known = a[1] is not None and b[1] is not None
-        return a[2] == b[2] and (a[1] == b[1] if kinds_known else True)
-
-    def same_block(a, b):
-        return len(a[1]) == len(b[1]) and all(same(torch_groups[i], ms_groups[j]) for i, j in zip(a[1], b[1]))
-
-    t_blocks, m_blocks = _blocks(torch_groups), _blocks(ms_groups)
-    matched = [(i, j) for bi, bj in _lcs(t_blocks, m_blocks, same_block)
-               for i, j in zip(t_blocks[bi][1], m_blocks[bj][1])]
-    new = True
-    while new:
-        new = []
-        bounds = [(-1, -1)] + matched + [(len(torch_groups), len(ms_groups))]
-        for (t0, m0), (t1, m1) in zip(bounds, bounds[1:]):
-            if t1 - t0 > 1 and m1 - m0 > 1:
-                gap_t, gap_m = torch_groups[t0 + 1:t1], ms_groups[m0 + 1:m1]
-                new += [(t0 + 1 + i, m0 + 1 + j) for i, j in _lcs(gap_t, gap_m, same)]
-        matched = sorted(matched + new)
-    matched += _swapped_blocks(t_blocks, m_blocks, matched, torch_groups, ms_groups, same_block)
-    for ti, mi in matched:
-        t_layer, kind, _, t_members, t_entry = torch_groups[ti]
-        m_layer, _, _, m_members, m_entry = ms_groups[mi]
-        m_by_rel = OrderedDict(m_members)
-        pairs = []
-        for rel, full in t_members:
-            rule = t_entry.param_for(rel, "torch") if t_entry is not None else None
-            target_rel = rule.target(rel, "torch") if rule is not None else None
-            if target_rel in m_by_rel:
-                pairs.append((full, m_by_rel.pop(target_rel)))
-        rest_t = [full for rel, full in t_members if full not in dict(pairs)]
-        rest_m = list(m_by_rel.values())
-        for full in rest_t:  # an unregistered type: by order, shapes equal (up to axes of length 1)
-            match = next((m for m in rest_m if _squeezed(free_ms[m]) == _squeezed(torch_shapes[full])), None)
-            if match is not None:
-                rest_m.remove(match)
-                pairs.append((full, match))
-        if len(pairs) == len(t_members):
-            for full, ms_name in pairs:
-                take(full, ms_name, "structure")
-            pairing.structural.append((t_layer, m_layer, kind or "unregistered"))
-
-
-def _blocks(groups):
-    """``[(parent module, [group indices])]``: runs of consecutive groups under one parent."""
-    out = []
-    for index, group in enumerate(groups):
-        parent = group[0].rpartition(".")[0]
-        if out and out[-1][0] == parent:
-            out[-1][1].append(index)
-        else:
-            out.append((parent, [index]))
-    return out
-
-
-def _ancestors(name):
-    parts = name.split(".") if name else []
-    return [".".join(parts[:k]) for k in range(len(parts), -1, -1)]
-
-
-def _swapped_blocks(t_blocks, m_blocks, matched, torch_groups, ms_groups, same_block):
-    """Pass 3 of :func:`_pair_by_structure`: group index pairs of untouched blocks that agree one to one."""
-    done_t, done_m = {i for i, _ in matched}, {j for _, j in matched}
-    lined_up = set()  # (torch parent, MindSpore parent) at the same height above a pair made so far
-    for i, j in matched:
-        lined_up.update(zip(_ancestors(torch_groups[i][0]), _ancestors(ms_groups[j][0])))
-    free_t = [b for b in t_blocks if not done_t & set(b[1])]
-    free_m = [b for b in m_blocks if not done_m & set(b[1])]
-    out = []
-    def above(block):
-        return block[0].rpartition(".")[0]
-
-    for block in free_t:
-        twins = [b for b in free_m if (above(block), above(b)) in lined_up and same_block(block, b)]
-        rivals = [b for b in free_t if above(b) == above(block) and twins and same_block(b, twins[0])]
-        if len(twins) == 1 and len(rivals) == 1:
-            out += list(zip(block[1], twins[0][1]))
-            free_m.remove(twins[0])
-    return out
-
-
-def _lcs(a, b, same):
-    """Index pairs of a longest common subsequence of ``a`` and ``b`` under ``same``."""
-    n, m = len(a), len(b)
-    table = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n - 1, -1, -1):
-        for j in range(m - 1, -1, -1):
-            table[i][j] = table[i + 1][j + 1] + 1 if same(a[i], b[j]) else max(table[i + 1][j], table[i][j + 1])
-    pairs, i, j = [], 0, 0
-    while i < n and j < m:
-        if same(a[i], b[j]) and table[i][j] == table[i + 1][j + 1] + 1:
-            pairs.append((i, j))
-            i, j = i + 1, j + 1
-        elif table[i + 1][j] >= table[i][j + 1]:
-            i += 1
-        else:
-            j += 1
-    return pairs
-
-
 # --- models ------------------------------------------------------------------------------------
 
 def pair_models(torch_module, ms_cell, name_map=None):
@@ -369,13 +255,18 @@ def pair_models(torch_module, ms_cell, name_map=None):
     torch_names = [n for n, _ in torch_module.named_modules() if n]
     pairing = pair_names(torch_shapes, ms_shapes, torch_layers, ms_layers, name_map, torch_names)
     ms_names = [n for n, _ in ms_cell.cells_and_names() if n]
-    pair_layers(pairing, torch_names, ms_names, torch_layers, ms_layers, name_map)
+    paths = OrderedDict((name.rpartition(".")[0], path.rpartition(".")[0])
+                        for name, path in registry.ms_parameter_paths(ms_cell).items())
+    pair_layers(pairing, torch_names, ms_names, torch_layers, ms_layers, name_map, paths)
     return pairing
 
 
-def pair_layers(pairing, torch_names, ms_names, torch_layers=None, ms_layers=None, name_map=None):
-    """Fill ``pairing.layers``: by the user's map, by the parameter pairs' layers and prefixes, by equal name."""
+def pair_layers(pairing, torch_names, ms_names, torch_layers=None, ms_layers=None, name_map=None, ms_paths=None):
+    """Fill ``pairing.layers``: by the user's map, by the parameter pairs' layers and prefixes, by equal name.
+    ``ms_paths``: a MindSpore layer as its parameters are named -> its cell's path, where they differ
+    (:func:`msport.registry.ms_parameter_paths`); the layers are named by path."""
     ms_set = set(ms_names)
+    ms_paths = ms_paths or {}
     lookup = map_function(name_map)
     prefixes = OrderedDict()
     for torch_name, ms_name in pairing.params.items():
@@ -402,6 +293,7 @@ def pair_layers(pairing, torch_names, ms_names, torch_layers=None, ms_layers=Non
         how = "map"
         if mapped is None:
             mapped, how = translate(name), "parameters"
+            mapped = mapped if mapped is None or mapped in ms_set else ms_paths.get(mapped, mapped)
         if (mapped is None or mapped not in ms_set) and name in ms_set:
             mapped, how = name, "name"
         if mapped is not None and mapped in ms_set:

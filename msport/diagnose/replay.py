@@ -103,14 +103,15 @@ def culprits(alignment, alone, spans, rtol):
 
 
 def reason(t_call, m_call, torch_module, ms_cell, pairing, torch_capture, seed=0):
-    """What the audit reads off the two layers of a culprit (registered types), else ``None``."""
+    """``(text, found)``: what the audit reads off the two layers of a culprit, and whether that reading finds a
+    difference (a setting, a probe on the same input); ``(None, None)`` for a type the registry does not hold."""
     from msport.diagnose.audit.layers import layer_record
 
     name, ms_name = t_call.partition("#")[0], m_call.partition("#")[0]
     layer = dict(torch_module.named_modules())[name]
     entry = registry.entry_for_torch(layer)
     if entry is None:
-        return None
+        return None, None
     given = torch_capture.inputs.get(t_call) or ()
     first = given[0] if given and isinstance(given[0], np.ndarray) else None
     ms_layer = dict(ms_cell.cells_and_names())[ms_name]
@@ -120,7 +121,7 @@ def reason(t_call, m_call, torch_module, ms_cell, pairing, torch_capture, seed=0
     torch_text = ", ".join(p for p in torch_parts if p not in both) or "same settings"
     ms_text = ", ".join(p for p in ms_parts if p not in both) or "same settings"
     found = f"{entry.name}: torch {torch_text}, MindSpore {ms_text}"
-    return f"{found}; {record['reason']}" if record["reason"] else found
+    return (f"{found}; {record['reason']}" if record["reason"] else found), bool(record["flagged"])
 
 
 __all__ = ["culprits", "reason", "replay"]

@@ -62,8 +62,11 @@ def judge(records, summary, notes, *, mode, forward_rtol, alignment, pairing, mo
             figures = alone.get(record["name"], {})
             record["alone_rel_diff"] = figures.get("alone_rel_diff")
             record["flagged"] = record["name"] in found
-            record["reason"] = _culprit_reason(record, figures, forward_rtol, alignment, models, pairing,
-                                               torch_capture) if record["flagged"] else figures.get("alone_note")
+            if record["flagged"]:
+                record["reason"], record["cause_known"] = _culprit_reason(record, figures, forward_rtol, alignment,
+                                                                          models, pairing, torch_capture)
+            else:
+                record["reason"] = figures.get("alone_note")
         # outputs that part and meet again, while the model's own output agrees and nothing differs alone,
         # are two calls paired by position that are not twins, or a difference that dies out: no divergence
         parted = final["differs"] if final is not None and "differs" in final else any(r["differs"] for r in values)
@@ -85,12 +88,12 @@ def judge(records, summary, notes, *, mode, forward_rtol, alignment, pairing, mo
     summary["first_divergence"] = found[0] if found else (flagged[0]["name"] if flagged else None)
     summary["logits_differ"] = bool(final and (final.get("differs") or final["flagged"]))
     diverges = bool(flagged) or bool(final and final.get("differs"))
-    incomplete = bool(pairing.only_torch or pairing.only_ms)
+    incomplete = bool(pairing.unresolved_torch or pairing.unresolved_ms)
     summary["verdict"] = "incomplete" if incomplete else ("diverges" if diverges else "clean")
     if incomplete:
-        notes.append(f"INCOMPLETE: {len(pairing.only_torch)} torch and {len(pairing.only_ms)} MindSpore parameters "
-                     f"pair with nothing, so those weights were neither compared nor copied; no values verdict "
-                     f"until a --name-map pairs them")
+        notes.append(f"INCOMPLETE: {len(pairing.unresolved_torch)} torch and {len(pairing.unresolved_ms)} MindSpore "
+                     f"parameters pair with nothing, so those weights were neither compared nor copied; no values "
+                     f"verdict until a --name-map pairs them")
 
 
 def _output_record(torch_logits, ms_logits, mode, rtol):
@@ -113,16 +116,18 @@ def _output_record(torch_logits, ms_logits, mode, rtol):
 
 
 def _culprit_reason(record, figures, rtol, alignment, models, pairing, torch_capture):
+    """``(reason, cause_known)``: ``cause_known`` says whether the audit's reading of a registered layer type
+    finds the difference (``None``: a type the registry does not hold)."""
     name = record["name"]
     alone = figures.get("alone_rel_diff")
     text = figures.get("alone_note") or f"differs on torch's own input (alone {alone:.3g} > {rtol:g})"
     if alignment.how.get(name) == "contents":
         text += ("; every paired layer inside it matches alone, so it computes something between them "
                  "(a functional op, the wiring)")
-    why = reason(name, alignment.pairs[name], *models, pairing, torch_capture)
+    why, known = reason(name, alignment.pairs[name], *models, pairing, torch_capture)
     if why and "output shape" in why and "output shape" in text:
         text = "differs on torch's own input"  # the audit's probe already gives both shapes
-    return f"{why}; {text}" if why else text
+    return (f"{why}; {text}" if why else text), known
 
 
 def _span(values, found, alignment, torch_spans, ms_spans):

@@ -35,6 +35,7 @@ only process can read the registry without paying for MindSpore.
 from msport.registry.docs import DOCS_PAGE, docs_table_section, markdown_table
 from msport.registry.infer import infer_from_names, ms_layout_shape, to_ms_layout, to_torch_layout, torch_layout_shape
 from msport.registry.lookup import (bind, entry_for_ms, entry_for_torch, layer_context, ms_class, ms_layers,
+                                    ms_layers_by_parameter_names, ms_parameter_paths,
                                     torch_class, torch_constructor_args, torch_layers)
 from msport.registry.schema import (INIT_SCHEMES, REQUIRED, Attr, Init, LayerEntry, Param, UnknownLayer,
                                     UnsupportedLayer)
@@ -43,6 +44,6 @@ from msport.registry.table import ENTRIES, entries, entry
 __all__ = [
     "Attr", "DOCS_PAGE", "ENTRIES", "Init", "INIT_SCHEMES", "LayerEntry", "Param", "REQUIRED", "UnknownLayer",
     "UnsupportedLayer", "bind", "docs_table_section", "entries", "entry", "entry_for_ms", "entry_for_torch",
-    "infer_from_names", "layer_context", "markdown_table", "ms_class", "ms_layers", "ms_layout_shape", "to_ms_layout",
-    "to_torch_layout", "torch_class", "torch_constructor_args", "torch_layers", "torch_layout_shape",
+    "infer_from_names", "layer_context", "markdown_table", "ms_class", "ms_layers", "ms_layers_by_parameter_names",
+    "ms_parameter_paths", "ms_layout_shape", "to_ms_layout", "to_torch_layout", "torch_class", "torch_constructor_args", "torch_layers", "torch_layout_shape",
 ]

@@ -90,6 +90,32 @@ def ms_layers(cell):
     return OrderedDict((n, e) for n, e in found.items() if n not in claimed)
 
 
+def ms_parameter_paths(cell):
+    """``{parameter name: parameter path}`` of a MindSpore cell.
+
+    MindSpore names a parameter once, after the path its cell had when the name was given; cells put in
+    a ``CellList`` keep a shorter one (mindcv's RegNet: the cell ``stages.0.blocks.0.proj`` holds
+    ``0.blocks.0.proj.weight``). Paths are what ``cells_and_names`` calls the cells; names are what
+    checkpoints, optimizers and the pairing use.
+    """
+    return OrderedDict((p.name, path) for path, p in cell.parameters_and_names())
+
+
+def ms_layers_by_parameter_names(cell):
+    """:func:`ms_layers` keyed the way each layer's parameters are named (:func:`ms_parameter_paths`): what
+    reading a parameter name's layer needs. A layer whose parameters are named after its path keeps it."""
+    layers = ms_layers(cell)
+    keys = {}
+    for name, path in ms_parameter_paths(cell).items():
+        layer = path.rpartition(".")[0]
+        while layer and layer not in layers:
+            layer = layer.rpartition(".")[0]
+        relative = path[len(layer) + 1:] if layer else path
+        if layer and layer not in keys and (name == relative or name.endswith("." + relative)):
+            keys[layer] = name[:len(name) - len(relative) - 1]
+    return OrderedDict((keys.get(n, n), e) for n, e in layers.items())
+
+
 def bind(e, args, kwargs):
     """torch's constructor arguments for ``e``, defaults applied, as an ordered dict; TypeError on misuse."""
     params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d) for n, d in e.signature]

@@ -17,6 +17,9 @@ covered the same way, and each produces records in torch naming with a
     values. KS test and std ratio. The case study's Normal(0.01)/zero-bias init and
     MindSpore's Normal(0.01) Embedding (100x torch's scale) are caught here.
 one record per registered layer, ``check`` = its torch type (``Conv2d``, ``LayerNorm``...)
+    paired with its MindSpore twin as layer-diff pairs them (:mod:`msport.diagnose.alignment`, from one
+    eval pass of each model on the probe input): through the parameters, and parameter-free layers
+    (pools, activations, dropout) by type and position between paired neighbours, never by path alone;
     * the entry's ``attrs``, read off both layers: eps, bias presence,
       Dropout ``p`` (read as ``p``: MindSpore's ``keep_prob`` attribute
       reads 0.5 whatever ``p`` is), GELU ``approximate``, padding_idx, groups...;
@@ -63,7 +66,7 @@ from msport.diagnose.pairing import pair_models
 from msport.diagnose.report import Column, DiagnosisResult, Figure, flag_mark
 from msport.progress import no_progress
 from msport.diagnose.audit.init import init_records
-from msport.diagnose.audit.layers import layer_records, torch_layer_inputs
+from msport.diagnose.audit.layers import layer_records, paired_layers
 from msport.diagnose.audit.loss import loss_record
 from msport.diagnose.audit.optimizer import (weight_decay_records, ms_weight_decay_per_parameter,
                                             torch_weight_decay_per_parameter)
@@ -114,8 +117,8 @@ def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_f
     progress("probing every layer in both frameworks")
     if inputs is None:
         inputs = rng.standard_normal(input_shape).astype(np.float32)
-    layer_inputs = torch_layer_inputs(torch_module, inputs, torch_layers)
-    records += layer_records(torch_layers, torch_subs, ms_subs, ms_params, pairing, layer_inputs, rng)
+    twins, layer_inputs, pairing_note = paired_layers(torch_module, ms_cell, pairing, inputs)
+    records += layer_records(torch_layers, torch_subs, ms_subs, twins, pairing, layer_inputs, rng)
     progress("weight decay and loss")
     if optimizer is not None:
         records += weight_decay_records(optimizer, torch_optimizer, torch_module, pairing.ms_to_torch)
@@ -139,11 +142,13 @@ def audit(torch_module, ms_cell, *, optimizer=None, torch_optimizer=None, loss_f
         summary[f"{check}_checked"] = len(of_check)
         summary[f"{check}_flagged"] = sum(1 for r in of_check if r["flagged"])
     summary.update(pairing.summary())
-    missing = [f"{n} ({e.name})" for n, e in torch_layers.items() if n not in pairing.layers]
+    missing = [f"{n} ({e.name})" for n, e in torch_layers.items() if n not in twins]
     summary["layers_without_twin"] = missing
     notes = list(pairing.lines())
     args, kwargs = as_inputs(inputs)
     notes.append(f"probe input: {describe_inputs(args, kwargs)}")
+    if pairing_note:
+        notes.append(pairing_note)
     if missing:
         notes.append(f"not audited, no MindSpore layer found for: {', '.join(missing[:8])}"
                      + (f" (+{len(missing) - 8} more)" if len(missing) > 8 else "")

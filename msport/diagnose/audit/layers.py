@@ -7,54 +7,60 @@ from collections import OrderedDict
 
 import numpy as np
 
-from msport.diagnose.capture import as_inputs, describe_inputs
+from msport.diagnose.capture import as_inputs, capture_mindspore, capture_torch, describe_inputs
 from msport.errors import UserError
 from msport.tolerances import (BN_MOMENTUM_MAX_ABS, LAYER_PROBE_MAX_REL, max_rel)
 from msport.diagnose.audit.records import record as _record
 
 
-def torch_layer_inputs(torch_module, inputs, torch_layers):
-    """``{layer: first positional input array}`` of every registered layer with a probe, from one eval pass."""
-    import torch
+def paired_layers(torch_module, ms_cell, pairing, inputs):
+    """``(twins, layer inputs, note)`` from one eval pass of each model on the example inputs.
 
-    wanted = {n for n, e in torch_layers.items() if e.probe_input is not None}
-    seen = {}
-
-    def hook(name):
-        def record(_module, args, _output):
-            if name not in seen and args and torch.is_tensor(args[0]):
-                seen[name] = args[0].detach().cpu().numpy().copy()
-        return record
+    ``twins``: torch layer -> MindSpore layer, paired as layer-diff pairs them
+    (:func:`msport.diagnose.alignment.layer_twins`): through the parameters, and parameter-free layers (pools,
+    activations, dropout) by type and position between paired neighbours, so torchvision's ``maxpool`` is
+    audited against mindcv's ``max_pool``. ``layer inputs``: each torch layer's first positional input array
+    in that pass, which the probes run both layers on. When the MindSpore model cannot run the example
+    input, only layers whose parameters pair have twins, and ``note`` says why.
+    """
+    from msport.diagnose.alignment import Alignment, align, layer_twins
 
     args, kwargs = as_inputs(inputs)
-    subs = dict(torch_module.named_modules())
-    was_training = [(m, m.training) for m in torch_module.modules()]
-    handles = [subs[n].register_forward_hook(hook(n)) for n in wanted if n in subs]
     try:
-        torch_module.eval()
-        with torch.no_grad():
-            torch_module(*[torch.from_numpy(np.array(a)) for a in args],
-                         **{k: torch.from_numpy(np.array(v)) for k, v in kwargs.items()})
+        torch_capture = capture_torch(torch_module, inputs, inputs=True)
+    except UserError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure means the example input does not fit
         raise UserError(f"the torch model cannot run the example input ({describe_inputs(args, kwargs)}): "
                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
                         f"give the model's own input shape or example inputs") from exc
-    finally:
-        for h in handles:
-            h.remove()
-        for m, flag in was_training:
-            m.training = flag
-    return seen
+    note = None
+    try:
+        ms_capture = capture_mindspore(ms_cell, inputs, inputs=True)
+    except Exception as exc:  # noqa: BLE001 - the port failing on the input is reported, the audit goes on
+        alignment = Alignment()
+        note = (f"the MindSpore model fails on the probe input ({type(exc).__name__}: "
+                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}), so only layers whose "
+                f"parameters pair are audited; layers without parameters need a run of both models to pair")
+    else:
+        alignment = align(torch_module, ms_cell, pairing, torch_capture, ms_capture)
+    seen = {}
+    for call, given in torch_capture.inputs.items():
+        name = call.partition("#")[0]
+        if name not in seen and given and isinstance(given[0], np.ndarray):
+            seen[name] = given[0]
+    return layer_twins(alignment, pairing), seen, note
 
 
 def _ms_is(cell, class_name):
     return any(cls.__name__ == class_name.rpartition(".")[2] for cls in type(cell).__mro__)
 
 
-def layer_records(torch_layers, torch_subs, ms_subs, ms_params, pairing, layer_inputs, rng):
+def layer_records(torch_layers, torch_subs, ms_subs, twins, pairing, layer_inputs, rng):
+    """One record per registered torch layer with a twin in ``twins`` (:func:`paired_layers`)."""
     records = []
     for name, entry in torch_layers.items():
-        ms_name = pairing.layers.get(name)
+        ms_name = twins.get(name)
         if ms_name is None:
             continue
         layer, ms_layer = torch_subs[name], ms_subs[ms_name]
@@ -162,7 +168,7 @@ def _batchnorm_momentum(layer, ms_layer, entry, rng):
                     f"{1 - torch_momentum:g}) (msport.layers.{entry.factory_name} does)")
         reasons.append(f"running statistics update with momentum {ms_momentum:.4g} (torch convention), "
                        f"torch uses {torch_momentum:g}{hint}")
-    return (reasons, f"momentum {torch_momentum}", f"momentum {_fmt(ms_momentum)} (torch convention)",
+    return (reasons, f"momentum {_text(torch_momentum)}", f"momentum {_fmt(ms_momentum)} (torch convention)",
             OrderedDict(torch_momentum=torch_momentum, ms_momentum=ms_momentum))
 
 
