@@ -1,12 +1,15 @@
 """msport.optim against MindSpore's own optimizers in the same GRAPH_MODE train step, side by side.
 
-    python bench/optim_speed.py [--model resnet18] [--batch-size 32] [--rounds 4] [--steps 3]
+    python bench/optim_speed.py [--model resnet18] [--batch-size 32] [--rounds 4] [--steps 3] [--update-only]
 
 Pairs: msport.optim.AdamW (torch's AdamW: bias correction, decoupled decay) against nn.Adam, and
 msport.optim.SGD (torch's SGD, what the trainers use) against nn.Momentum. Each optimizer gets its own
 copy of the zoo model in a ``TrainOneStepCell``; after compiling all of them, rounds alternate between
 them (A, B, A, B...) so a load change on a shared machine hits both, and the median step time of each
 is compared. Goal (issue 18): msport's at least 0.95x as fast as MindSpore's (ratio = theirs / ours).
+``--update-only`` times the optimizers alone, each called on the same fixed gradients of the model's
+parameters (no forward or backward): the part of the step where the two differ, measurable in seconds
+on a loaded machine where the whole step takes minutes.
 """
 
 import argparse
@@ -21,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GOAL = 0.95
 
 
-def build_steps(model, batch_size):
+def build_steps(model, batch_size, update_only=False):
     import numpy as np
 
     import msport.optim as mo
@@ -42,6 +45,13 @@ def build_steps(model, batch_size):
     for name, make in makers.items():
         ms.set_seed(0)
         net = create_model(model)
+        if update_only:
+            optimizer = make(net.trainable_params())
+            grads = tuple(ms.Tensor(rng.standard_normal(p.shape).astype(np.float32) * 1e-3)
+                          for p in net.trainable_params())
+            optimizer(grads)  # compile
+            steps[name] = (lambda o, g: lambda: (o(g), o.parameters[-1].asnumpy()))(optimizer, grads)
+            continue
         cell = nn.TrainOneStepCell(nn.WithLossCell(net, nn.SoftmaxCrossEntropyWithLogits(sparse=True,
                                                                                          reduction="mean")),
                                    make(net.trainable_params()))
@@ -58,8 +68,9 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--steps", type=int, default=3, help="steps per round")
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--update-only", action="store_true", help="time the optimizers alone on fixed gradients")
     args = parser.parse_args(argv)
-    steps = build_steps(args.model, args.batch_size)
+    steps = build_steps(args.model, args.batch_size, args.update_only)
     times = {name: [] for name in steps}
     for _ in range(args.rounds):
         for name, step in steps.items():
@@ -69,7 +80,8 @@ def main(argv=None):
             times[name].append((time.perf_counter() - start) / args.steps)
     median = {name: statistics.median(t) for name, t in times.items()}
     load = os.getloadavg()[0]
-    print(f"{args.model}, batch {args.batch_size}, GRAPH_MODE, CPU; median of {args.rounds} rounds x {args.steps} "
+    what = "optimizer update alone" if args.update_only else f"batch {args.batch_size}"
+    print(f"{args.model}, {what}, GRAPH_MODE, CPU; median of {args.rounds} rounds x {args.steps} "
           f"steps; load average {load:.1f}")
     for name, t in median.items():
         print(f"  {name:<20} {t * 1000:8.1f} ms/step")

@@ -64,16 +64,16 @@ def example_input(batch=4, length=16, seed=0):
 
 # --- MindSpore: the port, from msport's factories ----------------------------------------------------
 
-def _ms_classes():
-    from mindspore.common.initializer import Normal, initializer
-
+def ms_encoder_layer_class():
+    """The port of ``torch.nn.TransformerEncoderLayer`` (post-norm, batch_first) under torch's names, from
+    msport's factories; ``activation`` relu or gelu (torch's exact GELU), ``trap`` as in :data:`TRAPS`."""
     from msport import layers as L
-    from msport._mindspore import nn, ops
+    from msport._mindspore import nn
 
     class EncoderLayer(nn.Cell):
-        """torch.nn.TransformerEncoderLayer (post-norm, ReLU, batch_first) under torch's names."""
+        """torch.nn.TransformerEncoderLayer (post-norm, batch_first) under torch's names."""
 
-        def __init__(self, d_model, heads, feedforward, dropout, trap=None):
+        def __init__(self, d_model, heads, feedforward, dropout, trap=None, activation="relu"):
             super().__init__()
             self.self_attn = L.multihead_attention(d_model, heads, dropout=dropout, batch_first=True)
             self.linear1 = L.dense(d_model, feedforward)
@@ -87,13 +87,24 @@ def _ms_classes():
                 self.norm2 = L.layer_norm(d_model)
             self.dropout1 = L.dropout(dropout)
             self.dropout2 = L.dropout(dropout)
-            self.activation = nn.ReLU()
+            self.activation = L.gelu() if activation == "gelu" else nn.ReLU()
 
         def construct(self, x):
             attended = self.self_attn(x, x, x, need_weights=False)[0]
             x = self.norm1(x + self.dropout1(attended))
             fed = self.linear2(self.dropout(self.activation(self.linear1(x))))
             return self.norm2(x + self.dropout2(fed))
+
+    return EncoderLayer
+
+
+def _ms_classes():
+    from mindspore.common.initializer import Normal, initializer
+
+    from msport import layers as L
+    from msport._mindspore import nn, ops
+
+    EncoderLayer = ms_encoder_layer_class()
 
     class TextClassifier(nn.Cell):
         def __init__(self, vocab=VOCAB, d_model=D_MODEL, heads=HEADS, feedforward=FEEDFORWARD, layers=LAYERS,

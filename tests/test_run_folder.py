@@ -296,8 +296,8 @@ def test_a_mindspore_trainer_killed_at_its_first_commit_restarts_and_finishes(tm
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert os.listdir(out / "checkpoint") == ["train_resnet10_w16_digits-1_12.ckpt"]
-    assert sorted(os.listdir(out)) == [".lock", "best.json", "checkpoint", "config.yaml", "environment.json", "metrics.csv",
-                                       "resume-1.ckpt"]
+    assert sorted(os.listdir(out)) == [".lock", "best.json", "checkpoint", "config.yaml", "environment.json",
+                                       "initial.ckpt", "metrics.csv", "resume-1.ckpt"]
 
 
 # ---- msport reproduce: a trainer whose parent dies stops ----------------------------------------------
@@ -323,6 +323,28 @@ def test_a_trainer_stops_when_msport_reproduce_is_killed(tmp_path):
         time.sleep(0.2)
     assert not _alive(trainer), "the trainer outlived msport reproduce"
     assert Run(str(lock.parent), None, "resume.pth").state()[0] in (EMPTY, STARTED, RESUMABLE)
+
+
+@pytest.mark.slow
+def test_an_interrupted_reproduce_stops_every_run_in_flight(tmp_path):
+    """A SIGINT sent to msport reproduce alone (not to its process group, as a terminal's Ctrl-C is) reaches
+    only its main thread; the runs its pool threads supervise must stop too, and it exits 130."""
+    config = tmp_path / "r.yaml"
+    config.write_text(yaml.safe_dump({"seeds": [0], "arms": ["torch", "ms_parity"], "output_dir": str(tmp_path / "out"),
+                                      "train": {"model": "resnet10_w16", "data": "digits", "epochs": 50,
+                                                "batch_size": 128}}))
+    parent = subprocess.Popen([sys.executable, "-m", "msport", "reproduce", "--config", str(config), "--parallel-runs",
+                               "2"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    locks = [tmp_path / "out" / "runs" / name / ".lock" for name in ("torch-seed0", "ms_parity-seed0")]
+    deadline = time.time() + 180
+    while not all(lock.exists() and lock.read_text().startswith("pid") for lock in locks) and time.time() < deadline:
+        time.sleep(0.2)
+    trainers = [int(lock.read_text().split()[1]) for lock in locks]
+    parent.send_signal(signal.SIGINT)
+    _, err = parent.communicate(timeout=60)
+    assert parent.returncode == 130 and "interrupted" in err, err[-2000:]
+    assert not any(_alive(pid) for pid in trainers), "a trainer outlived an interrupted msport reproduce"
 
 
 def _alive(pid):

@@ -1,4 +1,5 @@
-"""msport reproduce --config FILE: the case study's three arms over several seeds, with statistics."""
+"""msport reproduce --config FILE: a port's arms (the case study's, or a config's own) over several seeds, with
+statistics."""
 
 from msport.reproduce.report import build_results, console_summary, write_report
 import dataclasses
@@ -8,20 +9,22 @@ from msport.reproduce.launch import Launch, parse_shard
 from msport.reproduce.supervise import run_all
 
 NAME = "reproduce"
-HELP = ("train PyTorch, MindSpore with MindSpore 1.x defaults and MindSpore with PyTorch defaults over several "
-        "seeds and report whether their accuracy gaps are resolved")
+HELP = ("train PyTorch and MindSpore arms (the case study's: MindSpore 1.x defaults, PyTorch defaults, and PyTorch "
+        "defaults from torch's own initial weights; or a config's own) over several seeds and report whether "
+        "their accuracy gaps are resolved")
 
 
 def add_arguments(parser):
     parser.add_argument("--config", required=True,
-                        help="reproduce YAML: train (TrainConfig keys), seeds, arms, output_dir, torch_device, "
-                             "ms_device; e.g. configs/reproduce_digits.yaml")
+                        help="reproduce YAML: train (TrainConfig keys), seeds, arms (names, or definitions), "
+                             "output_dir, torch_device, ms_device, title; e.g. configs/reproduce_digits.yaml")
     parser.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
                         help="seeds to run, e.g. --seeds 0 1 2 (overrides seeds)")
     parser.add_argument("--epochs", type=int, help="epochs per run (overrides train.epochs)")
     parser.add_argument("--output-dir", help="folder for runs/ and the results (overrides output_dir)")
     parser.add_argument("--arms", nargs="+", metavar="ARM",
-                        help="arms to run: torch, ms_legacy, ms_parity (overrides arms)")
+                        help="arms to run, among the config's (built in: torch, ms_legacy, ms_parity, ms_paired; "
+                             "overrides arms)")
     parser.add_argument("--parallel-runs", type=int, default=1, metavar="K",
                         help="train K runs at once, each on its own device (CUDA / MindSpore device); on the "
                              "CPU each keeps its thread count (train: threads, default the usable cores), which "

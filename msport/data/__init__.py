@@ -18,7 +18,7 @@ from .cifar10 import (
     write_cifar10_binary,
     write_cifar10_python,
 )
-from .digits import load_digits
+from .digits import load_digit_tokens, load_digits
 from .errors import DataError
 from .plan import (
     EpochPlan,
@@ -30,7 +30,7 @@ from .plan import (
     steps_per_epoch,
 )
 
-DATASETS = ("cifar10", "digits")
+DATASETS = ("cifar10", "digits", "digits_tokens")
 
 _LAZY = {
     "EpochLoader": "torch_pipeline",
@@ -42,7 +42,7 @@ _LAZY = {
 __all__ = [
     "CIFAR10_CLASSES", "CIFAR10_MEAN", "CIFAR10_STD", "DATASETS", "ArrayDataset", "DataError",
     "EpochPlan", "PlannedBatches", "apply_plan_to_batch", "download_cifar10", "epoch_plan",
-    "load_cifar10", "load_dataset", "load_digits", "normalize_batch", "planned_batches",
+    "load_cifar10", "load_dataset", "load_digit_tokens", "load_digits", "normalize_batch", "planned_batches",
     "steps_per_epoch", "write_cifar10_binary", "write_cifar10_python", *_LAZY,
 ]
 
@@ -51,7 +51,7 @@ def load_dataset(name: str, data_dir=None, split: str = "train", *, seed: int = 
     """Load a data set by its command-line name.
 
     ``data_dir`` is needed by ``cifar10`` only, ``seed`` (the train/val split)
-    by ``digits`` only. Both accept ``train``, ``val`` and ``test``; CIFAR-10
+    by the digits only. Both accept ``train``, ``val`` and ``test``; CIFAR-10
     has no separate validation set, so its ``val`` is the test split, as
     pytorch-cifar evaluates.
     """
@@ -61,6 +61,8 @@ def load_dataset(name: str, data_dir=None, split: str = "train", *, seed: int = 
         return load_cifar10(data_dir, "test" if split == "val" else split)
     if name == "digits":
         return load_digits(split, seed=seed)
+    if name == "digits_tokens":
+        return load_digit_tokens(split, seed=seed)
     raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
 
 

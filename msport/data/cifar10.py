@@ -47,7 +47,9 @@ class ArrayDataset:
 
     uint8 HWC RGB is what both CIFAR-10 formats decode to and what torchvision's
     image transforms take, and it keeps the 50,000 training images at 150 MB.
-    Construction validates, so a malformed array fails here rather than as a
+    ``images`` may instead hold token sequences, int64 of shape (N, L) (the digits read as 64
+    pixel tokens): batches serve them as they are, since crops, flips and normalisation are
+    image operations. Construction validates, so a malformed array fails here rather than as a
     shape error deep inside a worker process.
     """
 
@@ -58,10 +60,11 @@ class ArrayDataset:
 
     def __post_init__(self):
         images, labels = self.images, self.labels
-        if not (isinstance(images, np.ndarray) and images.dtype == np.uint8
-                and images.ndim == 4 and images.shape[3] == 3):
-            raise DataError(f"{self.name}: images must be a uint8 array of shape (N, H, W, 3), "
-                            f"got {_describe(images)}")
+        array = isinstance(images, np.ndarray)
+        image_layout = array and images.dtype == np.uint8 and images.ndim == 4 and images.shape[3] == 3
+        if not (image_layout or (array and images.dtype == np.int64 and images.ndim == 2)):
+            raise DataError(f"{self.name}: images must be a uint8 array of shape (N, H, W, 3) or int64 token ids "
+                            f"of shape (N, L), got {_describe(images)}")
         if not (isinstance(labels, np.ndarray) and labels.dtype == np.int64
                 and labels.shape == (len(images),)):
             raise DataError(f"{self.name}: labels must be an int64 array of shape ({len(images)},), "
@@ -73,6 +76,11 @@ class ArrayDataset:
 
     def __len__(self):
         return len(self.labels)
+
+    @property
+    def is_sequence(self):
+        """True for token ids (N, L), False for images (N, H, W, 3)."""
+        return self.images.ndim == 2
 
 
 DatasetLike = Union[ArrayDataset, Tuple[np.ndarray, np.ndarray]]

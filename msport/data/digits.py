@@ -28,6 +28,23 @@ def load_digits(split: str = "train", *, seed: int = 0, val_fraction: float = 0.
     ``(seed, val_fraction)``; each class contributes ``round(val_fraction *
     count)`` images to val, so both splits keep the class balance.
     """
+    images, labels, name = _digits_split(split, seed, val_fraction)
+    return ArrayDataset(upsample_digits(images), labels, DIGITS_CLASSES, name)
+
+
+def load_digit_tokens(split: str = "train", *, seed: int = 0, val_fraction: float = 0.2) -> ArrayDataset:
+    """One split of the digits as sequences of 64 pixel tokens: int64 ids 0..16, row by row.
+
+    The same images and split as :func:`load_digits` (same ``seed`` and ``val_fraction``), read as a
+    sequence task: a Transformer over pixel tokens rather than a CNN over an upsampled image.
+    """
+    images, labels, name = _digits_split(split, seed, val_fraction)
+    tokens = images.reshape(len(images), -1).astype(np.int64)
+    return ArrayDataset(tokens, labels, DIGITS_CLASSES, name.replace("digits", "digits_tokens"))
+
+
+def _digits_split(split, seed, val_fraction):
+    """(8x8 images valued 0..16, int64 labels, name) of one split."""
     if split not in DIGITS_SPLITS:
         raise DataError(f"digits split must be one of {', '.join(DIGITS_SPLITS)}; got {split!r}")
     if not 0 < val_fraction < 1:
@@ -40,9 +57,7 @@ def load_digits(split: str = "train", *, seed: int = 0, val_fraction: float = 0.
     labels = bunch.target.astype(np.int64)
     train_index, val_index = _split_indices(labels, val_fraction, seed)
     index = train_index if split == "train" else val_index
-    images = upsample_digits(bunch.images[index])
-    name = "digits/train" if split == "train" else f"digits/{split}"
-    return ArrayDataset(images, labels[index], DIGITS_CLASSES, name)
+    return bunch.images[index], labels[index], "digits/train" if split == "train" else f"digits/{split}"
 
 
 def upsample_digits(images: np.ndarray) -> np.ndarray:

@@ -155,7 +155,11 @@ class PlannedBatches:
         return plan
 
     def batch(self, epoch: int, step: int) -> Tuple[np.ndarray, np.ndarray]:
-        """(images, int64 labels): images float32 NCHW if normalising, else uint8 NHWC."""
+        """(images, int64 labels): images float32 NCHW if normalising, else uint8 NHWC; token ids as stored.
+
+        Token sequences take the plan's order only: its crops and flips are drawn (so the order of a
+        seed is the same for images and tokens) but not applied.
+        """
         if not 0 <= step < self.steps:
             raise IndexError(f"step {step} outside 0..{self.steps - 1}")
         plan = self.plan(epoch)
@@ -163,6 +167,8 @@ class PlannedBatches:
         lo, hi = shard_bounds(self.global_batch_size(step), self.rank, self.world)
         served = slice(start + lo, start + hi)
         index = plan.order[served]
+        if self.ds.is_sequence:
+            return self.ds.images[index], self.ds.labels[index]
         images = apply_plan_to_batch(self.ds.images[index], plan.offsets[served],
                                      plan.flips[served], self.pad)
         if self.normalize:

@@ -6,9 +6,11 @@ because one kernel per parameter is what makes ``nn.Adam`` fast:
 
 * Adam/AdamW: torch's step is ``lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)`` with
   ``bc = 1 - beta^t``, which equals ``lr_t * m / (sqrt(v) + eps_t)`` with
-  ``lr_t = lr sqrt(bc2) / bc1`` and ``eps_t = eps sqrt(bc2)``; the fused ``AdamWeightDecay``
-  kernel (no bias correction of its own) computes exactly that, with decoupled decay
-  ``lr * wd`` passed as ``lr_t * (wd bc1 / sqrt(bc2))``. ``Adam`` kernel for torch's Adam.
+  ``lr_t = lr sqrt(bc2) / bc1`` and ``eps_t = eps sqrt(bc2)``: the fused ``Adam`` kernel given
+  beta powers of 0 (no bias correction of its own) computes exactly that. AdamW's decoupled decay,
+  torch's ``param *= 1 - lr * wd`` before the step, is ``ApplyGradientDescent(param, lr * wd, param)``
+  in place. Measured here (resnet18's 11.2M parameters, GRAPH_MODE, load 10): that pair takes 98 ms a
+  step, the fused ``AdamWeightDecay`` kernel (decay inside the update) 269 ms, ``Adam`` alone 72 ms.
 * SGD: ``ApplyMomentum`` is torch's momentum buffer (it starts at zero, so the first step's
   buffer is the gradient, as torch's is).
 
@@ -71,7 +73,7 @@ class _AdamFamily(TorchOptimizer):
 
     def __init__(self, params, **hyper):
         super().__init__(params, **hyper)
-        self._fused_decay = P.AdamWeightDecay()
+        self._shrink = P.ApplyGradientDescent()
         self._fused = P.Adam()
 
     def _coefficients(self, gi, h):
@@ -79,11 +81,11 @@ class _AdamFamily(TorchOptimizer):
         bc1 = 1.0 - ops.pow(h.beta1, step)
         root_bc2 = ops.sqrt(1.0 - ops.pow(h.beta2, step))
         return (f32(h.lr * root_bc2 / bc1), f32(h.eps * root_bc2), f32(h.beta1), f32(h.beta2),
-                f32(h.weight_decay * bc1 / root_bc2), f32(h.weight_decay), f32(1.0 - h.lr * h.weight_decay),
+                f32(h.lr * h.weight_decay), f32(h.weight_decay), f32(1.0 - h.lr * h.weight_decay),
                 f32(h.lr / bc1), f32(root_bc2), f32(h.eps))
 
     def _update(self, gi, i, param, grad, c):
-        lr_t, eps_t, beta1, beta2, decay_t, wd, shrink, step_size, root_bc2, eps = c
+        lr_t, eps_t, beta1, beta2, lr_wd, wd, shrink, step_size, root_bc2, eps = c
         m, v = self.exp_avg[i], self.exp_avg_sq[i]
         if self._flag["amsgrad"][gi]:
             if self.DECOUPLED:
@@ -94,10 +96,12 @@ class _AdamFamily(TorchOptimizer):
             v = ops.assign(v, v * beta2 + grad * grad * (1.0 - beta2))
             v_max = ops.assign(self.max_exp_avg_sq[i], ops.maximum(self.max_exp_avg_sq[i], v))
             return ops.assign(param, param - m / (ops.sqrt(v_max) / root_bc2 + eps) * step_size)
-        if self.DECOUPLED:
-            return self._fused_decay(param, m, v, lr_t, beta1, beta2, eps_t, decay_t, grad)
         zero = ops.zeros((), param.dtype)
-        return self._fused(param, m, v, zero, zero, lr_t, beta1, beta2, eps_t, _decayed_grad(grad, param, wd))
+        if self.DECOUPLED:  # torch shrinks the weights first, then takes the Adam step from the shrunk ones
+            grad = ops.depend(grad, self._shrink(param, lr_wd, param))
+        else:
+            grad = _decayed_grad(grad, param, wd)
+        return self._fused(param, m, v, zero, zero, lr_t, beta1, beta2, eps_t, grad)
 
 
 class Adam(_AdamFamily):

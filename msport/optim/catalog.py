@@ -162,6 +162,33 @@ MINDSPORE_BUILTINS = {spec.name: spec for spec in (
 )}
 
 
+#: torch keyword -> the MindSpore built-ins' constructor keyword, where the two names differ beyond ``reads``.
+_BUILTIN_KEYWORDS = {"lr": "learning_rate", "weight_decay": "weight_decay", "nesterov": "use_nesterov"}
+
+
+def builtin_port(torch_name, kwargs):
+    """``(mindspore.nn class name, keyword arguments)``: the built-in a porter reaches for in place of
+    ``torch.optim.<torch_name>(**kwargs)``, given the same values under MindSpore's names. A keyword the
+    built-in has no slot for (SGD's dampening on nn.Momentum) is dropped, and torch's defaults that the call
+    left out stay MindSpore's (eps 1e-6 on nn.AdamWeightDecay): the port a careful person writes from
+    MindSpore's docs, differences and all (``reproduce``'s naive arm)."""
+    spec = spec_for(torch_name)
+    if not spec.mindspore:
+        raise UserError(f"torch.optim.{torch_name} has no MindSpore built-in look-alike ({spec.differences[0]}); "
+                        f"use ms_recipe: msport")
+    name = spec.mindspore.removeprefix("nn.")
+    reads = MINDSPORE_BUILTINS[name].reads
+    arguments = {}
+    for key, value in kwargs.items():
+        if key == "betas" and key in reads:
+            arguments.update(zip(reads[key], value))
+        elif key in reads:
+            arguments[reads[key][0]] = value
+        elif key in _BUILTIN_KEYWORDS and (key != "nesterov" or value):
+            arguments[_BUILTIN_KEYWORDS[key]] = value
+    return name, arguments
+
+
 def spec_for(torch_name):
     try:
         return OPTIMIZERS[torch_name]

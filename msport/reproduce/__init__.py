@@ -7,14 +7,15 @@ CIFAR ResNets vary by 0.1-0.5 points from seed to seed, so one run cannot call
 a 0.4-point gap. ``msport reproduce`` trains each arm for N seeds through the
 real trainers and reports means, spreads and confidence intervals.
 
-* :mod:`~msport.reproduce.config`: the reproduce config, its arms, the plan of runs and what
-  each run folder holds (finished, interrupted, new).
+* :mod:`~msport.reproduce.config`: the reproduce config, its arms (the case study's four, or a config's
+  own: a trainer and the TrainConfig keys it sets, optionally starting from another arm's initial
+  weights), the plan of runs and what each run folder holds (finished, interrupted, new).
 * :mod:`~msport.reproduce.launch`: how runs start: several at once, several ranks each, shards
   across invocations; each run's command, environment and device slot.
 * :mod:`~msport.reproduce.supervise`: one trainer process per run, supervised, skipping finished
   runs and resuming interrupted ones.
 * :mod:`~msport.reproduce.stats`: mean, standard deviation, Welch's interval for
-  a difference of means, seeds needed.
+  a difference of means, the paired interval of per-seed differences, seeds needed.
 * :mod:`~msport.reproduce.report`: results.json, results.md, val_acc.png and the
   console summary.
 

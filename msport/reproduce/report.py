@@ -15,25 +15,26 @@ import os
 from msport import environment
 from msport.errors import UserError
 from msport.files import atomic_write, atomic_write_text
-from msport.reproduce.config import ARMS
-from msport.reproduce.stats import (CONFIDENCE, MAX_SEEDS_ESTIMATED, PLANNING_POWER, seeds_needed, summarize,
-                                    welch_difference)
+from msport.reproduce.stats import (CONFIDENCE, MAX_SEEDS_ESTIMATED, PLANNING_POWER, paired_difference,
+                                    paired_seeds_needed, seeds_needed, summarize, welch_difference)
 from msport.training.config import TrainConfig
 
-#: The MindSpore accuracy-debugging guide's CIFAR-10 case study: the experiment msport reproduces.
-CASE_STUDY = {"torch": 92.58, "ms_legacy": 91.96, "ms_parity": 92.98}
+#: The MindSpore accuracy-debugging guide's CIFAR-10 case study: the experiment msport reproduces. Its numbers
+#: per arm are the arms' own (``case_study`` in msport.reproduce.config.ARMS).
 CASE_STUDY_LABEL = ("case study: the MindSpore accuracy-debugging guide's CIFAR-10 ResNet50, one run per arm, "
                     "200 epochs, best epoch")
 CASE_STUDY_HEADER = "case study (CIFAR-10 ResNet50, 1 run)*"
-#: (a, b): each reports mean(a) - mean(b), when both arms ran.
-COMPARISONS = (("ms_parity", "torch"), ("ms_legacy", "torch"), ("ms_parity", "ms_legacy"))
 METRICS = {"best": "best epoch", "final": "final epoch"}
-ARM_COLORS = {"torch": "tab:blue", "ms_legacy": "tab:red", "ms_parity": "tab:green"}
+#: Arm colours in arm order (the reference first): the case study's torch / ms_legacy / ms_parity stay blue,
+#: red, green.
+ARM_PALETTE = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive")
 SEED_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 STATISTICS_METHOD = (f"mean and sample standard deviation (n - 1) over seeds; differences of means with a "
                      f"{CONFIDENCE:.0%} Welch t interval (unequal variances, Welch-Satterthwaite degrees of "
-                     f"freedom, quantiles from scipy.stats.t); seeds needed: the two-sample planning formula for "
-                     f"{PLANNING_POWER:.0%} power at the observed gap and pooled standard deviation")
+                     f"freedom, quantiles from scipy.stats.t); for an arm whose runs start from another arm's "
+                     f"initial weights, also the per-seed differences with a {CONFIDENCE:.0%} paired t interval "
+                     f"(n - 1 degrees of freedom); seeds needed: the two-sample (or paired) planning formula for "
+                     f"{PLANNING_POWER:.0%} power at the observed gap and pooled (or per-pair) standard deviation")
 RESULTS_JSON, RESULTS_MD, CURVES_PNG = "results.json", "results.md", "val_acc.png"
 DETERMINISM = ("each run is deterministic on one machine: the same code, data, seed, package versions and thread "
                "counts give the same numbers to the last digit; another CPU or thread count may round float32 "
@@ -41,29 +42,52 @@ DETERMINISM = ("each run is deterministic on one machine: the same code, data, s
                "(each run folder's environment.json records what it ran on)")
 
 
+def comparison_pairs(arms, definitions):
+    """(a, b) pairs, each reported as mean(a) - mean(b): every arm against the reference (the first torch arm),
+    then every pair of the others, later minus earlier; the arm listed last (the most fixed port) first."""
+    reference = next((a for a in arms if definitions[a].framework == "torch"), None)
+    others = [a for a in arms if a != reference]
+    pairs = [(a, reference) for a in reversed(others)] if reference else []
+    pairs += [(a, b) for i, a in reversed(list(enumerate(others))) for b in reversed(others[:i])]
+    return pairs
+
+
 def build_results(cfg, outcomes):
     """Everything results.json holds: the request, every run, per-arm summaries and the comparisons."""
+    by_seed = {arm: {metric: {o.seed: _metric(o, metric) for o in outcomes if o.arm == arm} for metric in METRICS}
+               for arm in cfg.arms}
     values = {arm: {metric: [_metric(o, metric) for o in outcomes if o.arm == arm] for metric in METRICS}
               for arm in cfg.arms}
     arms = {}
     for arm in cfg.arms:
-        arms[arm] = {"description": ARMS[arm].description, "case_study": CASE_STUDY[arm]}
+        definition = cfg.arm(arm)
+        arms[arm] = {"description": definition.description, "framework": definition.framework,
+                     "train": definition.train, "start_from": definition.start_from,
+                     "case_study": definition.case_study}
         for metric in METRICS:
             s = summarize(values[arm][metric])
             arms[arm][metric] = {"n": s.n, "mean": s.mean, "std": s.std, "values": list(s.values)}
     comparisons = []
-    for a, b in COMPARISONS:
-        if a not in cfg.arms or b not in cfg.arms:
-            continue
+    for a, b in comparison_pairs(cfg.arms, cfg.definitions):
+        paired_arms = cfg.arm(a).start_from == b
+        study_a, study_b = cfg.arm(a).case_study, cfg.arm(b).case_study
         for metric in METRICS:
             d = welch_difference(values[a][metric], values[b][metric])
             needed = None if d.resolved is not False else seeds_needed(d.difference, d.pooled_std)
+            paired = None
+            if paired_arms:
+                p = paired_difference(by_seed[a][metric], by_seed[b][metric])
+                paired = {**dataclasses.asdict(p), "n": p.n, "resolved": p.resolved,
+                          "seeds_needed": None if p.resolved is not False else paired_seeds_needed(p.mean, p.std)}
+                paired["verdict"] = paired_verdict(a, b, p, paired["seeds_needed"])
             comparisons.append({"a": a, "b": b, "name": f"{a} - {b}", "metric": metric, **dataclasses.asdict(d),
                                 "resolved": d.resolved, "seeds_needed": needed,
-                                "case_study": round(CASE_STUDY[a] - CASE_STUDY[b], 2),
-                                "verdict": verdict(a, b, d, needed)})
-    return {"train": cfg.train, "seeds": cfg.seeds, "arms_run": cfg.arms, "output_dir": cfg.output_dir,
-            "statistics": STATISTICS_METHOD, "case_study": {"label": CASE_STUDY_LABEL, **CASE_STUDY},
+                                "case_study": None if study_a is None or study_b is None else round(study_a - study_b, 2),
+                                "verdict": verdict(a, b, d, needed), "paired": paired})
+    studied = {arm: r["case_study"] for arm, r in arms.items() if r["case_study"] is not None}
+    return {"train": cfg.train, "title": cfg.title, "seeds": cfg.seeds, "arms_run": cfg.arms,
+            "output_dir": cfg.output_dir, "statistics": STATISTICS_METHOD,
+            "case_study": {"label": CASE_STUDY_LABEL, **studied} if studied else None,
             "environment": environment.describe(), "determinism": DETERMINISM,
             "runs": [dataclasses.asdict(o) | {"final_val_acc": o.final_val_acc, "environment": _run_environment(o)}
                      for o in outcomes],
@@ -101,6 +125,24 @@ def verdict(a, b, d, needed):
     return text
 
 
+def paired_verdict(a, b, p, needed):
+    """One plain sentence on the per-seed differences of an arm started from the other's initial weights."""
+    gap = f"{p.mean:+.2f} points"
+    if not p.has_ci:
+        return f"needs >= 2 seeds for a paired interval; {a} - {b} = {gap} at seed {p.seeds[0]}"
+    ci = f"paired {CONFIDENCE:.0%} CI {p.ci_low:+.2f} .. {p.ci_high:+.2f}"
+    if p.resolved:
+        higher, lower = (a, b) if p.mean > 0 else (b, a)
+        return (f"resolved: from the same initial weights, {higher} is higher than {lower} by {abs(p.mean):.2f} "
+                f"points ({ci}, {p.n} seeds)")
+    text = f"not resolved from the same initial weights at {p.n} seeds: the {ci} includes 0 (observed {gap})"
+    if needed is not None:
+        count = f"more than {MAX_SEEDS_ESTIMATED}" if needed > MAX_SEEDS_ESTIMATED else f"about {needed}"
+        text += (f"; {count} seeds would resolve a gap this size at this per-seed spread (std {p.std:.2f}, "
+                 f"{PLANNING_POWER:.0%} power)")
+    return text
+
+
 def _seeds(d):
     return f"{d.n_a} seeds per arm" if d.n_a == d.n_b else f"{d.n_a} and {d.n_b} seeds"
 
@@ -134,9 +176,10 @@ def plot_curves(outcomes, results, path):
     seeds = sorted({o.seed for o in outcomes})
     style_of = {seed: SEED_STYLES[i % len(SEED_STYLES)] for i, seed in enumerate(seeds)}
     first_late_epoch = max(len(o.val_acc) for o in outcomes) // 2 + 1
-    arms = [arm for arm in ARMS if any(o.arm == arm for o in outcomes)]
+    arms = [arm for arm in results["arms"] if any(o.arm == arm for o in outcomes)]
+    color = {arm: ARM_PALETTE[i % len(ARM_PALETTE)] for i, arm in enumerate(results["arms"])}
     for o in outcomes:
-        whole.plot(range(1, len(o.val_acc) + 1), o.val_acc, color=ARM_COLORS[o.arm], alpha=0.85, linewidth=1.2,
+        whole.plot(range(1, len(o.val_acc) + 1), o.val_acc, color=color[o.arm], alpha=0.85, linewidth=1.2,
                    linestyle=style_of[o.seed], marker="o" if len(o.val_acc) == 1 else None)
     for arm in arms:
         curves = [o.val_acc for o in outcomes if o.arm == arm]
@@ -146,10 +189,10 @@ def plot_curves(outcomes, results, path):
             continue
         values = np.array([c[first_late_epoch - 1:length] for c in curves])
         mean = values.mean(axis=0)
-        late.plot(epochs, mean, color=ARM_COLORS[arm], linewidth=1.6, marker="o" if len(epochs) == 1 else None)
+        late.plot(epochs, mean, color=color[arm], linewidth=1.6, marker="o" if len(epochs) == 1 else None)
         if len(curves) > 1:
             std = values.std(axis=0, ddof=1)
-            late.fill_between(epochs, mean - std, mean + std, color=ARM_COLORS[arm], alpha=0.2, linewidth=0)
+            late.fill_between(epochs, mean - std, mean + std, color=color[arm], alpha=0.2, linewidth=0)
     whole.set_title("every run (line style = random seed)")
     late.set_title(f"from epoch {first_late_epoch}: mean over random seeds, band = \u00b11 std")
     for ax in (whole, late):
@@ -158,7 +201,8 @@ def plot_curves(outcomes, results, path):
         ax.set_ylabel("validation accuracy (%)")
         ax.grid(alpha=0.3)
     fig.suptitle(f"{_setting(results)}: validation accuracy, colored by arm")
-    fig.legend(handles=[Line2D([], [], color=ARM_COLORS[arm], linewidth=2, label=f"{arm}: {ARMS[arm].description}")
+    fig.legend(handles=[Line2D([], [], color=color[arm], linewidth=2,
+                               label=f"{arm}: {results['arms'][arm]['description']}")
                         for arm in arms], fontsize=8, loc="lower left")
     seed_columns = min(len(seeds), 3)
     fig.legend(handles=[Line2D([], [], color="black", linestyle=style_of[seed], label=f"random seed {seed}")
@@ -173,41 +217,78 @@ def plot_curves(outcomes, results, path):
 
 def _setting(results):
     train = TrainConfig(**results["train"])  # the trainers' defaults for keys the request left out
-    return f"{train.model} on {train.data}, {train.epochs} epoch{'' if train.epochs == 1 else 's'}"
+    what = results.get("title") or f"{train.model} on {train.data}"
+    return f"{what}, {train.epochs} epoch{'' if train.epochs == 1 else 's'}"
+
+
+def _studied(results):
+    return results.get("case_study") is not None
 
 
 def arm_table(results):
     rows = []
     for arm, r in results["arms"].items():
-        rows.append([arm, str(r["best"]["n"]), _mean_std(r["best"]), _mean_std(r["final"]),
-                     ", ".join(f"{v:.2f}" for v in r["best"]["values"]), f"{r['case_study']:.2f}"])
-    return _table(["arm", "seeds", "best epoch", "final epoch", "best per seed", CASE_STUDY_HEADER], rows)
+        row = [arm, str(r["best"]["n"]), _mean_std(r["best"]), _mean_std(r["final"]),
+               ", ".join(f"{v:.2f}" for v in r["best"]["values"])]
+        if _studied(results):
+            row.append("-" if r["case_study"] is None else f"{r['case_study']:.2f}")
+        rows.append(row)
+    return _table(["arm", "seeds", "best epoch", "final epoch", "best per seed"] +
+                  ([CASE_STUDY_HEADER] if _studied(results) else []), rows)
 
 
 def difference_table(results):
+    any_paired = any(c.get("paired") for c in results["comparisons"])
     rows = []
     for c in results["comparisons"]:
         ci = f"{c['ci_low']:+.2f} .. {c['ci_high']:+.2f}" if c["ci_low"] is not None else "needs >= 2 seeds"
-        resolved = {True: "yes", False: "no", None: "-"}[c["resolved"]]
-        rows.append([c["name"], METRICS[c["metric"]], f"{c['difference']:+.2f}", ci, resolved,
-                     f"{c['case_study']:+.2f}"])
+        row = [c["name"], METRICS[c["metric"]], f"{c['difference']:+.2f}", ci, _yes_no(c["resolved"])]
+        if any_paired:
+            p = c.get("paired")
+            if p:
+                paired_ci = f"{p['ci_low']:+.2f} .. {p['ci_high']:+.2f}" if p["ci_low"] is not None else "needs >= 2 seeds"
+                row += [", ".join(f"{v:+.2f}" for v in p["differences"]), paired_ci, _yes_no(p["resolved"])]
+            else:
+                row += ["-", "-", "-"]
+        if _studied(results):
+            row.append("-" if c["case_study"] is None else f"{c['case_study']:+.2f}")
+        rows.append(row)
     if not rows:
         return "no comparison: run at least two arms"
-    return _table(["comparison", "metric", "difference", f"{CONFIDENCE:.0%} CI (Welch)", "resolved",
-                   CASE_STUDY_HEADER], rows)
+    headers = ["comparison", "metric", "difference", f"{CONFIDENCE:.0%} CI (Welch)", "resolved"]
+    if any_paired:
+        headers += ["per seed (paired)", f"{CONFIDENCE:.0%} CI (paired)", "resolved (paired)"]
+    return _table(headers + ([CASE_STUDY_HEADER] if _studied(results) else []), rows)
+
+
+def _yes_no(resolved):
+    return {True: "yes", False: "no", None: "-"}[resolved]
+
+
+def _verdicts(results, metrics, form):
+    lines = []
+    for c in results["comparisons"]:
+        if c["metric"] not in metrics:
+            continue
+        lines.append(form(c["name"], METRICS[c["metric"]], c["verdict"]))
+        if c.get("paired"):
+            lines.append(form(c["name"], METRICS[c["metric"]] + ", paired by seed", c["paired"]["verdict"]))
+    return lines
 
 
 def verdict_lines(results):
-    return [f"- **{c['name']}** ({METRICS[c['metric']]}): {c['verdict']}" for c in results["comparisons"]]
+    return _verdicts(results, METRICS, lambda name, metric, text: f"- **{name}** ({metric}): {text}")
 
 
 def console_summary(results):
     """What the command prints at the end: the two tables and the verdicts on the best epoch."""
-    best = [f"  {c['name']}: {c['verdict']}" for c in results["comparisons"] if c["metric"] == "best"]
+    best = _verdicts(results, ("best",), lambda name, metric, text: f"  {name}"
+                     f"{' (paired by seed)' if 'paired' in metric else ''}: {text}")
+    footer = ([f"* {CASE_STUDY_LABEL}; not comparable to other settings except in the direction and size of the "
+               "gaps"] if _studied(results) else [])
     return "\n".join([f"validation accuracy (%), {_setting(results)}, mean ± std over seeds:", arm_table(results),
                       "", "differences (points):", difference_table(results), "",
-                      "verdicts (best epoch):", *best, "", f"* {CASE_STUDY_LABEL}; not comparable to other "
-                      "settings except in the direction and size of the gaps"])
+                      "verdicts (best epoch):", *best, "", *footer]).rstrip("\n")
 
 
 def markdown(results):
@@ -215,7 +296,9 @@ def markdown(results):
                   [[r["arm"], str(r["seed"]), f"{r['best_val_acc']:.2f}", str(r["best_epoch"]),
                     f"{r['final_val_acc']:.2f}", str(len(r["val_acc"])), f"{r['train_seconds']:.0f}",
                     os.path.relpath(r["path"], results["output_dir"])] for r in results["runs"]])
-    arms = "\n".join(f"- `{arm}`: {ARMS[arm].description}" for arm in results["arms"])
+    arms = "\n".join(f"- `{arm}`: {r['description']}" + (
+        f" ({', '.join(f'{k} {v}' for k, v in r['train'].items())})" if r.get("train") else "")
+        for arm, r in results["arms"].items())
     return "\n".join([
         f"# msport reproduce: {_setting(results)}, seeds {', '.join(map(str, results['seeds']))}",
         "",
@@ -238,9 +321,9 @@ def markdown(results):
         "",
         *verdict_lines(results),
         "",
-        f"\\* The {CASE_STUDY_LABEL}. Those are single runs, so they carry no confidence interval of their "
-        "own; on any other setting compare only the direction and size of the gaps, not the accuracies.",
-        "",
+        *([f"\\* The {CASE_STUDY_LABEL}. Those are single runs, so they carry no confidence interval of their "
+           "own; on any other setting compare only the direction and size of the gaps, not the accuracies.", ""]
+          if _studied(results) else []),
         f"![validation accuracy of every run]({results['plot']})",
         "",
         "## Runs",

@@ -1,5 +1,9 @@
 """Seed statistics: mean and spread per arm, and the difference between two arms with a 95% CI.
 
+Two intervals: Welch's, for arms whose runs are independent draws, and the paired t interval, for an arm
+whose every run started from another arm's run of the same seed (the same initial weights), where the
+per-seed differences are what varies.
+
 The interval is Welch's t interval: it does not assume the two arms have the
 same seed-to-seed spread (a badly initialised arm may well be noisier), and
 its degrees of freedom come from the Welch-Satterthwaite formula. Quantiles are
@@ -87,6 +91,68 @@ def welch_difference(a: Sequence[float], b: Sequence[float], confidence=CONFIDEN
     df = (se_a2 + se_b2) ** 2 / (se_a2 ** 2 / (sa.n - 1) + se_b2 ** 2 / (sb.n - 1))
     half_width = _t_quantile(0.5 + confidence / 2, df) * se
     return Difference(difference, difference - half_width, difference + half_width, df, sa.n, sb.n, pooled)
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Per-seed differences ``a[seed] - b[seed]`` of two arms run from the same initial weights, their mean,
+    sample std and t interval (n - 1 degrees of freedom); the CI fields are None below two pairs."""
+
+    seeds: tuple
+    differences: tuple
+    mean: float
+    std: Optional[float]
+    ci_low: Optional[float]
+    ci_high: Optional[float]
+    df: Optional[int]
+
+    @property
+    def n(self):
+        return len(self.seeds)
+
+    @property
+    def has_ci(self):
+        return self.ci_low is not None
+
+    @property
+    def resolved(self):
+        if not self.has_ci:
+            return None
+        return self.ci_low > 0 or self.ci_high < 0
+
+
+def paired_difference(a, b, confidence=CONFIDENCE) -> PairedDifference:
+    """``a`` and ``b`` map seed -> value; the seeds both hold are paired.
+
+    Each pair shares its initial weights, batches and seed, so what the draw adds to both cancels in
+    the difference: its spread is the frameworks' own, often far below either arm's spread over seeds,
+    and the interval narrows accordingly. With one pair there is no interval; with differences all
+    equal the interval is that point.
+    """
+    seeds = tuple(sorted(set(a) & set(b)))
+    if not seeds:
+        raise ValueError("paired_difference needs at least one seed in both arms")
+    differences = tuple(float(a[s]) - float(b[s]) for s in seeds)
+    s = summarize(differences)
+    if s.n < 2:
+        return PairedDifference(seeds, differences, s.mean, None, None, None, None)
+    if s.std == 0:
+        return PairedDifference(seeds, differences, s.mean, 0.0, s.mean, s.mean, s.n - 1)
+    half_width = _t_quantile(0.5 + confidence / 2, s.n - 1) * s.std / math.sqrt(s.n)
+    return PairedDifference(seeds, differences, s.mean, s.std, s.mean - half_width, s.mean + half_width, s.n - 1)
+
+
+def paired_seeds_needed(gap, std, confidence=CONFIDENCE, power=PLANNING_POWER):
+    """Seeds (pairs) for a paired CI of a true ``gap`` to exclude 0 with ``power``, at per-pair spread ``std``:
+    the smallest n >= 2 with ``(t_{1-alpha/2} + t_{power}) * std / sqrt(n) <= |gap|`` at n - 1 degrees of
+    freedom; None without a gap or a spread, ``MAX_SEEDS_ESTIMATED + 1`` beyond the cap."""
+    if gap == 0 or not std:
+        return None
+    for n in range(2, MAX_SEEDS_ESTIMATED + 1):
+        margin = (_t_quantile(0.5 + confidence / 2, n - 1) + _t_quantile(power, n - 1)) * std / math.sqrt(n)
+        if margin <= abs(gap):
+            return n
+    return MAX_SEEDS_ESTIMATED + 1
 
 
 def seeds_needed(gap, std, confidence=CONFIDENCE, power=PLANNING_POWER):

@@ -47,15 +47,37 @@ def run_all(cfg, launch=Launch()):
     states = [run_state(run) for run in runs]  # every folder checked before anything trains
     _note_shared_cores(runs, launch)
     slots, stop, failures = Slots(launch.parallel_runs), threading.Event(), []
+    interrupted = threading.Event()  # set when this process is interrupted: the runs in flight are stopped too
+    positions = shard_positions(runs)
+    ended = {(run.arm.name, run.seed): threading.Event() for run in runs}
 
     def one(number, run, state):
+        try:
+            return _one(number, run, state)
+        finally:
+            ended[run.arm.name, run.seed].set()
+
+    def _one(number, run, state):
         tag = f"[{number}/{len(runs)}] {run.label}"
         if state == FINISHED:
             outcome = read_outcome(run)
             say(f"{tag}: finished earlier, best {outcome.best_val_acc:.2f}% at epoch {outcome.best_epoch}; skipped")
             return outcome
-        if not in_shard(number - 1, launch) or stop.is_set():
+        if not in_shard(positions[number - 1], launch) or stop.is_set():
             return None
+        if run.arm.start_from:
+            source = ended.get((run.arm.start_from, run.seed))
+            if source is not None:
+                source.wait()  # an earlier run of the plan, started before this one whatever --parallel-runs
+            if stop.is_set():
+                return None
+            if not os.path.isfile(run.config.init_from):
+                stop.set()
+                failures.append(UserError(
+                    f"run {run.label} starts from the {run.arm.start_from} run's initial weights, "
+                    f"{run.config.init_from}, which do not exist: train that arm too (--arms {run.arm.start_from} "
+                    f"{run.arm.name})"))
+                return None
         log = os.path.join(run.path, "train.log")
         done = len(run.folder().completed_epochs()) if state == INTERRUPTED else 0
         say(f"{tag}: " + (f"resuming after epoch {done}" if state == INTERRUPTED else "training") +
@@ -63,7 +85,7 @@ def run_all(cfg, launch=Launch()):
         start = time.perf_counter()
         slot = slots.take()
         try:
-            _train(run, trainers, log, resume=state == INTERRUPTED, launch=launch, slot=slot)
+            _train(run, trainers, log, resume=state == INTERRUPTED, launch=launch, slot=slot, cancel=interrupted)
         except UserError as exc:
             stop.set()
             failures.append(exc)
@@ -75,11 +97,29 @@ def run_all(cfg, launch=Launch()):
             f"{outcome.best_epoch}, final {outcome.final_val_acc:.2f}%")
         return outcome
 
-    with ThreadPoolExecutor(max_workers=launch.parallel_runs) as pool:
+    pool = ThreadPoolExecutor(max_workers=launch.parallel_runs)
+    try:
         outcomes = list(pool.map(one, range(1, len(runs) + 1), runs, states))
+    except BaseException:  # Ctrl-C (or a SIGINT sent to us alone) reaches only this thread: stop every run in flight
+        stop.set()
+        interrupted.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
     if failures:
         raise failures[0]
     return [o for o in outcomes if o is not None]
+
+
+def shard_positions(runs):
+    """Each run's plan position for ``--shard``, a run that starts from another's weights taking its source's,
+    so the two always train in one invocation, in plan order."""
+    index = {(run.arm.name, run.seed): i for i, run in enumerate(runs)}
+    positions = []
+    for run in runs:
+        source = (run.arm.start_from, run.seed)
+        positions.append(positions[index[source]] if source in index else len(positions))
+    return positions
 
 
 def _note_shared_cores(runs, launch):
@@ -98,7 +138,7 @@ def say(line):
     print(line, flush=True)  # a piped stdout (CI, make demo | tee) would hold progress lines back until the end
 
 
-def _train(run, trainers, log, resume, launch=Launch(), slot=0):
+def _train(run, trainers, log, resume, launch=Launch(), slot=0, cancel=None):
     os.makedirs(run.path, exist_ok=True)
     # The trainer reads its settings from this file and writes its resolved copy to config.yaml,
     # which is what a rerun checks the request against.
@@ -112,7 +152,7 @@ def _train(run, trainers, log, resume, launch=Launch(), slot=0):
         fh.write(f"# msport reproduce, {time.strftime('%Y-%m-%d %H:%M:%S')}: {placed + ' ' if placed else ''}"
                  f"{' '.join(command)}\n")
         fh.flush()
-        code = _run_with_progress(guarded(command), fh, run, env=env, slot=slot)
+        code = _run_with_progress(guarded(command), fh, run, env=env, slot=slot, cancel=cancel)
     append_rank_logs(run, log)
     if code != 0:
         with open(log) as fh:
@@ -124,9 +164,10 @@ def _train(run, trainers, log, resume, launch=Launch(), slot=0):
         raise UserError(f"run {run.label} failed (exit {code}); its log is {log}")
 
 
-def _run_with_progress(command, log, run, env=None, slot=0):
+def _run_with_progress(command, log, run, env=None, slot=0, cancel=None):
     """Run the trainer and show its finished epochs (read from metrics.csv) while it runs: a bar on a
-    terminal, otherwise a line per epoch naming the run. Any exit of ours (Ctrl-C included) stops it."""
+    terminal, otherwise a line per epoch naming the run. Any exit of ours stops it: an exception in this
+    thread, or ``cancel`` set by the main thread, which is the one a Ctrl-C interrupts."""
     folder = run.folder()
     shown = len(folder.completed_epochs())
     with subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -150,6 +191,8 @@ def _run_with_progress(command, log, run, env=None, slot=0):
                 shown = max(shown, len(rows))
                 if code is not None:
                     return code
+                if cancel is not None and cancel.is_set():
+                    raise KeyboardInterrupt
         except BaseException:  # Ctrl-C included: never leave a trainer running behind us
             stop(process)
             raise

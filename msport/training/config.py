@@ -17,6 +17,7 @@ from typing import List, Optional
 
 import yaml
 
+from msport.data import DATASETS
 from msport.environment import usable_cpus
 from msport.errors import UserError, first_line
 from msport.files import atomic_write_text
@@ -25,10 +26,11 @@ from msport.training.schedule import EPOCH_COUNT_DEPENDENT, SCHEDULES
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
-DATA_SOURCES = ("cifar10", "digits")
-DATA_CLASSES = {"cifar10": 10, "digits": 10}
+DATA_SOURCES = DATASETS
+DATA_CLASSES = {"cifar10": 10, "digits": 10, "digits_tokens": 10}
 INITS = ("torch", "legacy", "mindspore")
 MODES = ("graph", "pynative")
+MS_RECIPES = ("msport", "mindspore")
 
 # The programs that read the config; each lists only the flags it uses (YAML files may hold any key).
 TORCH, MINDSPORE, PARITY = "train_torch.py", "train_ms.py", "parity-train"
@@ -57,7 +59,8 @@ class TrainConfig:
     init_from: Optional[str] = option(None, "start from these weights (.pth or .ckpt, converted as needed)",
                                       used_by=TRAINERS, metavar="FILE")
     # data
-    data: str = option("digits", "data set: digits (embedded, offline), cifar10, or (parity-train) "
+    data: str = option("digits", "data set: digits (embedded, offline, as 32x32 images), digits_tokens (the same "
+                                 "digits as 64 pixel tokens 0..16), cifar10, or (parity-train) "
                                  "module:callable returning (inputs, targets) numpy batches, token ids too",
                        metavar="SOURCE")
     data_dir: Optional[str] = option(None, "folder holding cifar-10-batches-py/ or cifar-10-batches-bin/",
@@ -81,6 +84,11 @@ class TrainConfig:
     label_smoothing: float = option(0.0, "cross-entropy label smoothing", min=0, below=1)
     clip_grad_norm: Optional[float] = option(None, "clip the gradients' total 2-norm to this (torch's "
                                                    "clip_grad_norm_)", above=0, metavar="NORM")
+    ms_recipe: str = option("msport", "MindSpore's optimizer, loss and clipping: msport (torch's semantics: "
+                                      "msport.optim, the registry's CrossEntropyLoss, msport.optim.clip_grad_norm) or "
+                                      "mindspore (its built-ins as its docs write them: the optimizer's look-alike "
+                                      "in msport/optim/catalog.py, nn.CrossEntropyLoss, ops.clip_by_global_norm)",
+                            choices=MS_RECIPES, used_by=(MINDSPORE,))
     schedule: str = option("cosine", "learning-rate schedule (per step; onecycle and linear as torch's "
                                      "OneCycleLR / LinearLR to 0)", choices=SCHEDULES)
     milestones: List[int] = option([], "epochs at which multistep multiplies the rate by gamma", metavar="EPOCH")

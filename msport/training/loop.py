@@ -42,6 +42,8 @@ def train(side, run, model, optimizer, train_loader, val_loader, device):
         say(f"resumed {run.path} after epoch {start_epoch}")
     elif cfg.resume:
         say(f"{run.path} had no finished epoch to resume from: starting at epoch 1")
+    if not start_epoch and world.is_main:  # the draw this run starts from, for a run that starts from it too
+        side.save_checkpoint(model, run.initial_path)
     for epoch in range(start_epoch, cfg.epochs):  # 0-based here, 1-based in files and logs
         timer = EpochTimer()
         train_loader.set_epoch(epoch)

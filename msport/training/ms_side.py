@@ -19,7 +19,7 @@ from msport.errors import UserError, first_line
 from msport import resolve
 from msport import optim
 from msport.layers import build
-from msport.optim import clip_grad_norm
+from msport.optim import catalog, clip_grad_norm
 from msport.training.config import check_model, name_slug
 from msport.training.recipe import optimizer_arguments
 from msport.training.parallel import SINGLE, World, check_batch_size, msrun_world
@@ -90,8 +90,13 @@ def build_optimizer(cfg, net):
     """The config's optimizer as :mod:`msport.optim` computes it (torch's semantics), over one explicit
     group: every parameter decays, as in torch (MindSpore's own optimizers skip 'beta'/'gamma' names when
     ungrouped, and ``nn.Momentum(use_nesterov=True)`` takes plain momentum steps on the CPU). Each step
-    sets the learning rate to the loop's value for that step, so the loop's schedule is the only one."""
+    sets the learning rate to the loop's value for that step, so the loop's schedule is the only one.
+    ``ms_recipe: mindspore`` builds MindSpore's own look-alike instead (:func:`catalog.builtin_port`), as a
+    port written from MindSpore's docs would, to measure what those differences cost."""
     name, kwargs = optimizer_arguments(cfg)
+    if cfg.ms_recipe == "mindspore":  # MindSpore's look-alike, an ungrouped list: its own decay filter applies
+        builtin, arguments = catalog.builtin_port(name, kwargs)
+        return getattr(nn, builtin)(net.trainable_params(), **arguments)
     return getattr(optim, name)(net.trainable_params(), **kwargs)
 
 
@@ -103,17 +108,22 @@ class _TrainStep(nn.Cell):
     scaled by ``scale`` = world / global batch, so the average is the global batch's mean gradient.
     """
 
-    def __init__(self, net, optimizer, distributed, label_smoothing=0.0, clip_grad_norm=None):
+    def __init__(self, net, optimizer, distributed, label_smoothing=0.0, clip_grad_norm=None, builtins=False):
         super().__init__(auto_prefix=False)
         self.net = net
         self.optimizer = optimizer
         self.distributed = distributed
         self.clip = clip_grad_norm
+        self.builtins = builtins  # ms_recipe mindspore: MindSpore's own loss and clipping
         self.torch_semantics = isinstance(optimizer, optim.TorchOptimizer)
         reduction = "sum" if distributed else "mean"
         # torch's CrossEntropyLoss (the registry's twin); without smoothing, the sparse kernel (same values)
-        self.loss_fn = (build("CrossEntropyLoss", reduction=reduction, label_smoothing=label_smoothing)
-                        if label_smoothing else nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction=reduction))
+        if builtins:
+            self.loss_fn = nn.CrossEntropyLoss(reduction=reduction, label_smoothing=label_smoothing)
+        elif label_smoothing:
+            self.loss_fn = build("CrossEntropyLoss", reduction=reduction, label_smoothing=label_smoothing)
+        else:
+            self.loss_fn = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction=reduction)
         self.value_and_grad = ms.value_and_grad(self.forward, None, optimizer.parameters, has_aux=True)
         self.grad_reducer = nn.DistributedGradReducer(optimizer.parameters, mean=True) if distributed else None
         self.assign = ops.Assign()
@@ -133,7 +143,9 @@ class _TrainStep(nn.Cell):
         (loss, logits), grads = self.value_and_grad(x, y, scale)
         if self.distributed:
             grads = self.grad_reducer(grads)
-        if self.clip:
+        if self.clip and self.builtins:
+            grads = ops.clip_by_global_norm(grads, self.clip)
+        elif self.clip:
             grads = clip_grad_norm(grads, self.clip)[0]
         grads = ops.depend(grads, lr_set)  # the update reads the learning rate just written
         self.optimizer(grads)
@@ -146,7 +158,8 @@ class Stepper:
     def __init__(self, net, optimizer, cfg, device=None):
         del device  # the execution mode was set in setup()
         self.world = _world
-        self._step = _TrainStep(net, optimizer, self.world.distributed, cfg.label_smoothing, cfg.clip_grad_norm)
+        self._step = _TrainStep(net, optimizer, self.world.distributed, cfg.label_smoothing, cfg.clip_grad_norm,
+                                builtins=cfg.ms_recipe == "mindspore")
 
     def __call__(self, x, y, lr, global_batch=None):
         x, y = _tensor(x, _input_dtype(x)), _tensor(y, np.int32)
@@ -159,7 +172,9 @@ class Stepper:
 
 def applied_lr(optimizer):
     """The learning rate the last step used, read back from the optimizer's Parameter."""
-    return optimizer.current("lr")
+    if isinstance(optimizer, optim.TorchOptimizer):
+        return optimizer.current("lr")
+    return float(optimizer.learning_rate.asnumpy())  # a mindspore.nn optimizer's single rate
 
 
 def all_reduce_sum(values, device=None):
@@ -203,7 +218,7 @@ def probe_forward(net, x, device=None):
     net.set_train(False)
     ms.set_context(mode=ms.PYNATIVE_MODE)
     try:
-        out = net(_tensor(x, np.float32))
+        out = net(_tensor(x, _input_dtype(x)))
     finally:
         ms.set_context(mode=mode)
         net.set_train(training)

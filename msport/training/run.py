@@ -7,6 +7,8 @@ Layout (same for both frameworks)::
     RUN/best.json          the epoch with the best validation accuracy and its checkpoint
     RUN/environment.json   versions, CPU and thread counts of each process that trained it
     RUN/checkpoint/        per-epoch weights, named as the case study's scripts name them
+    RUN/initial.pth|ckpt   the weights before the first step (another run may start from them: reproduce's
+                           paired arm starts MindSpore from the torch run's own draw)
     RUN/resume-E.pth|ckpt  model + optimizer + RNG after epoch E: the commit point of epoch E
     RUN/.lock              locked (POSIX record lock) by the trainer that owns the folder
 
@@ -48,8 +50,9 @@ METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr
 RESUME_INVARIANT = ("model", "num_classes", "init", "data", "deterministic", "batch_size", "lr", "momentum",
                     "weight_decay", "nesterov", "schedule", "milestones", "step_size", "gamma",
                     "warmup_epochs", "seed", "optimizer", "betas", "eps", "label_smoothing", "clip_grad_norm",
-                    "threads")
+                    "ms_recipe", "threads")
 CONFIG_FILE, LOCK_FILE = "config.yaml", ".lock"
+INITIAL_STEM = "initial"  # RUN/initial.pth or .ckpt: the weights a run started from
 #: The resume files' kind per framework: resume-1.pth, resume-2.pth... for torch. Its extension is also
 #: that of the framework's per-epoch checkpoints, which tells whose an older run folder is.
 RESUME_FILES = {"torch": "resume.pth", "mindspore": "resume.ckpt"}
@@ -72,6 +75,7 @@ class Run:
         self.framework = _FRAMEWORK_OF.get(resume_file)
         self._resume_stem, self._resume_ext = os.path.splitext(resume_file)
         self._resume_name = _resume_pattern(resume_file)
+        self.initial_path = os.path.join(path, f"{INITIAL_STEM}{self._resume_ext}")
         self.resume_epoch = 0  # the committed epoch a resumed run continues after
 
     # -- state -----------------------------------------------------------------------------
@@ -108,8 +112,8 @@ class Run:
                             f"continues another framework's run; choose another --output-dir")
         committed = self.committed_epochs()
         if not os.path.exists(self.config_file):
-            foreign = [os.path.basename(p) for p in (self.metrics_file, self.best_file, self.environment_file)
-                       if os.path.exists(p)]
+            foreign = [os.path.basename(p) for p in (self.metrics_file, self.best_file, self.environment_file,
+                                                      self.initial_path) if os.path.exists(p)]
             foreign += sorted(n for n in os.listdir(self.path) if any(_resume_pattern(r).match(n)
                                                                        for r in RESUME_FILES.values())) \
                 if os.path.isdir(self.path) else []

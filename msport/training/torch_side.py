@@ -207,7 +207,7 @@ def evaluate(model, loader, device):
 
 def make_loader(ds, cfg, *, train, epoch=0):
     augment = shuffle = train and not cfg.deterministic
-    if _on_cuda(cfg) and cfg.device_data:
+    if _on_cuda(cfg) and cfg.device_data and not ds.is_sequence:  # the GPU loader crops and flips images
         from msport.data.torch_device import make_device_loader
 
         # Evaluation batches only need to fill the GPU: per-sample results do not depend on them.
