@@ -236,6 +236,8 @@ op("scatter_value", "scatter.value",
    "ops.scatter({self}, {dim}, {index}, ops.full({index}.shape, {value}, dtype={self}.dtype))")
 op("repeat", "repeat.default", "ops.tile({self}, {repeats})")
 op("flip", "flip.default", "ops.flip({self}, {dims})")
+op("unfold", "unfold.default", "support.unfold({self}, {dimension}, {size}, {step})", imports=_S,
+   doc="sliding windows as a gather (ops.unfold is im2col)")
 op("roll", "roll.default", "support.roll({self}, {shifts}, {dims})", imports=_S,
    doc="no Roll kernel on the CPU: two slices and a concatenation")
 op("sort", "sort.default", "ops.sort({self}, {dim}, {descending})", doc="(values, indices)")
@@ -327,6 +329,10 @@ op("native_group_norm", "native_group_norm.default",
 op("batch_norm", "_native_batch_norm_legit_no_training.default",
    "(support.batch_norm({input}, {weight}, {bias}, {running_mean}, {running_var}, {eps}), None, None)",
    imports=_S, doc="inference BatchNorm written as a function (the module twin trains)")
+op("batch_norm_batch_stats", "_native_batch_norm_legit.no_stats",
+   lambda a: (f"support.batch_norm_batch_stats({a.input}, {a.weight}, {a.bias}, {a.eps})" if a.raw("training") else
+              require(False, "BatchNorm in eval mode without running statistics")),
+   imports=_S, doc="F.batch_norm(x, None, None, training=True): the batch's own statistics")
 op("max_pool2d", "max_pool2d.default max_pool2d_with_indices.default", lambda a: (
     f"support.max_pool2d({a.self}, {a.kernel_size}, {a.stride if a.raw('stride') else a.kernel_size}, "
     f"{a.padding}, {a.dilation}, {a.ceil_mode}, {str(a.target).endswith('indices.default')})"), imports=_S)

@@ -83,6 +83,27 @@ def batch_norm(x, weight, bias, mean, var, eps):
     return _affine((x - ops.reshape(mean, shape)) * ops.reshape(ops.rsqrt(var + eps), shape), weight, bias)
 
 
+def batch_norm_batch_stats(x, weight, bias, eps):
+    """Training-mode BatchNorm over axis 1 from the batch's own statistics (biased variance), as
+    ``F.batch_norm(x, None, None, training=True)``; with the per-channel mean and 1/std torch returns
+    beside it. timm's weight-standardised convolutions normalise their weights this way."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    mean = ops.mean(x, axes, keep_dims=True)
+    rstd = ops.rsqrt(ops.mean(ops.square(x - mean), axes, keep_dims=True) + eps)
+    return _affine((x - mean) * rstd, weight, bias), ops.reshape(mean, (-1,)), ops.reshape(rstd, (-1,))
+
+
+def unfold(x, dim, size, step):
+    """``Tensor.unfold(dim, size, step)``: every window of ``size`` along ``dim``, ``step`` apart, as a new
+    last axis; a gather of the windows' indices (MindSpore's ``unfold`` is im2col)."""
+    dim = dim % x.ndim
+    count = (x.shape[dim] - size) // step + 1
+    index = ops.reshape(ops.expand_dims(ops.arange(0, count * step, step), 1) + ops.expand_dims(ops.arange(0, size), 0),
+                        (-1,))
+    out = ops.reshape(ops.gather(x, index, dim), x.shape[:dim] + (count, size) + x.shape[dim + 1:])
+    return ops.moveaxis(out, dim + 1, -1)
+
+
 def linear(x, weight, bias=None):
     """``F.linear``: x @ weight^T + bias."""
     out = ops.matmul(x, ops.swapaxes(weight, 0, 1))

@@ -6,10 +6,11 @@ the BatchNorm running statistics. It lives with the trainers (it imports them); 
 train.
 """
 
-import types
 from collections import OrderedDict
 
 import numpy as np
+
+from msport.training.config import TrainConfig
 
 
 def train_step_parity(torch_module, cell, x, y, lr=0.1, momentum=0.9, weight_decay=5e-4):
@@ -21,8 +22,8 @@ def train_step_parity(torch_module, cell, x, y, lr=0.1, momentum=0.9, weight_dec
     from msport.convert import layer_map, mindspore_to_torch
     from msport.training import ms_side
 
-    cfg = types.SimpleNamespace(optimizer="sgd", weight_decay=weight_decay, momentum=momentum, nesterov=False, lr=lr,
-                                betas=(0.9, 0.999), eps=None, label_smoothing=0.0, clip_grad_norm=None)
+    # the trainers' own config, so every key the MindSpore side reads has the trainers' default
+    cfg = TrainConfig(optimizer="sgd", lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=False)
     torch_module.train()
     optimizer = torch.optim.SGD(torch_module.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     optimizer.zero_grad(set_to_none=True)
