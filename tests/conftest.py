@@ -7,16 +7,9 @@ from msport.tolerances import cosine, max_rel, norm_rel as rel_norm  # noqa: F40
 
 
 def pytest_collection_modifyitems(config, items):
-    """Order and group the tests for ``make test``'s two pytest-xdist workers (``--dist loadgroup``).
-
-    The slow tests go first, so the two workers start the longest runs early instead of one of them
-    ending the suite alone on a 2-minute test. Tests that share a module-scoped fixture (trained runs,
-    a port, written files) form one group, which runs on one worker, so the fixture is built once.
-    """
-    for item in items:
-        fixtures = getattr(item, "_fixtureinfo", None)
-        if fixtures and any(defs[-1].scope == "module" for defs in fixtures.name2fixturedefs.values()):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    """The slow tests first, so ``make test``'s two pytest-xdist workers start the longest runs early
+    instead of one of them ending the suite alone on a 2-minute test. (A module-scoped fixture is built
+    once per worker that runs its tests: the costly ones serve one test each.)"""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
