@@ -119,8 +119,7 @@ def verdict(a, b, d, needed):
         return f"resolved: {higher} is higher than {lower} by {abs(d.difference):.2f} points ({ci})"
     text = f"not resolved at {_seeds(d)}: the {ci} includes 0 (observed {gap})"
     if needed is not None:
-        count = f"more than {MAX_SEEDS_ESTIMATED}" if needed > MAX_SEEDS_ESTIMATED else f"about {needed}"
-        text += (f"; {count} seeds per arm would resolve a gap this size at this spread "
+        text += (f"; {_seed_count(needed)} seeds per arm would resolve a gap this size at this spread "
                  f"(pooled std {d.pooled_std:.2f}, {PLANNING_POWER:.0%} power)")
     return text
 
@@ -137,10 +136,13 @@ def paired_verdict(a, b, p, needed):
                 f"points ({ci}, {p.n} seeds)")
     text = f"not resolved from the same initial weights at {p.n} seeds: the {ci} includes 0 (observed {gap})"
     if needed is not None:
-        count = f"more than {MAX_SEEDS_ESTIMATED}" if needed > MAX_SEEDS_ESTIMATED else f"about {needed}"
-        text += (f"; {count} seeds would resolve a gap this size at this per-seed spread (std {p.std:.2f}, "
+        text += (f"; {_seed_count(needed)} seeds would resolve a gap this size at this per-seed spread (std {p.std:.2f}, "
                  f"{PLANNING_POWER:.0%} power)")
     return text
+
+
+def _seed_count(needed):
+    return f"more than {MAX_SEEDS_ESTIMATED}" if needed > MAX_SEEDS_ESTIMATED else f"about {needed}"
 
 
 def _seeds(d):

@@ -43,17 +43,8 @@ class Summary:
         return len(self.values)
 
 
-@dataclass(frozen=True)
-class Difference:
-    """``mean(a) - mean(b)`` with Welch's 95% CI; the CI fields are None when an arm has one run."""
-
-    difference: float
-    ci_low: Optional[float]
-    ci_high: Optional[float]
-    df: Optional[float]
-    n_a: int
-    n_b: int
-    pooled_std: Optional[float]
+class _Interval:
+    """What a difference with a confidence interval (``ci_low``, ``ci_high``; None without one) says."""
 
     @property
     def has_ci(self):
@@ -65,6 +56,19 @@ class Difference:
         if not self.has_ci:
             return None
         return self.ci_low > 0 or self.ci_high < 0
+
+
+@dataclass(frozen=True)
+class Difference(_Interval):
+    """``mean(a) - mean(b)`` with Welch's 95% CI; the CI fields are None when an arm has one run."""
+
+    difference: float
+    ci_low: Optional[float]
+    ci_high: Optional[float]
+    df: Optional[float]
+    n_a: int
+    n_b: int
+    pooled_std: Optional[float]
 
 
 def summarize(values: Sequence[float]) -> Summary:
@@ -94,7 +98,7 @@ def welch_difference(a: Sequence[float], b: Sequence[float], confidence=CONFIDEN
 
 
 @dataclass(frozen=True)
-class PairedDifference:
+class PairedDifference(_Interval):
     """Per-seed differences ``a[seed] - b[seed]`` of two arms run from the same initial weights, their mean,
     sample std and t interval (n - 1 degrees of freedom); the CI fields are None below two pairs."""
 
@@ -109,16 +113,6 @@ class PairedDifference:
     @property
     def n(self):
         return len(self.seeds)
-
-    @property
-    def has_ci(self):
-        return self.ci_low is not None
-
-    @property
-    def resolved(self):
-        if not self.has_ci:
-            return None
-        return self.ci_low > 0 or self.ci_high < 0
 
 
 def paired_difference(a, b, confidence=CONFIDENCE) -> PairedDifference:
