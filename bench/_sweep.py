@@ -122,6 +122,12 @@ def main(args, script, specs, port_one, what, summary=None, defaults=None, child
     if args.one:
         print(json.dumps(port_one(args.one)))
         return
+    problem = (f"--table {args.table}: no such file; give the --json file a sweep wrote"
+               if args.table and not os.path.isfile(args.table) else
+               "--resume continues the rows of --json FILE: give it" if args.resume and not args.json else None)
+    if problem:
+        print(f"{os.path.basename(script)}: error: {problem}", file=sys.stderr)
+        sys.exit(2)
     if args.table:
         with open(args.table) as fh:
             rows = json.load(fh)
