@@ -217,6 +217,8 @@ DYNAMIC = {
     "py_sub": lambda x: (x[: x.shape[0] - 1],),
     "py_mod": lambda x: (torch.ones(x.shape[0] % 4 + 1),),
     "py_neg": lambda x: (x[-(x.shape[0] // 2):],),
+    "py_min": lambda x: (x[: torch.sym_min(x.shape[0] // 2 + 1, 3)], x[:min(x.shape[0], 4)]),
+    "py_max": lambda x: (torch.ones(torch.sym_max(x.shape[0] - 3, 2)),),
     "py_ge": lambda x: (torch.full((2,), x.shape[0] >= 5),),
     "py_gt": lambda x: (x * (x.shape[0] > 2),),
     "py_lt": lambda x: (x * (x.shape[0] < 5),),

@@ -40,7 +40,7 @@ class _Lazy(dict):
 
 
 def op(name, targets, emit, kind="expr", imports=(), doc=""):
-    targets = tuple(f"aten.{t}" if not t.startswith(("aten.", "operator.", "_operator.", "msport.")) else t
+    targets = tuple(f"aten.{t}" if not t.startswith(("aten.", "operator.", "_operator.", "msport.", "torch.")) else t
                     for t in targets.split())
     add(Op(name, targets, _t(emit) if isinstance(emit, str) else emit, kind, tuple(imports), doc))
 
@@ -377,4 +377,6 @@ for _name, _symbol in (("add", "+"), ("sub", "-"), ("mul", "*"), ("floordiv", "/
 for _name, _symbol in (("eq", "=="), ("ne", "!="), ("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">=")):
     op(f"py_{_name}", f"operator.{_name}", f"{{input}} {_symbol} {{other}}", doc="a size comparison, a Python bool")
 op("py_neg", "operator.neg", "-{input}")
+op("py_min", "torch.sym_min", "min({input}, {other})", doc="the smaller of two sizes (a slice's end clamped to the size)")
+op("py_max", "torch.sym_max", "max({input}, {other})", doc="the larger of two sizes")
 op("getitem", "operator.getitem", "{input}[{idx}]", doc="an element of a tuple an op returned")

@@ -49,8 +49,9 @@ class Op:
 PYTHON_SIGNATURES = {"operator.getitem": ("input", "idx"), "operator.add": ("input", "other"),
                      "operator.sub": ("input", "other"), "operator.mul": ("input", "other"),
                      "operator.floordiv": ("input", "other"), "operator.mod": ("input", "other"),
-                     "operator.neg": ("input",), **{f"operator.{name}": ("input", "other")
-                                                    for name in ("eq", "ne", "lt", "le", "gt", "ge")}}
+                     "operator.neg": ("input",), "torch.sym_min": ("input", "other"),
+                     "torch.sym_max": ("input", "other"), **{f"operator.{name}": ("input", "other")
+                                                             for name in ("eq", "ne", "lt", "le", "gt", "ge")}}
 
 
 def key_of(target):
