@@ -30,8 +30,22 @@ def add_arguments(parser, what, timeout):
     parser.add_argument("--json", help="write the rows as JSON (after every row)")
     parser.add_argument("--resume", action="store_true", help="keep the rows already in --json and run the rest "
                                                                 "(a row the sweep process died in stays a failure)")
-    parser.add_argument("--table", metavar="JSON", help="print the table of rows a sweep wrote to JSON, and stop")
+    parser.add_argument("--shard", metavar="I/N", type=_shard, default=(0, 1),
+                        help="the I-th of N even shares of the rows (0-based), for N sweeps side by side, each with "
+                             "its own --json; --table reads their files together")
+    parser.add_argument("--table", metavar="JSON", nargs="+",
+                        help="print the table of rows a sweep (or its shards) wrote to JSON, and stop")
     parser.add_argument("--one", help=argparse.SUPPRESS)
+
+
+def _shard(text):
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        index = count = -1
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N with 0 <= I < N (0/2 and 1/2: two shards)")
+    return index, count
 
 
 def spread(items, stride=SPREAD):
@@ -122,15 +136,20 @@ def main(args, script, specs, port_one, what, summary=None, defaults=None, child
     if args.one:
         print(json.dumps(port_one(args.one)))
         return
-    problem = (f"--table {args.table}: no such file; give the --json file a sweep wrote"
-               if args.table and not os.path.isfile(args.table) else
+    missing = [path for path in args.table or () if not os.path.isfile(path)]
+    problem = (f"--table {missing[0]}: no such file; give the --json file a sweep wrote"
+               if missing else
                "--resume continues the rows of --json FILE: give it" if args.resume and not args.json else None)
     if problem:
         print(f"{os.path.basename(script)}: error: {problem}", file=sys.stderr)
         sys.exit(2)
     if args.table:
-        with open(args.table) as fh:
-            rows = json.load(fh)
+        rows = []
+        for path in args.table:
+            with open(path) as fh:
+                rows += json.load(fh)
+        order = {spec: k for k, spec in enumerate(specs)}
+        rows.sort(key=lambda r: order.get(r.get("spec"), len(order)))
     else:
         chosen = specs[::args.every][:args.limit]
         rows = []
@@ -138,7 +157,8 @@ def main(args, script, specs, port_one, what, summary=None, defaults=None, child
             with open(args.json) as fh:
                 rows = [r for r in json.load(fh) if r.get("spec") in chosen]
         done = {r["spec"] for r in rows}
-        for spec in spread(chosen):
+        index, count = args.shard
+        for spec in spread(chosen)[index::count]:
             if spec in done:
                 continue
             # written first: a crash that ends the process (a timeout raised inside a C++ callback) leaves a row
