@@ -84,7 +84,7 @@ def port(module, example_inputs, *, name=None, concrete_args=None, check=True, w
     :class:`~msport.port.capture.TraceFailed` or :class:`~msport.port.layers.UnsupportedModel`, both
     naming the source lines concerned.
     """
-    from msport.port.capture import as_inputs, export, exportable
+    from msport.port.capture import as_inputs, export, exportable, layer_inputs
     from msport.port.codegen import generate
     from msport.port.coverage import kept_ops
 
@@ -97,11 +97,12 @@ def port(module, example_inputs, *, name=None, concrete_args=None, check=True, w
     args, kwargs = as_inputs(example_inputs)
     kwargs.update(concrete_args or {})
     with exportable(module) as changes:
-        program = export(module, args, kwargs, kept_ops(), name=type(module).__name__)
+        with layer_inputs(module) as received:
+            program = export(module, args, kwargs, kept_ops(), name=type(module).__name__)
         timings["export_s"] = time.perf_counter() - start
         source, writer = generate(program, module, class_name, f"{name}_ms", f"{name}.ckpt", f"{name}_init.ckpt",
                                   model_label=name if name == type(module).__name__
-                                  else f"{name} ({type(module).__name__})")
+                                  else f"{name} ({type(module).__name__})", layer_inputs=received)
         timings["generate_s"] = time.perf_counter() - start - timings["export_s"]
 
         owned = workdir is None

@@ -175,6 +175,28 @@ def export(module, args, kwargs, keep, name=None):
     return program
 
 
+@contextlib.contextmanager
+def layer_inputs(module):
+    """``{id(submodule): [input shape, ...]}`` of every call the export makes (a size export keeps dynamic is
+    ``None``), filled while the block runs: what each layer really received. Export can attribute a view of
+    the caller's tensor to the callee (a ``torch.split`` chunk is re-sliced inside the conv that reads it),
+    and regrouping that callee into one layer call would swallow the slice: :mod:`msport.port.codegen`
+    checks a group's input against this."""
+    seen = {}
+
+    def record(sub, args):
+        first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if first is not None:
+            seen.setdefault(id(sub), []).append(tuple(d if isinstance(d, int) else None for d in first.shape))
+
+    handles = [sub.register_forward_pre_hook(record) for sub in module.modules()]
+    try:
+        yield seen
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 @torch.library.custom_op("msport::dropout", mutates_args=())
 def _dropout(input: torch.Tensor, p: float) -> torch.Tensor:  # noqa: A002 - the name aten.dropout's schema uses
     """A dropout the decomposition keeps: identity in torch (the export is in eval mode), and in the port
@@ -230,4 +252,4 @@ def short_path(path):
     return path if rel.startswith("..") else rel
 
 
-__all__ = ["TraceFailed", "as_inputs", "export", "exportable", "failure_location", "short_path"]
+__all__ = ["TraceFailed", "as_inputs", "export", "exportable", "failure_location", "layer_inputs", "short_path"]

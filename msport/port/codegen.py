@@ -24,6 +24,7 @@ collected, every node of it, and reported at once (:class:`UnsupportedModel`).
 """
 
 import keyword
+import operator
 import re
 from collections import OrderedDict
 
@@ -60,6 +61,20 @@ def node_location(node):
         return "an unknown line"
     last = frames[-1]
     return f"{short_path(last['file'])}:{last['line']} `{last['code'].strip()}`"
+
+
+def _is_view(node):
+    """A node that only views its input: an aliasing ATen op, or an element of the list one returned."""
+    if node.target is operator.getitem:
+        return True
+    return isinstance(node.target, torch._ops.OpOverload) and node.target.is_view
+
+
+def _received(node, shapes):
+    """Whether a node's tensor has one of the shapes a layer was called with (a dynamic size matches any)."""
+    shape = tuple(d if isinstance(d, int) else None for d in _val(node).shape)
+    return any(len(s) == len(shape) and all(a is None or b is None or a == b for a, b in zip(s, shape))
+               for s in shapes)
 
 
 def _val(node):
@@ -117,10 +132,11 @@ class _Graph:
 class Writer:
     """Renders one exported graph; collects every unsupported node instead of stopping at the first."""
 
-    def __init__(self, program, root):
+    def __init__(self, program, root, layer_inputs=None):
         self.g = _Graph(program, root)
         self.graph = program.graph
         self.root = root
+        self.layer_inputs = layer_inputs or {}
         self.unsupported = []
         self.imports = OrderedDict()      # module -> set of names
         self.names = {}                   # node -> source text of its value
@@ -184,27 +200,47 @@ class Writer:
                     break
         out = {}
         for (path, key), nodes in members.items():
-            group = set(nodes)
-            inputs = []
-            for node in nodes:
-                for arg in node.all_input_nodes:
-                    if arg in group or arg in inputs:
-                        continue
-                    kind = self.g.kind.get(arg.name, ("node",))[0]
-                    if kind in ("param", "buffer"):
-                        fqn = self.g.kind[arg.name][1]
-                        if any(n.startswith(path + ".") for n in self.g.aliases.get(fqn, [fqn])):
-                            continue
-                    inputs.append(arg)
-            outputs = [n for n in nodes if any(u not in group for u in n.users)]
-            one_tensor = (len(inputs) == 1 and isinstance(_val(inputs[0]), torch.Tensor) and len(outputs) == 1
-                          and isinstance(_val(outputs[0]), torch.Tensor))
-            if one_tensor:
-                for node in nodes:
-                    out[node] = (path, key, inputs[0], outputs[0])
+            received = self.layer_inputs.get(id(self.root.get_submodule(path)))
+            while nodes:
+                group = set(nodes)
+                inputs, front = self._group_inputs(path, nodes, group)
+                outputs = [n for n in nodes if any(u not in group for u in n.users)]
+                one_tensor = (len(inputs) == 1 and isinstance(_val(inputs[0]), torch.Tensor) and len(outputs) == 1
+                              and isinstance(_val(outputs[0]), torch.Tensor))
+                if one_tensor and (received is None or _received(inputs[0], received)):
+                    for node in nodes:
+                        out[node] = (path, key, inputs[0], outputs[0])
+                    break
+                # a view of the caller's tensor export wrote inside this layer's call (a split chunk re-sliced
+                # where the layer reads it) is the caller's: it stays a statement of its own
+                views = [n for n in front if _is_view(n)]
+                if received is None or not views:
+                    break
+                nodes = [n for n in nodes if n not in views]
         self.group_layers = OrderedDict((p, v) for p, v in self.group_layers.items()
                                         if any(g[0] == p for g in out.values()))
         return out
+
+    def _group_inputs(self, path, nodes, group):
+        """``(inputs, front)``: the values from outside a group its nodes read (the layer's own tensors
+        aside), and the nodes that read nothing but those."""
+        inputs, front = [], []
+        for node in nodes:
+            outside = True
+            for arg in node.all_input_nodes:
+                if arg in group:
+                    outside = False
+                    continue
+                kind = self.g.kind.get(arg.name, ("node",))[0]
+                if kind in ("param", "buffer"):
+                    fqn = self.g.kind[arg.name][1]
+                    if any(n.startswith(path + ".") for n in self.g.aliases.get(fqn, [fqn])):
+                        continue
+                if arg not in inputs:
+                    inputs.append(arg)
+            if outside:
+                front.append(node)
+        return inputs, front
 
     # -- values
     def render(self, value):
@@ -375,9 +411,10 @@ kept in {initial}.
 '''
 
 
-def generate(program, root, class_name, module_name, checkpoint, initial, model_label=None):
-    """``(source, writer)`` for an exported program of ``root``; raises :class:`UnsupportedModel`."""
-    writer = Writer(program, root)
+def generate(program, root, class_name, module_name, checkpoint, initial, model_label=None, layer_inputs=None):
+    """``(source, writer)`` for an exported program of ``root``; raises :class:`UnsupportedModel`.
+    ``layer_inputs``: :func:`msport.port.capture.layer_inputs`' record of the export, if there is one."""
+    writer = Writer(program, root, layer_inputs)
     writer.prepare()
     placeholders = writer.write()
     ties = writer.tie_lines()  # before the members are written: a tie may add the first holder as one
