@@ -19,6 +19,7 @@ code generator is Core ATen plus the table's own higher-level ops.
 """
 
 import contextlib
+import functools
 import io
 import os
 import traceback
@@ -177,19 +178,20 @@ def export(module, args, kwargs, keep, name=None):
 
 @contextlib.contextmanager
 def layer_inputs(module):
-    """``{id(submodule): [input shape, ...]}`` of every call the export makes (a size export keeps dynamic is
-    ``None``), filled while the block runs: what each layer really received. Export can attribute a view of
-    the caller's tensor to the callee (a ``torch.split`` chunk is re-sliced inside the conv that reads it),
-    and regrouping that callee into one layer call would swallow the slice: :mod:`msport.port.codegen`
-    checks a group's input against this."""
+    """``{submodule path: [input shape, ...]}`` of every call the export makes (a size export keeps dynamic
+    is ``None``), filled while the block runs: what each layer really received. Export can attribute a view
+    of the caller's tensor to the callee (a ``torch.split`` chunk is re-sliced inside the conv that reads
+    it), and regrouping that callee into one layer call would swallow the slice: :mod:`msport.port.codegen`
+    checks a group's input against this. Keyed by path, not by object: export may run a copy of the model."""
     seen = {}
 
-    def record(sub, args):
+    def record(path, _sub, args):
         first = next((a for a in args if isinstance(a, torch.Tensor)), None)
         if first is not None:
-            seen.setdefault(id(sub), []).append(tuple(d if isinstance(d, int) else None for d in first.shape))
+            seen.setdefault(path, []).append(tuple(d if isinstance(d, int) else None for d in first.shape))
 
-    handles = [sub.register_forward_pre_hook(record) for sub in module.modules()]
+    handles = [sub.register_forward_pre_hook(functools.partial(record, path))
+               for path, sub in module.named_modules(remove_duplicate=False) if path]
     try:
         yield seen
     finally:

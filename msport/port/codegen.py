@@ -200,7 +200,7 @@ class Writer:
                     break
         out = {}
         for (path, key), nodes in members.items():
-            received = self.layer_inputs.get(id(self.root.get_submodule(path)))
+            received = self.layer_inputs.get(path)
             while nodes:
                 group = set(nodes)
                 inputs, front = self._group_inputs(path, nodes, group)
