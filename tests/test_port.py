@@ -44,6 +44,25 @@ def _check(result):
     return report
 
 
+class SplitConvs(torch.nn.Module):
+    """res2net's pattern: chunks of a torch.split read by registered layers. The split's base was written
+    in place, so export re-slices each chunk inside the call of the layer that reads it."""
+
+    def __init__(self):
+        super().__init__()
+        self.convs = torch.nn.ModuleList(torch.nn.Conv2d(2, 2, 3, padding=1, groups=2) for _ in range(2))
+
+    def forward(self, x):
+        chunks = torch.split(torch.relu_(x * 2.0), 2, 1)  # split after an in-place op, as in res2net
+        return torch.cat([conv(chunk) for conv, chunk in zip(self.convs, chunks)], 1)
+
+
+def test_a_split_chunk_a_layer_reads_stays_outside_the_layer_call(tmp_path):
+    result = port(SplitConvs().eval(), _input((2, 4, 5, 5)), workdir=str(tmp_path))
+    _check(result)
+    assert "self.convs[0](" in result.source and "split" in result.source
+
+
 # --- torchvision and the hand-written zoo ----------------------------------------------------------
 
 def test_ported_reference_resnet50_equals_the_hand_written_one(tmp_path):
