@@ -188,6 +188,11 @@ CASES = {
                                                       "zeros", False),
                                         F.grid_sample(x, torch.tanh(x[:, 1:].permute(0, 2, 3, 1)), "nearest",
                                                       "border", True)),
+    "polar": lambda x, i, b: (torch.view_as_real(torch.polar(x.abs(), x * 0.5)),),
+    "view_as_complex": lambda x, i, b: (torch.view_as_real(torch.view_as_complex(x.reshape(2, 3, 4, 3, 2)) *
+                                                           torch.polar(torch.ones(3), x[0, 0, 0, :3])),),
+    "view_as_real": lambda x, i, b: (torch.view_as_real(torch.view_as_complex(x.reshape(2, 3, 4, 3, 2))[:, None])
+                                     .flatten(-2),),
     "cdist": lambda x, i, b: (torch.cdist(x[0], x[1] * 0.5),),
     "adaptive_avg_pool2d": lambda x, i, b: (F.adaptive_avg_pool2d(x, (2, 1)), F.adaptive_avg_pool2d(x, 1)),
     "upsample_nearest2d": lambda x, i, b: (F.interpolate(x, scale_factor=2, mode="nearest"),),

@@ -86,6 +86,13 @@ op("bitwise_and", "bitwise_and.Tensor bitwise_and.Scalar __and__.Tensor", "suppo
 op("bitwise_or", "bitwise_or.Tensor bitwise_or.Scalar __or__.Tensor", "support.bitwise_or({self}, {other})", imports=_S)
 op("bitwise_xor", "bitwise_xor.Tensor bitwise_xor.Scalar", "support.bitwise_xor({self}, {other})", imports=_S)
 op("bitwise_not", "bitwise_not.default", "support.bitwise_not({self})", imports=_S)
+# complex tensors (a rotary embedding written as complex multiplication, llama4's): MindSpore's CPU kernels
+# have complex64 polar, multiplication and indexing
+op("polar", "polar.default", "ops.polar({abs}, {angle})", doc="a complex tensor from magnitudes and angles")
+op("view_as_complex", "view_as_complex.default", "ops.Complex()({self}[..., 0], {self}[..., 1])",
+   doc="pairs on the last axis as complex numbers (a copy, not a view: nothing writes to it)")
+op("view_as_real", "view_as_real.default", "ops.stack((ops.real({self}), ops.imag({self})), -1)",
+   doc="a complex tensor's real and imaginary parts on a new last axis")
 op("where", "where.self", "ops.where({condition}, {self}, {other})")
 op("clamp", "clamp.default clamp.Tensor", "ops.clamp({self}, {min}, {max})")
 op("masked_fill", "masked_fill.Scalar masked_fill.Tensor", "support.masked_fill({self}, {mask}, {value})", imports=_S,

@@ -14,7 +14,8 @@ import torch
 
 _DTYPES = {torch.float32: "ms.float32", torch.float16: "ms.float16", torch.bfloat16: "ms.bfloat16",
            torch.float64: "ms.float64", torch.int64: "ms.int64", torch.int32: "ms.int32", torch.bool: "ms.bool_",
-           torch.uint8: "ms.uint8", torch.int8: "ms.int8", torch.int16: "ms.int16"}
+           torch.uint8: "ms.uint8", torch.int8: "ms.int8", torch.int16: "ms.int16",
+           torch.complex64: "ms.complex64", torch.complex128: "ms.complex128"}
 
 
 class CannotRender(Exception):
