@@ -169,6 +169,24 @@ def test_transformers_model_with_its_default_config_ports(kind, tmp_path):
     assert norm_rel(want, out["logits"].asnumpy()) <= PORT_OUTPUT_NORM_REL
 
 
+class Wrapped(torch.nn.Module):
+    """A user's own module around a Hugging Face model: the config (and its cache flag) is the inner one's."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, input_ids):
+        return self.inner(input_ids=input_ids)
+
+
+def test_a_cache_flag_below_the_top_module_is_turned_off_too(tmp_path):
+    inner = _hf("llama")
+    result = port(Wrapped(inner).eval(), _tokens()[0], name="wrapped", workdir=str(tmp_path))
+    report = _check(result)
+    assert any("use_cache" in c for c in report["changes"]) and inner.config.use_cache  # said, and undone
+
+
 def test_gpt2_tied_weights_are_one_parameter_and_buffers_are_carried(tmp_path):
     model = _hf("gpt2")
     assert model.lm_head.weight is model.transformer.wte.weight

@@ -91,13 +91,13 @@ def exportable(module):
     """Eval mode, and a Hugging Face config's KV cache off; yields the list of changes, undone after."""
     changes = []
     was_training = module.training
-    config = getattr(module, "config", None)
-    cache = getattr(config, "use_cache", None)
+    cached = _caching_configs(module)
     experts = _grouped_experts(module)
     module.eval()
     try:
-        if cache:
+        for config, _ in cached:
             config.use_cache = False
+        if cached:
             changes.append("config.use_cache set to False while porting (a KV-cache output is not a pytree "
                            "torch.export can capture; the port computes the full sequence every call)")
         if experts:
@@ -108,10 +108,29 @@ def exportable(module):
         yield changes
     finally:
         module.train(was_training)
-        if cache:
-            config.use_cache = cache
+        for config, value in cached:
+            config.use_cache = value
         if experts:
             module.set_experts_implementation(experts)
+
+
+def _caching_configs(module):
+    """``[(config, use_cache)]`` of every Hugging Face config of ``module`` with its cache on: the model's
+    own, its sub-configs (a multimodal model's ``text_config``) and those its submodules hold."""
+    found, seen = [], set()
+
+    def visit(config, depth=0):
+        if config is None or id(config) in seen or depth > 4 or not hasattr(config, "to_dict"):
+            return
+        seen.add(id(config))
+        if getattr(config, "use_cache", None):
+            found.append((config, config.use_cache))
+        for value in list(vars(config).values()):
+            visit(value if hasattr(value, "to_dict") and hasattr(value, "use_cache") else None, depth + 1)
+
+    for sub in module.modules():
+        visit(getattr(sub, "config", None))
+    return found
 
 
 def _grouped_experts(module):
