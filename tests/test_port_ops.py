@@ -77,6 +77,17 @@ CASES = {
                                   aten.index_put(x, [None, i[0, :2] % 3], x[:, :2] * 2, True),
                                   aten.index_put(x, [i[:, 0] % 2, None, i[:, 1] - 4], torch.tensor(5.0)),
                                   aten.index_put(x, [b], torch.tensor(-1.0))),
+    "scatter_reduce": lambda x, i, b: tuple(
+        torch.scatter_reduce(x, 3, i[:, None, None, :3].expand(2, 3, 4, 3), x[..., 1:4] * 2, reduce, include_self=own)
+        for reduce in ("sum", "prod", "mean", "amax", "amin") for own in (True, False)) + (
+        torch.scatter_reduce(i, 1, i % 3, i * 5, "mean"), torch.scatter_reduce(i, 1, i % 2, i + 3, "amax", include_self=False)),
+    "masked_scatter": lambda x, i, b: (x.masked_scatter(b, x.flip(0) * 3), x.masked_scatter(b[:1, :1, :1], x * 2)),
+    "embedding_bag": lambda x, i, b: tuple(
+        F.embedding_bag(i.flatten(), _w(4, 3), torch.tensor([0, 2, 2, 7]), mode=mode, padding_idx=pad)
+        for mode in ("sum", "mean", "max") for pad in (None, 1)) + (
+        F.embedding_bag(i.flatten(), _w(4, 3), torch.tensor([0, 3, 10]), mode="sum", include_last_offset=True,
+                        per_sample_weights=x.flatten()[:10]),
+        aten._embedding_bag(_w(4, 3), i.flatten(), torch.tensor([0, 4]), False, 1)[0]),
     "histc": lambda x, i, b: (torch.histc(x, 5, -1, 1), torch.histc(x, 4)),
     "fill": lambda x, i, b: (aten.fill.Scalar(x, 2.5),),
     "copy": lambda x, i, b: (aten.copy(x, x[:, :1] * 2),),
@@ -193,6 +204,16 @@ CASES = {
                                                            torch.polar(torch.ones(3), x[0, 0, 0, :3])),),
     "view_as_real": lambda x, i, b: (torch.view_as_real(torch.view_as_complex(x.reshape(2, 3, 4, 3, 2))[:, None])
                                      .flatten(-2),),
+    "pdist": lambda x, i, b: (F.pdist(x[0, 0]), F.pdist(x[:, 0, 0], p=1.0)),
+    "col2im": lambda x, i, b: (F.fold(x.reshape(2, 6, 12)[:, :4], (4, 5), 2),
+                               F.fold(x.reshape(-1)[:81].reshape(9, 9), (5, 6), 3, padding=1, stride=2),
+                               F.fold(x.reshape(2, 18, 4)[:, :, :2], (3, 4), (3, 2), dilation=(1, 2))),
+    "fft_r2c": lambda x, i, b: (torch.view_as_real(torch.fft.rfft(x)), torch.view_as_real(torch.fft.rfft2(x, norm="ortho")),
+                                torch.fft.fftn(x, dim=(-2, -1)).real, torch.view_as_real(torch.fft.rfft(x, norm="forward"))),
+    "fft_c2r": lambda x, i, b: (torch.fft.irfft(torch.fft.rfft(x * 2)), torch.fft.irfft(torch.fft.rfft(x), n=6, norm="ortho"),
+                                torch.fft.irfft2(torch.fft.rfft2(x), s=(4, 7))),
+    "fft_c2c": lambda x, i, b: (torch.view_as_real(torch.fft.fft(torch.fft.rfft(x), dim=2)),
+                                torch.view_as_real(torch.fft.ifft2(torch.fft.rfft(x, norm="ortho")))),
     "cdist": lambda x, i, b: (torch.cdist(x[0], x[1] * 0.5),),
     "adaptive_avg_pool2d": lambda x, i, b: (F.adaptive_avg_pool2d(x, (2, 1)), F.adaptive_avg_pool2d(x, 1)),
     "upsample_nearest2d": lambda x, i, b: (F.interpolate(x, scale_factor=2, mode="nearest"),),

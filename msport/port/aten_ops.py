@@ -266,6 +266,15 @@ op("select_scatter", "select_scatter.default",
    "ops.select_scatter({self}, {src}, {dim}, {index})", doc="x[..., index] = src, out of place")
 op("index_put", "index_put.default", "support.index_put({self}, {indices}, {values}, {accumulate})", imports=_S,
    doc="x[indices] = values (or +=): integer indices, or one bool mask with one value")
+op("scatter_reduce", "scatter_reduce.two",
+   "support.scatter_reduce({self}, {dim}, {index}, {src}, {reduce}, {include_self})", imports=_S,
+   doc="sum, prod, mean, amax or amin into the indexed positions, through tensor_scatter_* on full coordinates")
+op("masked_scatter", "masked_scatter.default", "support.masked_scatter({self}, {mask}, {source})", imports=_S,
+   doc="the masked positions take the source's elements in order (a cumulative count of the mask)")
+op("embedding_bag", "_embedding_bag.default _embedding_bag_forward_only.default", lambda a: (
+    f"support.embedding_bag({a.weight}, {a.indices}, {a.offsets}, {a.mode}, {a.per_sample_weights}, "
+    f"{a.include_last_offset}, {a.padding_idx})"), imports=_S,
+   doc="each bag's sum, mean or max as segment reductions; offset2bag and bag_size as aten's")
 op("histc", "histc.default", "ops.histc({self}, {bins}, {min}, {max})",
    doc="values outside [min, max] are not counted; min == max takes the data's range, as torch")
 
@@ -359,6 +368,17 @@ op("grid_sampler_2d", "grid_sampler_2d.default", lambda a: (
     f"ops.grid_sample({a.input}, {a.grid}, {['bilinear', 'nearest', 'bicubic'][a.raw('interpolation_mode')]!r}, "
     f"{['zeros', 'border', 'reflection'][a.raw('padding_mode')]!r}, {a.align_corners})"),
    doc="the schema's integer modes by name")
+op("pdist", "_pdist_forward.default", "support.pdist({self}, {p})", imports=_S,
+   doc="cdist of the rows with themselves, the pairs i < j gathered in row-major order")
+op("col2im", "col2im.default",
+   "support.col2im({self}, {output_size}, {kernel_size}, {dilation}, {padding}, {stride})", imports=_S,
+   doc="F.fold: MindSpore's Col2Im takes the columns split into (C, kh * kw)")
+op("fft_r2c", "_fft_r2c.default", "support.fft_r2c({self}, {dim}, {normalization}, {onesided})", imports=_S,
+   doc="rfftn (or fftn of the real tensor, not one-sided); aten's normalization code as the norm")
+op("fft_c2r", "_fft_c2r.default", "support.fft_c2r({self}, {dim}, {normalization}, {last_dim_size})", imports=_S,
+   doc="irfftn to the last axis' recorded size")
+op("fft_c2c", "_fft_c2c.default", "support.fft_c2c({self}, {dim}, {normalization}, {forward})", imports=_S,
+   doc="fftn or ifftn of a complex tensor")
 op("cdist", "_cdist_forward.default", "ops.cdist({x1}, {x2}, float({p}))")
 op("adaptive_avg_pool2d", "adaptive_avg_pool2d.default _adaptive_avg_pool2d.default",
    "ops.adaptive_avg_pool2d({self}, {output_size})")

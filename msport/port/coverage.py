@@ -22,7 +22,10 @@ REASONS = [
     ((r"^aten\.(rand|randn|randperm|bernoulli|normal|uniform|exponential|geometric|cauchy|log_normal|multinomial"
      r"|native_dropout_backward)"), "a random draw: MindSpore's generator differs, so no parity can be shown"),
     (r"_\.|copy_|^aten\.(resize|set_)", "in place: the functional graph export writes has no mutation"),
-    (r"^aten\.(empty|empty_strided|as_strided|_unsafe_index|_local_scalar_dense|item)",
+    (r"^aten\._native_batch_norm_legit\.default", "updates the running statistics in place: an eval-mode export "
+                                                  "holds _native_batch_norm_legit_no_training (mapped)"),
+    (r"\.out$", "an out= variant: the functional graph export writes holds the functional overload (mapped)"),
+    (r"^aten\.(empty|empty_strided|as_strided|_unsafe_index|_local_scalar_dense|item|sym_is_contiguous)",
      "memory layout or uninitialised storage: no meaning for MindSpore tensors"),
     (r"^aten\.(nonzero|masked_select|unique|_unique)", "data-dependent output shape: GRAPH_MODE needs static shapes"),
     (r"^aten\.sym_(numel|stride|storage_offset)", "export writes sizes as sym_size.int and its products: "

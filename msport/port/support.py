@@ -242,6 +242,130 @@ def index_put(x, indices, values, accumulate=False):
     return ops.permute(out, tuple(order.index(d) for d in range(x.ndim)))
 
 
+def _coordinates(index, dim):
+    """The full coordinates ``tensor_scatter_*`` takes for a dim-wise scatter: the position of every
+    element of ``index``, with axis ``dim`` replaced by the index's own value."""
+    axes = []
+    for d in range(index.ndim):
+        if d == dim:
+            axes.append(ops.cast(index, ms.int64))
+        else:
+            shape = [1] * index.ndim
+            shape[d] = index.shape[d]
+            axes.append(ops.broadcast_to(ops.reshape(ops.arange(0, index.shape[d], dtype=ms.int64), shape),
+                                         index.shape))
+    return ops.stack(axes, -1)
+
+
+def scatter_reduce(x, dim, index, src, reduce, include_self=True):
+    """``Tensor.scatter_reduce(dim, index, src, reduce, include_self)``: every ``src`` element at its
+    index along ``dim`` is combined into ``x`` by sum, prod, mean, amax or amin; without
+    ``include_self`` the positions written start from the reduction's identity instead of ``x``.
+    A mean divides by the count of values combined (``x`` counted once when included); an integer
+    mean rounds down, as torch."""
+    dim = dim % x.ndim
+    coords = _coordinates(index, dim)
+    src = ops.cast(src[tuple(slice(0, n) for n in index.shape)], x.dtype)
+    base = x
+    if not include_self:  # the positions written start from the identity; for amax/amin any value written there
+        start = {"sum": ops.zeros, "mean": ops.zeros, "prod": ops.ones}
+        base = ops.tensor_scatter_update(x, coords, start[reduce](index.shape, x.dtype) if reduce in start else src)
+    if reduce in ("sum", "mean"):
+        out = ops.tensor_scatter_add(base, coords, src)
+    else:
+        out = {"prod": ops.tensor_scatter_mul, "amax": ops.tensor_scatter_max, "amin": ops.tensor_scatter_min}[reduce](
+            base, coords, src)
+    if reduce != "mean":
+        return out
+    start = ops.ones(x.shape, ms.float32) if include_self else ops.zeros(x.shape, ms.float32)
+    count = ops.tensor_scatter_add(start, coords, ops.ones(index.shape, ms.float32))
+    count = ops.maximum(count, 1.0)  # a position nothing was written to keeps its value (divided by 1)
+    if ops.is_floating_point(x):
+        return out / ops.cast(count, x.dtype)
+    return ops.cast(ops.floor_divide(out, ops.cast(count, x.dtype)), x.dtype)
+
+
+def masked_scatter(x, mask, source):
+    """``Tensor.masked_scatter(mask, source)``: the positions where ``mask`` (broadcast to ``x``) is
+    True take ``source``'s elements in row-major order; a cumulative count of the mask says which."""
+    flat = ops.reshape(ops.broadcast_to(mask, x.shape), (-1,))
+    order = ops.cumsum(ops.cast(flat, ms.int64), 0) - 1
+    taken = ops.gather(ops.reshape(source, (-1,)), ops.maximum(order, 0), 0)
+    return ops.reshape(ops.where(flat, ops.cast(taken, x.dtype), ops.reshape(x, (-1,))), x.shape)
+
+
+def pdist(x, p=2.0):
+    """``F.pdist``: the p-norm distance of every pair of rows ``i < j``, in row-major order."""
+    pairs = ops.triu_indices(x.shape[0], x.shape[0], 1)
+    return ops.cdist(x, x, float(p))[pairs[0], pairs[1]]
+
+
+def col2im(x, output_size, kernel_size, dilation, padding, stride):
+    """``F.fold`` (``aten.col2im``): sums sliding blocks back into an image. ``x`` is (N, C * kh * kw, L)
+    or unbatched (C * kh * kw, L)."""
+    batched = x.ndim == 3
+    if not batched:
+        x = ops.expand_dims(x, 0)
+    kh, kw = kernel_size
+    cols = ops.reshape(x, (x.shape[0], x.shape[1] // (kh * kw), kh * kw, x.shape[2]))
+    out = ops.col2im(cols, ms.Tensor(list(output_size), ms.int32), list(kernel_size), list(dilation),
+                     list(padding), list(stride))
+    return out if batched else out[0]
+
+
+_FFT_FORWARD_NORM = ("backward", "ortho", "forward")  # aten's normalization codes: none, 1/sqrt(n), 1/n
+
+
+def fft_r2c(x, dim, normalization, onesided):
+    """``aten._fft_r2c``: the FFT of a real tensor over ``dim``: only the non-negative frequencies
+    of the last axis when ``onesided`` (``torch.fft.rfftn``), every frequency otherwise."""
+    norm = _FFT_FORWARD_NORM[normalization]
+    if onesided:
+        return ops.rfftn(x, dim=tuple(dim), norm=norm)
+    return ops.fftn(ops.cast(x, ms.complex64), dim=tuple(dim), norm=norm)
+
+
+def fft_c2r(x, dim, normalization, last_dim_size):
+    """``aten._fft_c2r``: the inverse of a one-sided FFT, real valued, the last axis ``last_dim_size``
+    long. aten's code says the scaling the output gets (none, 1/sqrt(n), 1/n), which for the inverse
+    transform are the norms "forward", "ortho" and "backward"."""
+    sizes = tuple(x.shape[d] for d in dim[:-1]) + (last_dim_size,)
+    return ops.irfftn(x, s=sizes, dim=tuple(dim), norm=("forward", "ortho", "backward")[normalization])
+
+
+def fft_c2c(x, dim, normalization, forward):
+    """``aten._fft_c2c``: the FFT of a complex tensor over ``dim`` (the inverse unless ``forward``), scaled
+    as aten's normalization code says."""
+    if forward:
+        return ops.fftn(x, dim=tuple(dim), norm=_FFT_FORWARD_NORM[normalization])
+    return ops.ifftn(x, dim=tuple(dim), norm=("forward", "ortho", "backward")[normalization])
+
+
+def embedding_bag(weight, indices, offsets, mode, per_sample_weights=None, include_last_offset=False,
+                  padding_idx=None):
+    """``F.embedding_bag``: the sum, mean or max of each bag's embeddings, bags given by ``offsets``
+    into the 1-D ``indices``. Returns ``(output, offset2bag, bag_size, max_indices)`` as aten does;
+    entries equal to ``padding_idx`` take no part (an empty bag is zeros)."""
+    n, bags = indices.shape[0], offsets.shape[0] - (1 if include_last_offset else 0)
+    positions = ops.arange(0, n, dtype=ms.int64)
+    bag = ops.sum(ops.cast(ops.expand_dims(positions, 1) >= ops.expand_dims(ops.cast(offsets[:bags], ms.int64), 0),
+                           ms.int64), 1) - 1  # each entry's bag: the last offset at or before it
+    keep = ops.ones((n,), ms.bool_) if padding_idx is None or padding_idx < 0 else indices != padding_idx
+    rows = ops.gather(weight, indices, 0)
+    if per_sample_weights is not None:
+        rows = rows * ops.expand_dims(per_sample_weights, 1)
+    segment = ops.where(keep, bag, bags)  # a padding entry goes to an extra segment, dropped below
+    size = ops.unsorted_segment_sum(ops.cast(keep, weight.dtype), segment, bags + 1)[:bags]
+    if mode == 2:  # max
+        out = ops.unsorted_segment_max(rows, segment, bags + 1)[:bags]
+        out = ops.where(ops.expand_dims(size, 1) > 0, out, ops.zeros_like(out))
+    else:
+        out = ops.unsorted_segment_sum(rows, segment, bags + 1)[:bags]
+        if mode == 1:  # mean
+            out = out / ops.expand_dims(ops.maximum(size, 1.0), 1)
+    return out, bag, ops.cast(size, ms.int64), ops.zeros((bags, weight.shape[1]) if mode == 2 else (0,), ms.int64)
+
+
 def load_checkpoint(net, path):
     """Load a .ckpt written by ``msport port`` into ``net``: every parameter, nothing extra, or an error
     naming the names that do not fit. msport's integrity mark (a file cut short is refused) is checked."""
