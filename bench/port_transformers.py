@@ -18,6 +18,7 @@ Each architecture runs in its own process (``--timeout``).
 
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -49,6 +50,7 @@ def architectures(tasks):
 
 
 LAYER_COUNTS = ("num_hidden_layers", "num_layers", "encoder_layers", "decoder_layers")
+WIDTHS = ("hidden_size", "d_model", "intermediate_size")  # a size field equal to one of these follows it
 
 
 def shrink(config):
@@ -56,9 +58,12 @@ def shrink(config):
 
     A field that holds one value per stage (swin's ``num_heads``) keeps its length; a list with one
     entry per layer (``layer_types``) is cut to the new layer count; token ids are moved inside the
-    tiny vocabulary, and a missing pad token is 0 (a sequence classifier needs one for a batch > 1)."""
+    tiny vocabulary, and a missing pad token is 0 (a sequence classifier needs one for a batch > 1). A
+    ``*_size`` or ``*_dim`` field that held the default hidden or intermediate width (deberta's
+    ``pooler_hidden_size``, a cross-attention width) takes the tiny one too."""
     fields = config.to_dict()
     layers = {fields[k]: TINY[k] for k in LAYER_COUNTS if isinstance(fields.get(k), int)}
+    widths = {fields[k]: TINY[k] for k in WIDTHS if isinstance(fields.get(k), int) and fields[k] > TINY[k]}
     changed = []
     for key, value in TINY.items():
         if key in fields or key in getattr(config, "attribute_map", {}):
@@ -70,6 +75,9 @@ def shrink(config):
                 value = type(current)(value for _ in current)
             if _set(config, key, value):
                 changed.append(key)
+    for key, value in fields.items():  # a width derived from one the config was built with (deberta's pooler)
+        if key not in TINY and isinstance(value, int) and value in widths and re.search(r"(size|dim)$", key):
+            _set(config, key, widths[value])
     for key, value in fields.items():
         if isinstance(value, (list, tuple)) and len(value) in layers and key not in TINY and len(value) > 1:
             _set(config, key, type(value)(value[:layers[len(value)]]))
