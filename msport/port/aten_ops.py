@@ -285,7 +285,10 @@ op("triu", "triu.default", "ops.triu({self}, {diagonal})")
 op("constant_pad_nd", "constant_pad_nd.default", "ops.pad({self}, {pad}, value={value})")
 op("reflection_pad", "reflection_pad1d.default reflection_pad2d.default",
    "ops.pad({self}, {padding}, mode='reflect')")
-op("replication_pad", "replication_pad2d.default", "ops.pad({self}, {padding}, mode='replicate')")
+op("reflection_pad3d", "reflection_pad3d.default", "support.reflection_pad({self}, {padding})", imports=_S,
+   doc="mirrored indices gathered per axis (MindSpore's PadV3 reflects 4-D tensors at most)")
+op("replication_pad", "replication_pad2d.default replication_pad3d.default",
+   "ops.pad({self}, {padding}, mode='replicate')")
 op("embedding", "embedding.default", "ops.gather({weight}, {indices}, 0)",
    doc="a lookup; padding_idx only matters to the gradient, which nn.Embedding's twin handles")
 
@@ -328,7 +331,7 @@ def _conv(a):
     transposed = a.raw("transposed") if "transposed" in a._values else False
     require(not transposed, "transposed convolution as a function (nn.ConvTranspose2d modules port)")
     dims = a.rank("input") - 2
-    require(dims in (1, 2), f"{dims}-D convolution as a function (Conv1d/Conv2d only)")
+    require(dims in (1, 2, 3), f"{dims}-D convolution as a function (Conv1d/Conv2d/Conv3d only)")
     return (f"support.conv({a.input}, {a.weight}, {a.bias}, {a.stride}, {a.padding}, {a.dilation}, "
             f"{a.groups})")
 
@@ -358,6 +361,16 @@ op("avg_pool2d", "avg_pool2d.default", lambda a: (
     f"ceil_mode={a.ceil_mode}, count_include_pad={a.count_include_pad}, "
     f"divisor_override={0 if a.raw('divisor_override') is None else a.divisor_override})"),
    doc="torch's stride defaults to the kernel size, MindSpore's to 1")
+op("avg_pool3d", "avg_pool3d.default", lambda a: (
+    f"ops.avg_pool3d({a.self}, {a.kernel_size}, {a.stride if a.raw('stride') else a.kernel_size}, "
+    f"{a.render(tuple(p for p in (a.raw('padding') * 3 if len(a.raw('padding')) == 1 else a.raw('padding')) for _ in (0, 1)))}, "
+    f"{a.ceil_mode}, {a.count_include_pad}, {0 if a.raw('divisor_override') is None else a.divisor_override})"),
+   doc="stride defaults to the kernel size; MindSpore takes the padding per side")
+op("max_pool3d", "max_pool3d_with_indices.default", lambda a: (
+    f"support.max_pool3d({a.self}, {a.kernel_size}, {a.stride if a.raw('stride') else a.kernel_size}, "
+    f"{a.padding}, {a.dilation}, {a.ceil_mode})"), imports=_S)
+op("adaptive_avg_pool3d", "_adaptive_avg_pool3d.default",
+   "ops.adaptive_avg_pool3d({self}, {output_size})")
 op("avg_pool1d", "avg_pool1d.default", lambda a: (
     f"ops.avg_pool1d({a.self}, {a.raw('kernel_size')[0]}, {(a.raw('stride') or a.raw('kernel_size'))[0]}, "
     f"{a.raw('padding')[0]}, {a.ceil_mode}, {a.count_include_pad})"), doc="stride defaults to the kernel size")

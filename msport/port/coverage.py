@@ -30,7 +30,6 @@ REASONS = [
     (r"^aten\.(nonzero|masked_select|unique|_unique)", "data-dependent output shape: GRAPH_MODE needs static shapes"),
     (r"^aten\.sym_(numel|stride|storage_offset)", "export writes sizes as sym_size.int and its products: "
                                                    "never seen in a graph"),
-    (r"3d|pool3d|upsample_trilinear|upsample_nearest3d|conv3d", "3-D (video) layers: not in the table yet"),
     (r"", "not mapped yet"),
 ]
 

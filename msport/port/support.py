@@ -111,8 +111,11 @@ def linear(x, weight, bias=None):
 
 
 def conv(x, weight, bias, stride, padding, dilation, groups):
-    """``F.conv1d`` / ``F.conv2d`` with explicit symmetric padding (MindSpore's 'pad' mode); a 1-D
-    convolution runs as a 2-D one of height 1."""
+    """``F.conv1d`` / ``F.conv2d`` / ``F.conv3d`` with explicit symmetric padding (MindSpore's 'pad'
+    mode); a 1-D convolution runs as a 2-D one of height 1."""
+    if x.ndim == 5:
+        out = ops.conv3d(x, weight, None, tuple(stride), "pad", tuple(padding), tuple(dilation), groups)
+        return out if bias is None else out + ops.reshape(bias, (1, -1, 1, 1, 1))
     one_d = x.ndim == 3
     if one_d:
         x, weight = ops.expand_dims(x, 2), ops.expand_dims(weight, 2)
@@ -127,6 +130,24 @@ def max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, with_indice
     """``aten.max_pool2d`` (and ``_with_indices``: a tuple whose indices inference never reads)."""
     out = ops.max_pool2d(x, tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), ceil_mode=ceil_mode)
     return (out, None) if with_indices else out
+
+
+def max_pool3d(x, kernel_size, stride, padding, dilation, ceil_mode):
+    """``aten.max_pool3d_with_indices``: (output, indices); inference reads the output only."""
+    return ops.max_pool3d(x, tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), ceil_mode, True)
+
+
+def reflection_pad(x, padding):
+    """``F.pad(mode="reflect")`` over any number of trailing axes (MindSpore's PadV3 reflects at most
+    4-D tensors): per axis, a gather of the mirrored indices."""
+    for k in range(len(padding) // 2):
+        axis = x.ndim - 1 - k
+        left, right, n = padding[2 * k], padding[2 * k + 1], x.shape[axis]
+        if left == 0 and right == 0:
+            continue
+        index = ops.cat((ops.arange(left, 0, -1), ops.arange(0, n), ops.arange(n - 2, n - 2 - right, -1)))
+        x = ops.gather(x, index, axis)
+    return x
 
 
 def squeeze(x, dims):
