@@ -60,7 +60,8 @@ def shrink(config):
     entry per layer (``layer_types``) is cut to the new layer count; token ids are moved inside the
     tiny vocabulary, and a missing pad token is 0 (a sequence classifier needs one for a batch > 1). A
     ``*_size`` or ``*_dim`` field that held the default hidden or intermediate width (deberta's
-    ``pooler_hidden_size``, a cross-attention width) takes the tiny one too."""
+    ``pooler_hidden_size``, a cross-attention width) takes the tiny one too, and a list of sizes summing
+    to it (reformer's axial embedding widths) is scaled to sum to the tiny one."""
     fields = config.to_dict()
     layers = {fields[k]: TINY[k] for k in LAYER_COUNTS if isinstance(fields.get(k), int)}
     widths = {fields[k]: TINY[k] for k in WIDTHS if isinstance(fields.get(k), int) and fields[k] > TINY[k]}
@@ -78,6 +79,11 @@ def shrink(config):
     for key, value in fields.items():  # a width derived from one the config was built with (deberta's pooler)
         if key not in TINY and isinstance(value, int) and value in widths and re.search(r"(size|dim)$", key):
             _set(config, key, widths[value])
+        elif (key not in TINY and isinstance(value, (list, tuple)) and len(value) > 1
+              and all(isinstance(v, int) for v in value) and sum(value) in widths):  # parts of a width (reformer's axial embedding dims)
+            tiny = widths[sum(value)]
+            parts = [max(1, v * tiny // sum(value)) for v in value[:-1]]
+            _set(config, key, type(value)(parts + [tiny - sum(parts)]))
     for key, value in fields.items():
         if isinstance(value, (list, tuple)) and len(value) in layers and key not in TINY and len(value) > 1:
             _set(config, key, type(value)(value[:layers[len(value)]]))
@@ -131,6 +137,8 @@ def build(task, model_type, cls_name):
     cls = getattr(transformers, cls_name)
     config = config_for(model_type, cls)
     shrink(config)
+    if task == "causal-lm" and getattr(config, "is_decoder", None) is False:
+        config.is_decoder = True  # an encoder's LM head as a causal LM (BertLMHeadModel, Reformer) is a decoder
     torch.manual_seed(0)
     model = cls(config).eval()
     if task == "image-classification":

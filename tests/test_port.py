@@ -357,6 +357,9 @@ def test_every_unsupported_op_is_listed_with_its_line_and_nothing_is_generated(u
     found = {u.target for u in info.value.unsupported}
     assert {"aten.nonzero.default", "aten.cummax.default"} <= found
     assert all("user_models.py:" in u.where for u in info.value.unsupported)
+    why = {u.target: u.why for u in info.value.unsupported}  # a Core ATen op left out for a reason says it
+    assert why["aten.nonzero.default"] == "not in the op table (data-dependent output shape: GRAPH_MODE needs static shapes)"
+    assert why["aten.cummax.default"] == "not in the op table"
     out = tmp_path / "odd"
     assert cli.main(["port", "user_models:Odd", "--out", str(out), "--input-shape", "2,4"]) == 2
     err = capsys.readouterr().err.strip()

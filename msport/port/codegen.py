@@ -33,6 +33,7 @@ import torch
 from msport import registry
 from msport.port import ops as op_table
 from msport.port.capture import short_path
+from msport.port.coverage import known_reason
 from msport.port.layers import (
     LAYERS,
     SUPPORT,
@@ -340,7 +341,8 @@ class Writer:
             return
         op = op_table.lookup(node.target)
         if op is None:
-            self.fail(node, "not in the op table")
+            known = known_reason(str(node.target))
+            self.fail(node, "not in the op table" + (f" ({known})" if known else ""))
             self.names[node] = node.name
             return
         if op.kind == "drop" or not node.users:  # every mapped op is pure: an unread value is not computed
