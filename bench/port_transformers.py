@@ -35,7 +35,9 @@ TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "nu
         "encoder_ffn_dim": 64, "decoder_ffn_dim": 64, "ffn_dim": 64, "d_ff": 64, "d_kv": 16, "head_dim": 16,
         "max_position_embeddings": 64, "embedding_size": 32, "projection_dim": 32, "num_experts": 4,
         "num_local_experts": 4, "n_routed_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 64,
-        "n_shared_experts": 1, "shared_expert_intermediate_size": 64}
+        "n_shared_experts": 1, "shared_expert_intermediate_size": 64, "n_group": 1, "topk_group": 1,
+        "qk_rope_head_dim": 16, "qk_nope_head_dim": 8, "v_head_dim": 16, "kv_lora_rank": 16, "q_lora_rank": 16,
+        "rotary_dim": 8}
 
 
 def architectures(tasks):
@@ -63,7 +65,14 @@ def shrink(config):
     ``pooler_hidden_size``, a cross-attention width) takes the tiny one too, and a list of sizes summing
     to it (reformer's axial embedding widths) is scaled to sum to the tiny one."""
     fields = config.to_dict()
-    layers = {fields[k]: TINY[k] for k in LAYER_COUNTS if isinstance(fields.get(k), int)}
+    layers = {}  # original layer count -> tiny one; read through attribute_map (convnext's num_stages)
+    for key in LAYER_COUNTS:
+        try:
+            count = getattr(config, key, None)
+        except Exception:  # noqa: BLE001 - a field that refuses a global read
+            count = None
+        if isinstance(count, int) and not isinstance(count, bool):
+            layers[count] = TINY[key]
     widths = {fields[k]: TINY[k] for k in WIDTHS if isinstance(fields.get(k), int) and fields[k] > TINY[k]}
     changed = []
     for key, value in TINY.items():
@@ -87,6 +96,8 @@ def shrink(config):
     for key, value in fields.items():
         if isinstance(value, (list, tuple)) and len(value) in layers and key not in TINY and len(value) > 1:
             _set(config, key, type(value)(value[:layers[len(value)]]))
+    if "kv_lora_rank" in fields and "num_key_value_heads" in changed:  # latent attention: one key/value per head
+        _set(config, "num_key_value_heads", TINY["num_attention_heads"])
     vocab = getattr(config, "vocab_size", None)
     if isinstance(vocab, int):
         for key, value in fields.items():

@@ -37,6 +37,18 @@ def _assigned(x, index=None):
         y[:, index] = 0.25
     return y
 
+def _written(x):
+    """Uninitialised storage every element of which is then written (DeepSeek's expand_kv)."""
+    y = x.new_empty(*x.shape[:-1], 8)
+    y[..., :6].copy_(x)
+    y[..., 6:].copy_(x[..., :2] * 2)
+    z = torch.empty_strided((2, 3), (3, 1))
+    z.copy_(x[:, :, 0, 0])
+    w = torch.empty(3, 6, dtype=torch.int64)
+    w.fill_(4)
+    return y, z, w
+
+
 CASES = {
     "add": lambda x, i, b: (x + x * 2, torch.add(x, x, alpha=2), x + 1.5, i + 1),
     "sub": lambda x, i, b: (x - 1.5, torch.sub(x, x * 3, alpha=0.5), x - x.mean()),
@@ -172,6 +184,7 @@ CASES = {
     "full_like": lambda x, i, b: (torch.full_like(x, 3.0) * x,),
     "zeros_like": lambda x, i, b: (torch.zeros_like(x) + x,),
     "ones_like": lambda x, i, b: (torch.ones_like(i) + i,),
+    "empty": lambda x, i, b: _written(x),
     "scalar_tensor": lambda x, i, b: (torch.where(b, x, torch.scalar_tensor(0.5)),),
     "linear": lambda x, i, b: (F.linear(x, _w(5, 6), _w(5)), F.linear(x, _w(2, 6))),
     "addmm": lambda x, i, b: (torch.addmm(_w(5), x[0, 0], _w(6, 5)),),

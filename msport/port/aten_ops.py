@@ -311,6 +311,10 @@ op("full_like", "full_like.default", "ops.full({self}.shape, {fill_value}, dtype
 op("zeros_like", "zeros_like.default", "ops.zeros({self}.shape, {dtype_out})")
 op("ones_like", "ones_like.default", "ops.ones({self}.shape, {dtype_out})")
 op("scalar_tensor", "scalar_tensor.default", "ms.Tensor({s}, {dtype_out})")
+op("empty", "empty.memory_format empty_strided.default new_empty.default new_empty_strided.default",
+   "ops.zeros({size}, {dtype_out})",
+   doc="uninitialised storage as zeros: torch leaves its values undefined, so a model reads only what it writes "
+       "into it (DeepSeek's new_empty filled by two slice copies)")
 
 # --- layers as functions -----------------------------------------------------------------------------
 

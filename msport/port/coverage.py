@@ -27,8 +27,8 @@ REASONS = [
     (r"\.out$", "an out= variant: the functional graph export writes holds the functional overload (mapped)"),
     (r"^aten\.(_local_scalar_dense|item)", "a tensor's value as a Python number (.item()): what follows depends on "
                                          "the data, GRAPH_MODE needs static shapes"),
-    (r"^aten\.(empty|empty_strided|as_strided|_unsafe_index|sym_is_contiguous)",
-     "memory layout or uninitialised storage: no meaning for MindSpore tensors"),
+    (r"^aten\.(as_strided|_unsafe_index|sym_is_contiguous)",
+     "memory layout: no meaning for MindSpore tensors"),
     (r"^aten\.(nonzero|masked_select|unique|_unique)", "data-dependent output shape: GRAPH_MODE needs static shapes"),
     (r"^aten\.sym_(numel|stride|storage_offset)", "export writes sizes as sym_size.int and its products: "
                                                    "never seen in a graph"),
