@@ -37,7 +37,8 @@ TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "nu
         "num_local_experts": 4, "n_routed_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 64,
         "n_shared_experts": 1, "shared_expert_intermediate_size": 64, "n_group": 1, "topk_group": 1,
         "qk_rope_head_dim": 16, "qk_nope_head_dim": 8, "v_head_dim": 16, "kv_lora_rank": 16, "q_lora_rank": 16,
-        "rotary_dim": 8}
+        "rotary_dim": 8, "expand": 1, "n_groups": 1,
+        "mamba_n_heads": 2, "mamba_d_head": 16, "mamba_n_groups": 1, "mamba_expand": 1}
 
 
 def architectures(tasks):
