@@ -27,4 +27,6 @@ def as_numpy(value):
 
 def bf16_to_float32(bits):
     """float32 values of bfloat16 stored as raw uint16 bits (exact: bfloat16 is float32's upper half)."""
-    return (np.asarray(bits, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+    bits = np.asarray(bits, dtype=np.uint16)
+    # through 1-D: numpy refuses to view a 0-d array (a scalar buffer) as another dtype
+    return (bits.reshape(-1).astype(np.uint32) << 16).view(np.float32).reshape(bits.shape)

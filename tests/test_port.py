@@ -44,6 +44,29 @@ def _check(result):
     return report
 
 
+class WritesItsWeights(torch.nn.Module):
+    """Rescales a layer's weight in place on its first eval call, as transformers' RWKV does."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(6, 4)
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x):
+        with torch.no_grad():
+            self.fc.weight.div_(2.0)
+        self.calls.add_(1)
+        return self.fc(x) * 3
+
+
+def test_a_forward_that_writes_its_own_tensors_returns_the_users_outputs_only():
+    # the graph returns the written tensors before the user's outputs: the port once returned fc.weight
+    model = WritesItsWeights()
+    result = port(model, _input((2, 6)))
+    assert result.report["within_tolerance"] and result.report["worst_output"]["shape"] == [2, 4]
+    assert any("writes to fc.weight, calls" in change for change in result.changes)
+
+
 class SplitConvs(torch.nn.Module):
     """res2net's pattern: chunks of a torch.split read by registered layers. The split's base was written
     in place, so export re-slices each chunk inside the call of the layer that reads it."""

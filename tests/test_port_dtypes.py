@@ -15,9 +15,10 @@ class Mixed(torch.nn.Module):
         self.pos = torch.nn.Parameter(torch.randn(4, 6, generator=g).to(torch.bfloat16))
         self.scale = torch.nn.Parameter(torch.randn(6, generator=g).to(torch.float16))
         self.register_buffer("bias", torch.randn(4, 6, generator=g).to(torch.bfloat16))
+        self.register_buffer("norm", torch.tensor(2.5, dtype=torch.bfloat16))  # 0-d (recurrent_gemma's normalizer)
 
     def forward(self, x):
-        return x + self.pos.float() * self.bias.float() + self.scale.float()
+        return x + self.pos.float() * self.bias.float() * self.norm.float() + self.scale.float()
 
 
 def test_bfloat16_and_float16_plain_tensors_stay_as_they_are(tmp_path):
@@ -29,7 +30,7 @@ def test_bfloat16_and_float16_plain_tensors_stay_as_they_are(tmp_path):
     x = torch.randn(2, 4, 6, generator=torch.Generator().manual_seed(1))
     result = port(model, x, name="mixed", workdir=str(tmp_path / "work"))
     assert result.report["within_tolerance"]
-    want = {"pos": "bfloat16", "scale": "float16", "bias": "bfloat16"}
+    want = {"pos": "bfloat16", "scale": "float16", "bias": "bfloat16", "norm": "bfloat16"}
     assert {p.name: str(p.dtype).lower() for p in result.cell.get_parameters()} == want
     result.save(str(tmp_path / "out"))
     for name in ("mixed.ckpt", "mixed_init.ckpt"):

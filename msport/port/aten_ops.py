@@ -204,7 +204,16 @@ op("squeeze", "squeeze.dim squeeze.dims squeeze.default", lambda a: (
 op("expand", "expand.default", "ops.broadcast_to({self}, {size})")
 op("flatten", "flatten.using_ints", "ops.flatten({self}, start_dim={start_dim}, end_dim={end_dim})",
    doc="torch starts at dim 0, ops.flatten at 1: always written out")
-op("cat", "cat.default", "ops.cat({tensors}, {dim})")
+def _cat(a):
+    tensors = list(a.raw("tensors"))
+    # torch's legacy rule: a 1-D tensor of size 0 is skipped whatever the others' rank (XLM's empty cache);
+    # MindSpore's Concat refuses the ranks
+    kept = [t for t in tensors if tuple(getattr(getattr(t, "meta", {}).get("val"), "shape", (1,))) != (0,)]
+    kept = kept or tensors[:1]
+    return a.render(kept[0]) if len(kept) == 1 else f"ops.cat({a.render(kept)}, {a.dim})"
+
+
+op("cat", "cat.default", _cat, doc="a 1-D tensor of size 0 is skipped, as torch skips it")
 op("stack", "stack.default", "ops.stack({tensors}, {dim})")
 op("split", "split.Tensor split_with_sizes.default", lambda a: (
     f"ops.split({a.self}, {a.render(a.raw('split_size') if 'split_size' in a._values else list(a.raw('split_sizes')))}"
@@ -282,7 +291,10 @@ op("fill", "fill.Scalar", "ops.full({self}.shape, {value}, dtype={self}.dtype)")
 op("copy", "copy.default", "ops.cast(ops.broadcast_to({src}, {self}.shape), {self}.dtype)")
 op("tril", "tril.default", "ops.tril({self}, {diagonal})")
 op("triu", "triu.default", "ops.triu({self}, {diagonal})")
-op("constant_pad_nd", "constant_pad_nd.default", "ops.pad({self}, {pad}, value={value})")
+op("constant_pad_nd", "constant_pad_nd.default", lambda a: (
+    f"support.constant_pad({a.self}, {a.pad}, {a.value})" if any(p < 0 for p in a.raw("pad") if isinstance(p, int))
+    else f"ops.pad({a.self}, {a.pad}, value={a.value})"), imports=_S,
+   doc="a negative amount crops: sliced first (MindSpore's PadV3 gets a repeated negative pad wrong)")
 op("reflection_pad", "reflection_pad1d.default reflection_pad2d.default",
    "ops.pad({self}, {padding}, mode='reflect')")
 op("reflection_pad3d", "reflection_pad3d.default", "support.reflection_pad({self}, {padding})", imports=_S,

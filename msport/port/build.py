@@ -104,6 +104,10 @@ def port(module, example_inputs, *, name=None, concrete_args=None, check=True, w
                                   model_label=name if name == type(module).__name__
                                   else f"{name} ({type(module).__name__})", layer_inputs=received)
         timings["generate_s"] = time.perf_counter() - start - timings["export_s"]
+        if writer.mutated:
+            shown = ", ".join(writer.mutated[:3]) + (f" and {len(writer.mutated) - 3} more" if len(writer.mutated) > 3 else "")
+            changes.append(f"the forward writes to {shown}: the port computes each call with the written values "
+                           f"but does not store them back")
 
         owned = workdir is None
         workdir = workdir or tempfile.mkdtemp(prefix="msport_port_")

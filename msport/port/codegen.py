@@ -144,6 +144,7 @@ class Writer:
         self.layers = OrderedDict()       # torch path -> (kind, twin): layers regrouped into one call
         self.tensors = OrderedDict()      # MindSpore path -> (torch fqn, tensor): plain Parameter members
         self.ties = OrderedDict()         # MindSpore path of an alias -> MindSpore path of the first holder
+        self.mutated = []                 # parameters and buffers the forward writes to (rwkv's rescaling)
         self.statements = []
         self.taken = {"self", "ms", "nn", "ops", "Block", "Parameter", "create", "support", "load_checkpoint",
                       "load_initial", "os"} | set(keyword.kwlist) | {e.factory_name for e in registry.entries()}
@@ -364,7 +365,13 @@ class Writer:
         self.statements.append(f"{name} = {expression}")
 
     def output(self, node):
-        leaves = [self.render(v) if isinstance(v, torch.fx.Node) else render_constant(v) for v in node.args[0]]
+        # the graph returns the values a forward writes into its parameters and buffers before the user's outputs;
+        # only the user's are the cell's
+        user = torch.export.graph_signature.OutputKind.USER_OUTPUT
+        specs = self.g.program.graph_signature.output_specs
+        self.mutated = [spec.target for spec in specs if spec.kind != user and spec.target]
+        values = [v for v, spec in zip(node.args[0], specs) if spec.kind == user]
+        leaves = [self.render(v) if isinstance(v, torch.fx.Node) else render_constant(v) for v in values]
         self.statements.append(f"return {render_tree(self.g.program.call_spec.out_spec, iter(leaves))}")
 
     def prepare(self):

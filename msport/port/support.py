@@ -132,6 +132,20 @@ def max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, with_indice
     return (out, None) if with_indices else out
 
 
+def constant_pad(x, pad, value=0.0):
+    """``F.pad(x, pad, value=value)`` where some amounts are negative (a crop: RWKV's time shift pads
+    (1, -1)). MindSpore 2.10's PadV3 with a negative amount returns wrong values from its second call on
+    the same shapes (measured on the CPU), so the crops are slices and only the non-negative amounts are
+    padded."""
+    for k in range(len(pad) // 2):
+        axis = x.ndim - 1 - k
+        before, after = pad[2 * k], pad[2 * k + 1]
+        start, stop = max(-before, 0), x.shape[axis] - max(-after, 0)
+        if start or stop != x.shape[axis]:
+            x = ops.narrow(x, axis, start, stop - start)
+    return ops.pad(x, tuple(max(p, 0) for p in pad), value=value)
+
+
 def max_pool3d(x, kernel_size, stride, padding, dilation, ceil_mode):
     """``aten.max_pool3d_with_indices``: (output, indices); inference reads the output only."""
     return ops.max_pool3d(x, tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), ceil_mode, True)
