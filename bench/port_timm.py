@@ -105,6 +105,8 @@ def port_one(name):
         worst = report["worst_output"]
         row.update(ported=True, ok=report["within_tolerance"], norm_rel=worst["norm_rel"], max_abs=worst["max_abs"],
                    scale=worst.get("scale"), first_divergence=report["first_divergence"])
+        if not row["ok"]:
+            row["floor"] = _sweep.float32_floor(model, (x,), {})
     row["seconds"] = round(time.perf_counter() - start, 1)
     return row
 

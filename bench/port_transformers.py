@@ -209,6 +209,9 @@ def port_one(spec):
         worst = result.report["worst_output"]
         row.update(ported=True, ok=result.report["within_tolerance"], norm_rel=worst["norm_rel"],
                    max_abs=worst["max_abs"], changes=result.changes)
+        if not row["ok"]:
+            with exportable(model):
+                row["floor"] = _sweep.float32_floor(model, (), inputs)
     row["seconds"] = round(time.perf_counter() - start, 1)
     return row
 
