@@ -5,7 +5,7 @@ Each architecture: ``AutoConfig.for_model(model_type)`` shrunk to hidden 32, 2 l
 (1 key/value head where the config has the field), vocab 128, intermediate 64 (4 experts of 64
 for a mixture of experts), wherever the config has those fields (nested text/vision configs too), built with random weights (no download). Text
 models take ``input_ids`` and ``attention_mask`` (2, 8) (the second sequence padded by 2), image
-models ``pixel_values`` (2, C, H, W) at the config's own image size. ``msport port`` exports
+models ``pixel_values`` (2, C, H, W) at the config's own image size, at most 224. ``msport port`` exports
 it once; where that export fails, ``torch.export`` alone is tried: an architecture it cannot export
 either is a row ("export fails") outside the goal's denominator. A row passes when every output is
 within ``msport.tolerances.PORT_OUTPUT_NORM_REL``.
@@ -38,7 +38,9 @@ TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "nu
         "n_shared_experts": 1, "shared_expert_intermediate_size": 64, "n_group": 1, "topk_group": 1,
         "qk_rope_head_dim": 16, "qk_nope_head_dim": 8, "v_head_dim": 16, "kv_lora_rank": 16, "q_lora_rank": 16,
         "rotary_dim": 8, "expand": 1, "n_groups": 1,
-        "mamba_n_heads": 2, "mamba_d_head": 16, "mamba_n_groups": 1, "mamba_expand": 1}
+        "mamba_n_heads": 2, "mamba_d_head": 16, "mamba_n_groups": 1, "mamba_expand": 1, "d_latents": 32,
+        "num_latents": 16}
+IMAGE_SIZE = 224  # an image model whose config asks for more (efficientnet's 600) takes this
 
 
 def architectures(tasks):
@@ -151,12 +153,15 @@ def build(task, model_type, cls_name):
     shrink(config)
     if task == "causal-lm" and getattr(config, "is_decoder", None) is False:
         config.is_decoder = True  # an encoder's LM head as a causal LM (BertLMHeadModel, Reformer) is a decoder
+    if task == "image-classification":
+        vision = getattr(config, "vision_config", config)
+        size = getattr(vision, "image_size", IMAGE_SIZE)
+        size = size if isinstance(size, int) else size[0]
+        if size > IMAGE_SIZE:  # set before the model is built, so its sizes follow
+            vision.image_size, size = IMAGE_SIZE, IMAGE_SIZE
     torch.manual_seed(0)
     model = cls(config).eval()
     if task == "image-classification":
-        vision = getattr(config, "vision_config", config)
-        size = getattr(vision, "image_size", 224)
-        size = size if isinstance(size, int) else size[0]
         channels = getattr(vision, "num_channels", 3)
         x = torch.randn(2, channels, size, size, generator=torch.Generator().manual_seed(1))
         return model, {"pixel_values": x}
