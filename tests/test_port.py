@@ -3,6 +3,7 @@
 Small inputs and tiny configs keep it CPU-cheap; the model tables are bench/port_*.py's job.
 """
 
+import copy
 import gc
 import json
 import os
@@ -65,6 +66,32 @@ def test_a_forward_that_writes_its_own_tensors_returns_the_users_outputs_only():
     result = port(model, _input((2, 6)))
     assert result.report["within_tolerance"] and result.report["worst_output"]["shape"] == [2, 4]
     assert any("writes to fc.weight, calls" in change for change in result.changes)
+
+
+class Structure(torch.nn.Module):
+    def remember(self, x):  # a method, not a forward: no module call records it
+        self.batch = x.shape[0]  # the port's dynamic dimension: a symbolic size while exporting
+        return x
+
+
+class RemembersItsLength(torch.nn.Module):
+    """A submodule stores a size on itself in forward, as transformers' Funnel stores its sequence length."""
+
+    def __init__(self):
+        super().__init__()
+        self.structure = Structure()
+        self.fc = torch.nn.Linear(6, 4)
+
+    def forward(self, x):
+        return self.fc(self.structure.remember(x))
+
+
+def test_what_a_forward_stores_on_the_model_during_the_export_does_not_stay_there():
+    # a symbolic size left on the model made the check's deepcopy fail ("Cannot access data pointer")
+    model = RemembersItsLength()
+    result = port(model, _input((2, 5, 6)))
+    assert result.report["within_tolerance"] and not hasattr(model.structure, "batch")
+    copy.deepcopy(model)
 
 
 class SplitConvs(torch.nn.Module):

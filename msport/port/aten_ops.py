@@ -204,11 +204,18 @@ op("squeeze", "squeeze.dim squeeze.dims squeeze.default", lambda a: (
 op("expand", "expand.default", "ops.broadcast_to({self}, {size})")
 op("flatten", "flatten.using_ints", "ops.flatten({self}, start_dim={start_dim}, end_dim={end_dim})",
    doc="torch starts at dim 0, ops.flatten at 1: always written out")
+def _empty_1d(node):
+    """Whether the traced value is a 1-D tensor of (concrete) size 0; a symbolic size is never compared,
+    which would add a guard on it."""
+    shape = getattr(getattr(node, "meta", {}).get("val"), "shape", None)
+    return shape is not None and len(shape) == 1 and type(shape[0]) is int and shape[0] == 0
+
+
 def _cat(a):
     tensors = list(a.raw("tensors"))
     # torch's legacy rule: a 1-D tensor of size 0 is skipped whatever the others' rank (XLM's empty cache);
     # MindSpore's Concat refuses the ranks
-    kept = [t for t in tensors if tuple(getattr(getattr(t, "meta", {}).get("val"), "shape", (1,))) != (0,)]
+    kept = [t for t in tensors if not _empty_1d(t)]
     kept = kept or tensors[:1]
     return a.render(kept[0]) if len(kept) == 1 else f"ops.cat({a.render(kept)}, {a.dim})"
 

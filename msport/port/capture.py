@@ -169,6 +169,27 @@ def _quiet_torch():
             handler.removeFilter(keep)
 
 
+@contextlib.contextmanager
+def _state_kept(module):
+    """The attributes of every submodule as they were before the trace. Export runs the model's Python on
+    fake tensors: what a forward stores on itself (funnel's ``seq_len``, a symbolic size; RWKV's
+    rescaled flag) would otherwise leak into the user's model, where a later copy or call trips on it."""
+    saved = [(sub, dict(vars(sub))) for sub in module.modules()]
+    try:
+        yield
+    finally:
+        for sub, before in saved:
+            state = vars(sub)
+            for key in [k for k in state if k not in before]:
+                del state[key]
+            for key, value in before.items():
+                if state.get(key, _MISSING) is not value:
+                    state[key] = value
+
+
+_MISSING = object()
+
+
 def export(module, args, kwargs, keep, name=None):
     """The decomposed ``ExportedProgram`` of ``module`` on ``(args, kwargs)`` (eval mode, inside
     :func:`exportable`); ``keep``: ATen overloads not to decompose (the op table's). Dropout stays
@@ -176,7 +197,7 @@ def export(module, args, kwargs, keep, name=None):
     name = name or type(module).__name__
     dynamic = _dynamic_shapes(module, args, kwargs)
     try:
-        with _quiet_torch():
+        with _quiet_torch(), _state_kept(module):
             program = torch.export.export(module, args, kwargs, strict=False, dynamic_shapes=dynamic)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
