@@ -295,9 +295,21 @@ def test_digits_bad_arguments(monkeypatch):
         load_digits("all")
     with pytest.raises(DataError, match="val_fraction must lie strictly between 0 and 1"):
         load_digits(val_fraction=1.0)
-    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    monkeypatch.setitem(sys.modules, "sklearn", None)
     with pytest.raises(DataError, match=r"needs scikit-learn: pip install 'msport\[digits\]'"):
         load_digits()
+
+
+def test_digits_are_scikit_learns_own_arrays():
+    # read from the file scikit-learn ships, without importing it (a second of every trainer's start)
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    from msport.data.digits import _bundled_digits
+
+    bunch = sklearn_digits()
+    images, labels = _bundled_digits()
+    assert np.array_equal(images, bunch.images) and images.dtype == bunch.images.dtype
+    assert np.array_equal(labels, bunch.target) and labels.dtype == np.int64
 
 
 # --- the plan and the numpy reference ----------------------------------------------------------

@@ -8,6 +8,9 @@ them unchanged.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import numpy as np
 
 from .cifar10 import ArrayDataset
@@ -49,15 +52,26 @@ def _digits_split(split, seed, val_fraction):
         raise DataError(f"digits split must be one of {', '.join(DIGITS_SPLITS)}; got {split!r}")
     if not 0 < val_fraction < 1:
         raise DataError(f"val_fraction must lie strictly between 0 and 1; got {val_fraction}")
-    try:
-        from sklearn.datasets import load_digits as sklearn_digits
-    except ImportError:
-        raise DataError("the digits data set needs scikit-learn: pip install 'msport[digits]'") from None
-    bunch = sklearn_digits()
-    labels = bunch.target.astype(np.int64)
+    images, labels = _bundled_digits()
     train_index, val_index = _split_indices(labels, val_fraction, seed)
     index = train_index if split == "train" else val_index
-    return bunch.images[index], labels[index], "digits/train" if split == "train" else f"digits/{split}"
+    return images[index], labels[index], "digits/train" if split == "train" else f"digits/{split}"
+
+
+def _bundled_digits():
+    """(images (1797, 8, 8) float64, labels int64) from the file scikit-learn ships, read as
+    ``sklearn.datasets.load_digits`` reads it; without importing scikit-learn, which costs a trainer
+    process a second at start (``tests/test_data.py`` checks both give the same arrays)."""
+    try:
+        spec = importlib.util.find_spec("sklearn")
+    except (ImportError, ValueError, AttributeError):  # a broken or blocked install
+        spec = None
+    locations = list(getattr(spec, "submodule_search_locations", None) or [])
+    path = os.path.join(locations[0], "datasets", "data", "digits.csv.gz") if locations else None
+    if path is None or not os.path.isfile(path):
+        raise DataError("the digits data set needs scikit-learn: pip install 'msport[digits]'")
+    table = np.loadtxt(path, delimiter=",")
+    return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
 
 
 def upsample_digits(images: np.ndarray) -> np.ndarray:
