@@ -99,23 +99,33 @@ def float32_floor(model, args, kwargs):
     from torch.utils._pytree import tree_leaves, tree_map
 
     from msport.port.parity import prepare_copy
+    from msport.tolerances import norm_rel
 
     checked, _notes = prepare_copy(model, args, kwargs)
-    wide = tree_map(lambda v: v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v, (args, kwargs))
+
+    def floating(v):
+        return isinstance(v, torch.Tensor) and v.is_floating_point()
+
+    wide = tree_map(lambda v: v.double() if floating(v) else v, (args, kwargs))
     with torch.no_grad():
-        single = [v for v in tree_leaves(checked(*args, **kwargs)) if isinstance(v, torch.Tensor) and v.is_floating_point()]
-        double = [v for v in tree_leaves(copy.deepcopy(checked).double()(*wide[0], **wide[1]))
-                  if isinstance(v, torch.Tensor) and v.is_floating_point()]
-    rel = [float(torch.linalg.norm(a.double() - b) / torch.linalg.norm(b)) for a, b in zip(single, double)
+        single = [v for v in tree_leaves(checked(*args, **kwargs)) if floating(v)]
+        double = [v for v in tree_leaves(copy.deepcopy(checked).double()(*wide[0], **wide[1])) if floating(v)]
+    rel = [norm_rel(b.numpy(), a.double().numpy()) for a, b in zip(single, double)
            if a.shape == b.shape and torch.linalg.norm(b) > 0]
     return max(rel) if rel else None
+
+
+def _below_floor(r):
+    """Whether a row outside 1e-4 is within torch's own float32 rounding on the copy checked."""
+    return (bool(r.get("ported")) and not r.get("ok") and r.get("floor") is not None
+            and r.get("norm_rel") is not None and r["norm_rel"] <= r["floor"])
 
 
 def _failure(r):
     """The failure column: the bench's note, and for a port outside 1e-4 torch's own float32 floor beside it."""
     note = (r.get("note") or "").replace("|", "/").replace("\n", " ")
     if r.get("ported") and not r.get("ok") and r.get("floor") is not None:
-        below = " (the port is below it)" if r.get("norm_rel") is not None and r["norm_rel"] <= r["floor"] else ""
+        below = " (the port is below it)" if _below_floor(r) else ""
         note = (note + "; " if note else "") + f"torch's own float32 vs float64: {r['floor']:.1e}{below}"
     return note
 
@@ -135,8 +145,7 @@ def table(rows, what):
     counted = [r for r in rows if not r.get("skip")]
     good = sum(1 for r in counted if r.get("ok"))
     skipped = f"; {len(rows) - len(counted)} rows outside the sweep's scope not counted" if len(counted) < len(rows) else ""
-    floor = sum(1 for r in counted if r.get("ported") and not r.get("ok") and r.get("floor") is not None
-                and r.get("norm_rel") is not None and r["norm_rel"] <= r["floor"])
+    floor = sum(1 for r in counted if _below_floor(r))
     floor = f"; {floor} of the failures are below torch's own float32 rounding there" if floor else ""
     out += ["", f"{good} of {len(counted)} within 1e-4 ({100.0 * good / max(len(counted), 1):.0f}%){skipped}"
                 f"{timeouts(counted)}{floor}"]

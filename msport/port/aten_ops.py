@@ -346,8 +346,11 @@ op("matmul", "mm.default bmm.default matmul.default",
    lambda a: f"ops.matmul({a.self}, {a.mat2 if 'mat2' in a._values else a.other})")
 
 
-def _pair(value):
-    return tuple(value) * (2 if len(value) == 1 else 1) if isinstance(value, (list, tuple)) else (value, value)
+def _per_side(value, dims):
+    """A pool's padding as MindSpore takes it, each of ``dims`` axes' amount twice (before, after); torch's
+    is one amount, or one per axis."""
+    value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    return tuple(p for p in (value * dims if len(value) == 1 else value) for _ in (0, 1))
 
 
 def _conv(a):
@@ -380,13 +383,13 @@ op("max_pool2d", "max_pool2d.default max_pool2d_with_indices.default", lambda a:
     f"{a.padding}, {a.dilation}, {a.ceil_mode}, {str(a.target).endswith('indices.default')})"), imports=_S)
 op("avg_pool2d", "avg_pool2d.default", lambda a: (
     f"ops.avg_pool2d({a.self}, {a.kernel_size}, {a.stride if a.raw('stride') else a.kernel_size}, "
-    f"{a.render(tuple(p for p in _pair(a.raw('padding')) for _ in (0, 1)))}, "
+    f"{a.render(_per_side(a.raw('padding'), 2))}, "
     f"ceil_mode={a.ceil_mode}, count_include_pad={a.count_include_pad}, "
     f"divisor_override={0 if a.raw('divisor_override') is None else a.divisor_override})"),
    doc="torch's stride defaults to the kernel size, MindSpore's to 1")
 op("avg_pool3d", "avg_pool3d.default", lambda a: (
     f"ops.avg_pool3d({a.self}, {a.kernel_size}, {a.stride if a.raw('stride') else a.kernel_size}, "
-    f"{a.render(tuple(p for p in (a.raw('padding') * 3 if len(a.raw('padding')) == 1 else a.raw('padding')) for _ in (0, 1)))}, "
+    f"{a.render(_per_side(a.raw('padding'), 3))}, "
     f"{a.ceil_mode}, {a.count_include_pad}, {0 if a.raw('divisor_override') is None else a.divisor_override})"),
    doc="stride defaults to the kernel size; MindSpore takes the padding per side")
 op("max_pool3d", "max_pool3d_with_indices.default", lambda a: (

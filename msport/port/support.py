@@ -115,14 +115,13 @@ def conv(x, weight, bias, stride, padding, dilation, groups):
     mode); a 1-D convolution runs as a 2-D one of height 1."""
     if x.ndim == 5:
         out = ops.conv3d(x, weight, None, tuple(stride), "pad", tuple(padding), tuple(dilation), groups)
-        return out if bias is None else out + ops.reshape(bias, (1, -1, 1, 1, 1))
+        return _affine(out, None, bias)
     one_d = x.ndim == 3
     if one_d:
         x, weight = ops.expand_dims(x, 2), ops.expand_dims(weight, 2)
         stride, padding, dilation = (1, stride[0]), (0, padding[0]), (1, dilation[0])
-    out = ops.conv2d(x, weight, None, tuple(stride), "pad", tuple(padding), tuple(dilation), groups)
-    if bias is not None:
-        out = out + ops.reshape(bias, (1, -1, 1, 1))
+    out = _affine(ops.conv2d(x, weight, None, tuple(stride), "pad", tuple(padding), tuple(dilation), groups),
+                  None, bias)
     return ops.squeeze(out, 2) if one_d else out
 
 
@@ -348,7 +347,9 @@ def col2im(x, output_size, kernel_size, dilation, padding, stride):
     return out if batched else out[0]
 
 
-_FFT_FORWARD_NORM = ("backward", "ortho", "forward")  # aten's normalization codes: none, 1/sqrt(n), 1/n
+# aten's normalization codes (the output scaled by none, 1/sqrt(n), 1/n) as the norm a transform takes
+_FFT_FORWARD_NORM = ("backward", "ortho", "forward")
+_FFT_INVERSE_NORM = ("forward", "ortho", "backward")
 
 
 def fft_r2c(x, dim, normalization, onesided):
@@ -365,7 +366,7 @@ def fft_c2r(x, dim, normalization, last_dim_size):
     long. aten's code says the scaling the output gets (none, 1/sqrt(n), 1/n), which for the inverse
     transform are the norms "forward", "ortho" and "backward"."""
     sizes = tuple(x.shape[d] for d in dim[:-1]) + (last_dim_size,)
-    return ops.irfftn(x, s=sizes, dim=tuple(dim), norm=("forward", "ortho", "backward")[normalization])
+    return ops.irfftn(x, s=sizes, dim=tuple(dim), norm=_FFT_INVERSE_NORM[normalization])
 
 
 def fft_c2c(x, dim, normalization, forward):
@@ -373,7 +374,7 @@ def fft_c2c(x, dim, normalization, forward):
     as aten's normalization code says."""
     if forward:
         return ops.fftn(x, dim=tuple(dim), norm=_FFT_FORWARD_NORM[normalization])
-    return ops.ifftn(x, dim=tuple(dim), norm=("forward", "ortho", "backward")[normalization])
+    return ops.ifftn(x, dim=tuple(dim), norm=_FFT_INVERSE_NORM[normalization])
 
 
 def embedding_bag(weight, indices, offsets, mode, per_sample_weights=None, include_last_offset=False,
